@@ -1,0 +1,1 @@
+"""mars_cloudmask.benchmarks"""
