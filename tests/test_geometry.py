@@ -1,0 +1,41 @@
+"""Geometry (infer/geometry.py) and the test helpers it relies on: examples of use."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from mars_cloudmask.infer import geometry as g
+from tests.synthetic import make_map
+
+
+def test_tiny_model_honours_the_contract(tiny_model):
+    sess = ort.InferenceSession(str(tiny_model), providers=["CPUExecutionProvider"])
+    (inp,), (out,) = sess.get_inputs(), sess.get_outputs()
+    assert inp.type == "tensor(uint8)" and inp.shape[3] == 3
+    meta = sess.get_modelmeta().custom_metadata_map
+    assert meta["tile_in"] == "668" and meta["margin"] == "92"
+    rng = np.random.default_rng(0)
+    for h, w in [(188, 188), (668, 668), (188 + 16 * 7, 668 + 16 * 3)]:
+        y = sess.run(None, {inp.name: rng.integers(0, 256, (2, h, w, 3), dtype=np.uint8)})[0]
+        assert y.shape == (2, h - 184, w - 184, 1) and y.dtype == np.float32
+        assert 0 < y.min() and y.max() < 1
+
+
+def test_tiny_model_is_equivariant_for_shifts_of_16(tiny_model):
+    sess = ort.InferenceSession(str(tiny_model), providers=["CPUExecutionProvider"])
+    img = np.random.default_rng(1).integers(0, 256, (1, 668 + 48, 668 + 32, 3), dtype=np.uint8)
+    whole = sess.run(None, {"image": img})[0][0, ..., 0]
+    tile = sess.run(None, {"image": img[:, 48 : 48 + 668, 16 : 16 + 668]})[0][0, ..., 0]
+    np.testing.assert_allclose(tile, whole[48 : 48 + 484, 16 : 16 + 484], atol=1e-6)
+    assert whole.std() > 1e-3  # not a constant map: the comparison means something
+
+
+def test_make_map_has_data_gaps_and_clouds():
+    rgb = make_map(seed=2)
+    assert rgb.shape == (g.MAP_HEIGHT, g.MAP_WIDTH, 3) and rgb.dtype == np.uint8
+    valid = g.valid_pixels(rgb)
+    assert 0.3 < valid.mean() < 0.95
+    assert not valid[0].any() and not valid[-1].any()  # black polar caps
+    assert (rgb[..., 2] > 200).sum() > 10_000  # bright cloud patches
