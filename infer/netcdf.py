@@ -22,6 +22,29 @@ from .geometry import INVALID, MAP_HEIGHT, MAP_WIDTH, latitudes_south_up, longit
 
 CONVENTIONS = "CF-1.8"
 
+TITLE = "Water-ice cloud mask of a Mars Daily Global Map (MRO MARCI)"
+REFERENCES = (
+    "Mengwall & Guzewich 2022, Icarus 115252, doi:10.1016/j.icarus.2022.115252 (the original model); "
+    "MDGMs: doi:10.7910/DVN/U3766S"
+)
+INSTITUTION = "maps: MRO MARCI (Malin Space Science Systems); mask: mars-cloudmask"
+
+
+def default_global_attrs() -> dict[str, str]:
+    """CF global attributes every written mask carries unless the caller gives its own."""
+    from datetime import datetime, timezone
+
+    from . import __version__
+
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "title": TITLE,
+        "institution": INSTITUTION,
+        "source": f"mars-cloudmask {__version__}",
+        "history": f"{now} written by mars-cloudmask {__version__}",
+        "references": REFERENCES,
+    }
+
 
 def _clean_attr(value: Any) -> Any:
     """NetCDF attribute values: str, numbers, or 1-D numeric arrays; None is dropped."""
@@ -81,8 +104,15 @@ def write_mask(
             var = ds.createVariable(
                 "cloudmask", "f4", ("y", "x"), zlib=True, complevel=complevel, fill_value=np.float32(INVALID)
             )
+            var_attrs: dict[str, Any] = (
+                {"standard_name": "cloud_binary_mask", "flag_values": np.array([0.0, 1.0], dtype=np.float32),
+                 "flag_meanings": "clear cloud"}
+                if binary
+                else {}
+            )
             var.setncatts(
                 {
+                    **var_attrs,
                     "long_name": "water-ice cloud mask (1 = cloud, 0 = clear)"
                     if binary
                     else "water-ice cloud probability",
@@ -97,7 +127,7 @@ def write_mask(
             var.set_auto_maskandscale(False)
             var[:, :] = np.ascontiguousarray(mask[::-1], dtype=np.float32)
             ds.setncattr("Conventions", CONVENTIONS)
-            for key, value in (attrs or {}).items():
+            for key, value in {**default_global_attrs(), **(attrs or {})}.items():
                 if value is not None:
                     ds.setncattr(key, _clean_attr(value))
         os.chmod(tmp, 0o644)
@@ -131,6 +161,36 @@ def read_mask(path: str | Path, *, north_up: bool = True, threshold: float | Non
         data = (data >= threshold).astype(np.float32)
     data[invalid] = INVALID
     return np.ascontiguousarray(data[::-1]) if north_up else data
+
+
+def read_mask_xarray(path: str | Path, threshold: float | None = None):
+    """Read a mask as an ``xarray.DataArray`` named ``cloudmask``, **north-up**, NaN where invalid.
+
+    Dimensions ``(latitude, longitude)`` with float32 coordinates in degrees (latitude
+    decreasing from +90, the JPEG's orientation); the file's global attributes become
+    ``attrs``.  With ``threshold``, valid values become 1.0 where ``value >= threshold`` else 0.0.
+    Works on this package's files, the original's and the labels (which carry no CF attributes).
+    """
+    import xarray as xr
+
+    from .geometry import latitudes_south_up
+
+    data = read_mask(path, north_up=True, threshold=threshold)
+    data[data == INVALID] = np.nan
+    attrs = read_attrs(path)
+    if threshold is not None:
+        attrs["threshold_applied"] = float(threshold)
+    return xr.DataArray(
+        data,
+        dims=("latitude", "longitude"),
+        coords={
+            "latitude": ("latitude", latitudes_south_up()[::-1].copy(),
+                         {"units": "degrees_north", "standard_name": "latitude", "axis": "Y"}),
+            "longitude": ("longitude", longitudes(), {"units": "degrees_east", "standard_name": "longitude", "axis": "X"}),
+        },
+        name="cloudmask",
+        attrs=attrs,
+    )
 
 
 def read_attrs(path: str | Path) -> dict[str, Any]:

@@ -1,0 +1,116 @@
+"""Mask files as science inputs: finding them, naming their day, and binarising them.
+
+Used by ``cm-eval``, ``cm-stats`` and ``cm-view``.  Three kinds of file share one layout
+(domain.md 5): this package's output (probabilities or 0/1, with a ``threshold``
+attribute), the original's ``reference/`` masks (0/1) and the human ``labels/`` (blue-channel
+numbers, > 0 = cloud).  A day is named ``P01_day01`` whatever the file calls it
+(``cloudmask_P01_day01.ncdf``, ``cloudmask_P01day01.ncdf``, ``P01day01.jpeg``,
+``P01_day01_zequat.jpg``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .geometry import INVALID
+
+DEFAULT_THRESHOLD = 0.912
+"""The original model's cloud threshold on the sigmoid output (domain.md 3)."""
+MASK_SUFFIXES = (".ncdf", ".nc")
+MAP_SUFFIXES = (".jpg", ".jpeg")
+_DAY = re.compile(r"([A-Za-z]+\d+)_?day(\d+)", re.IGNORECASE)
+
+
+def day_name(path: str | Path) -> str | None:
+    """Canonical day name (``P01_day01``) found in a file name, or None if it holds none."""
+    m = _DAY.search(Path(path).name)
+    if m is None:
+        return None
+    return f"{m.group(1).upper()}_day{int(m.group(2)):02d}"
+
+
+def index_by_day(roots: Iterable[str | Path], suffixes: tuple[str, ...]) -> dict[str, Path]:
+    """``{day name: path}`` of the files with one of ``suffixes`` under the roots (files or folders).
+
+    Searched recursively; hidden files and files without a day name are skipped.  When two
+    files name the same day, the first in sorted order wins.
+    """
+    found: dict[str, Path] = {}
+    for root in roots:
+        root = Path(root)
+        if root.is_file():
+            files = [root]
+        elif root.is_dir():
+            files = sorted(p for p in root.rglob("*") if p.is_file())
+        else:
+            raise FileNotFoundError(f"{root}: no such file or folder")
+        for p in files:
+            if p.name.startswith(".") or p.suffix.lower() not in suffixes:
+                continue
+            name = day_name(p)
+            if name is not None:
+                found.setdefault(name, p)
+    return dict(sorted(found.items()))
+
+
+def find_masks(*roots: str | Path) -> dict[str, Path]:
+    """``{day name: mask file}`` of the NetCDF masks (``.ncdf``/``.nc``) under the roots."""
+    return index_by_day(roots, MASK_SUFFIXES)
+
+
+def find_map_files(*roots: str | Path) -> dict[str, Path]:
+    """``{day name: JPEG}`` of the maps under the roots (an ``mdgm/`` tree or ``labels/P01/mdgms``)."""
+    return index_by_day(roots, MAP_SUFFIXES)
+
+
+def file_threshold(attrs: dict[str, Any], override: float | None = None) -> float:
+    """The cloud threshold for a prediction file: ``override``, else its ``threshold``
+    attribute, else :data:`DEFAULT_THRESHOLD`.  0/1 files pass through any threshold in (0, 1]."""
+    if override is not None:
+        return float(override)
+    value = attrs.get("threshold")
+    try:
+        return float(value) if value is not None else DEFAULT_THRESHOLD
+    except (TypeError, ValueError):
+        return DEFAULT_THRESHOLD
+
+
+@dataclass(frozen=True)
+class BinaryMask:
+    """A mask as two boolean ``(1801, 3600)`` **north-up** arrays.
+
+    ``valid``: the file holds a value (not -999); ``cloud``: valid and cloudy.
+    """
+
+    valid: np.ndarray
+    cloud: np.ndarray
+
+
+def binarise(values: np.ndarray, threshold: float | None) -> BinaryMask:
+    """Split raw mask values into valid/cloud.
+
+    ``threshold=None`` means a label file: cloud where ``value > 0`` (blue-channel numbers,
+    or 0/1).  Otherwise cloud where ``value >= threshold``.
+    """
+    valid = values > INVALID + 0.5
+    cloud = valid & ((values > 0) if threshold is None else (values >= threshold))
+    return BinaryMask(valid, cloud)
+
+
+def load_binary(path: str | Path, *, label: bool = False, threshold: float | None = None) -> BinaryMask:
+    """Read one mask file north-up and binarise it.
+
+    ``label=True``: a reference/label file, cloud where value > 0.  Otherwise a prediction:
+    thresholded at :func:`file_threshold` (``threshold`` overrides the file's attribute).
+    """
+    from .netcdf import read_attrs, read_mask
+
+    values = read_mask(path, north_up=True)
+    thr = None if label else file_threshold(read_attrs(path), threshold)
+    return binarise(values, thr)
