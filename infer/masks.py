@@ -114,3 +114,31 @@ def load_binary(path: str | Path, *, label: bool = False, threshold: float | Non
     values = read_mask(path, north_up=True)
     thr = None if label else file_threshold(read_attrs(path), threshold)
     return binarise(values, thr)
+
+
+def select_days(spec: str | None, names: Iterable[str]) -> list[str]:
+    """The day names that ``spec`` picks out of ``names``.
+
+    ``spec`` is a comma-separated list of day names (``P01_day18``), day numbers (``18``) or
+    inclusive ranges of day numbers (``16-20``), the numbers applying to every subphase;
+    None or empty picks every name.
+
+    Raises:
+        ValueError: an item is neither a name, a number nor a range.
+    """
+    names = list(names)
+    if not spec:
+        return names
+    numbers: set[int] = set()
+    exact: set[str] = set()
+    for item in (s.strip() for s in spec.split(",") if s.strip()):
+        if day_name(item) is not None:
+            exact.add(day_name(item) or "")
+        elif re.fullmatch(r"\d+", item):
+            numbers.add(int(item))
+        elif re.fullmatch(r"\d+-\d+", item):
+            lo, hi = map(int, item.split("-"))
+            numbers.update(range(lo, hi + 1))
+        else:
+            raise ValueError(f"--days: {item!r} is not a day name (P01_day18), number (18) or range (16-20)")
+    return [n for n in names if n in exact or int(n.rsplit("day", 1)[1]) in numbers]

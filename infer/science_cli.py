@@ -1,0 +1,178 @@
+"""Command lines of the science tools: ``cm-eval``, ``cm-view``, ``cm-stats``.
+
+Thin Typer wrappers: each command calls one library function
+(:func:`evaluate.evaluate`, :func:`quicklook.view_mask`, :func:`stats.collect`) and prints.
+Errors are one line per file on stderr; the exit status is non-zero if anything failed.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=err_console, transient=True)
+
+
+def _fail(message: str) -> None:
+    err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+
+
+def _fmt(value: float) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:.3f}"
+
+
+# --------------------------------------------------------------------------- cm-eval
+def eval_command(
+    pred: Path = typer.Argument(..., help="Predicted masks: a .ncdf file or a folder (searched recursively)."),
+    labels: Path = typer.Argument(..., help="Reference masks: labels/P01 (values > 0 = cloud) or reference/ masks (0/1)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write per-day and pooled figures as JSON here."),
+    png: Optional[Path] = typer.Option(None, "--png", help="Folder for one picture per day (TP/FP/FN over the map)."),
+    threshold: Optional[float] = typer.Option(
+        None, help="Cloud threshold for the predictions (default: each file's 'threshold' attribute, else 0.912)."),
+    days: Optional[str] = typer.Option(None, help="Only these days: names, numbers or ranges, e.g. '18-20' or 'P01_day16,P01_day17'."),
+    maps: list[Path] = typer.Option([], "--maps", help="Where to find the maps for --png (mdgm/ tree, labels/P01/mdgms); "
+                                    "default: JPEGs under PRED and LABELS."),
+) -> None:
+    """Score predicted cloud masks against reference masks, pooled and per day, over pixels valid in both."""
+    from .evaluate import evaluate, write_json
+    from .masks import find_masks, select_days
+
+    for root in (pred, labels):
+        if not root.exists():
+            _fail(f"{root}: no such file or folder")
+            raise typer.Exit(2)
+    try:
+        wanted = select_days(days, find_masks(labels))
+    except ValueError as exc:
+        _fail(str(exc))
+        raise typer.Exit(2) from None
+    map_roots = maps or [p for p in (pred, labels) if p.is_dir()]
+    with _progress() as bar:
+        task = bar.add_task("scoring", total=len(wanted))
+        result = evaluate(pred, labels, threshold=threshold, days=wanted, png_dir=png, map_roots=map_roots,
+                          progress=lambda day: bar.update(task, advance=1, description=day))
+    for line in result.errors:
+        _fail(line)
+    if not result.days:
+        _fail(f"{pred}: no prediction matches a reference day in {labels}")
+        raise typer.Exit(1)
+    table = Table(title=f"{pred} vs {labels}")
+    keys = ["f1", "precision", "recall", "accuracy", "iou", "coverage"]
+    table.add_column("day")
+    for k in keys:
+        table.add_column(k, justify="right")
+    for d in result.days:
+        table.add_row(d.day, *(_fmt(d.metrics[k]) for k in keys))
+    pooled = result.pooled_metrics()
+    table.add_row(f"pooled ({len(result.days)} days)", *(_fmt(pooled[k]) for k in keys), style="bold")
+    console.print(table)
+    if result.missing_pred:
+        err_console.print(f"no prediction for {len(result.missing_pred)} reference day(s): "
+                          f"{', '.join(result.missing_pred)}")
+    if json_out is not None:
+        write_json(result, json_out)
+        console.print(f"wrote {json_out}")
+    if result.errors:
+        raise typer.Exit(1)
+
+
+# --------------------------------------------------------------------------- cm-view
+def view_command(
+    mask: Path = typer.Argument(..., help="A cloud-mask file (.ncdf)."),
+    map_path: Optional[Path] = typer.Option(None, "--map", help="The map JPEG to draw under the mask."),
+    out: Optional[Path] = typer.Option(None, "--out", help="PNG to write (default: <mask name>.png here)."),
+    threshold: Optional[float] = typer.Option(None, help="Cloud threshold (default: the file's, else 0.912)."),
+) -> None:
+    """Render one mask with latitude/longitude ticks, clouds tinted over the map if given."""
+    from .maps import MapError
+    from .quicklook import view_mask
+
+    out = out or Path(mask.stem + ".png")
+    try:
+        view_mask(out, mask, map_path, threshold)
+    except MapError as exc:
+        _fail(str(exc))
+        raise typer.Exit(1) from None
+    except (OSError, KeyError, ValueError) as exc:
+        _fail(f"{mask}: cannot read mask ({exc})")
+        raise typer.Exit(1) from None
+    console.print(f"wrote {out}")
+
+
+# --------------------------------------------------------------------------- cm-stats
+def stats_command(
+    masks: list[Path] = typer.Argument(..., help="Mask files or folders (searched recursively)."),
+    out: Path = typer.Option(..., "--out", help="The statistics NetCDF file to write."),
+    png: Optional[Path] = typer.Option(None, "--png", help="Folder for cloud_frequency.png and cloud_ls_latitude.png."),
+    ls_table: list[Path] = typer.Option([], "--ls-table", help="_ls.txt files or folders holding them (e.g. the mdgm/ "
+                                        "tree), for masks without 'ls'/'mars_year' attributes."),
+    threshold: Optional[float] = typer.Option(None, help="Cloud threshold (default: each file's, else 0.912)."),
+    labels: bool = typer.Option(False, "--labels", help="The masks are labels: cloud where value > 0."),
+    lat_bin: float = typer.Option(5.0, help="Latitude band width of the Hovmöller table, degrees."),
+    ls_bin: float = typer.Option(5.0, help="Ls bin width of the Hovmöller table, degrees."),
+) -> None:
+    """Cloud occurrence frequency per pixel and zonal-mean cloud fraction per latitude band and Ls bin."""
+    from .masks import find_masks
+    from .stats import collect, plot_frequency, plot_hovmoller, write_stats
+
+    missing = [m for m in masks if not m.exists()]
+    for m in missing:
+        _fail(f"{m}: no such file or folder")
+    present = [m for m in masks if m.exists()]
+    total = sum(len(find_masks(m)) if m.is_dir() else 1 for m in present)
+    with _progress() as bar:
+        task = bar.add_task("reading", total=total)
+        try:
+            run = collect(present, ls_table=ls_table, threshold=threshold, label=labels, lat_bin=lat_bin,
+                          ls_bin=ls_bin, progress=lambda name: bar.update(task, advance=1, description=name))
+        except Exception as exc:  # noqa: BLE001 - a bad --ls-table is one line, not a traceback
+            _fail(str(exc))
+            raise typer.Exit(2) from None
+    for line in run.errors:
+        _fail(line)
+    stats = run.stats
+    if not stats.days:
+        _fail("no mask could be used")
+        raise typer.Exit(1)
+    write_stats(stats, out)
+    console.print(f"wrote {out}: {len(stats.days)} days, Ls {min(d.ls for d in stats.days):.1f}-"
+                  f"{max(d.ls for d in stats.days):.1f}, Mars years {sorted({d.mars_year for d in stats.days})}")
+    if png is not None:
+        for path in (plot_frequency(stats, png / "cloud_frequency.png"),
+                     plot_hovmoller(stats, png / "cloud_ls_latitude.png")):
+            console.print(f"wrote {path}")
+    if run.errors or missing:
+        raise typer.Exit(1)
+
+
+def _run(command) -> None:
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app.command()(command)
+    app()
+
+
+def eval_main() -> None:
+    """Entry point of ``cm-eval``."""
+    _run(eval_command)
+
+
+def view_main() -> None:
+    """Entry point of ``cm-view``."""
+    _run(view_command)
+
+
+def stats_main() -> None:
+    """Entry point of ``cm-stats``."""
+    _run(stats_command)
