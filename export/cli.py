@@ -1,0 +1,130 @@
+"""``cm-export --to onnx RUN_DIR_OR_WEIGHTS --out models/NAME.onnx``: thin CLI over :mod:`.onnx_export`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, help="Export a trained cloud-mask U-Net to ONNX.")
+
+
+def run_metadata(source: Path) -> dict[str, Any]:
+    """What a run folder says about its model: training data, split, threshold, val metrics."""
+    from mars_cloudmask.train_kit.checkpoint import METRICS, RUN, read_json
+
+    folder = source if source.is_dir() else source.parent
+    info: dict[str, Any] = {}
+    if (folder / RUN).is_file():
+        run = read_json(folder / RUN)
+        info["training_data"] = ", ".join(run.get("data", [])) + (
+            f"; reference: {', '.join(run['reference'])} (weight {run.get('reference_weight')})"
+            if run.get("reference") else "")
+        info["split"] = json.dumps(run.get("split", {}), sort_keys=True)
+    if (folder / METRICS).is_file():
+        metrics = read_json(folder / METRICS)
+        info["val_metrics"] = metrics.get("best_val", {})
+        if metrics.get("threshold") is not None:
+            info["threshold"] = float(metrics["threshold"])
+    return info
+
+
+def export_command(
+    source: Path,
+    out: Path,
+    *,
+    name: str = "cloudmask-unet",
+    version: str = "0",
+    threshold: Optional[float] = None,
+    check_maps: list[Path] | None = None,
+    fp16: bool = False,
+    fold: bool = True,
+    extra: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Load a run folder's best model (or a ``.keras`` file), export it to ``out``, self-check.
+
+    Real check tiles come from ``check_maps`` (JPEG maps), else none; 2 random tiles always.
+    Returns the export report (op counts, transposes, parity figures).
+    """
+    from mars_cloudmask.train_kit.checkpoint import load_model, resolve_weights
+    from mars_cloudmask.train_kit.model import architecture_of, margin
+
+    from .onnx_export import contract_metadata, export_onnx, random_tiles, tiles_from_maps
+
+    weights = resolve_weights(source)
+    model = load_model(weights)
+    width, depth = architecture_of(model)
+    info = run_metadata(source)
+    meta = contract_metadata(
+        width,
+        depth,
+        name=name,
+        version=version,
+        threshold=threshold if threshold is not None else info.get("threshold", 0.912),
+        training_data=info.get("training_data", ""),
+        split=info.get("split", ""),
+        val_metrics=info.get("val_metrics"),
+        extra=extra,
+    )
+    tile_in = 484 + 2 * margin(depth)
+    tiles = {"random": random_tiles(2, tile_in)}
+    if check_maps:
+        tiles["real"] = tiles_from_maps(check_maps, per_map=2)
+    fp16_out = out.with_name(out.stem + "-fp16.onnx") if fp16 else None
+    report = export_onnx(model, out, meta, tiles, fp16_out=fp16_out, fold=fold)
+    report["weights"] = str(weights)
+    report["metadata"] = meta
+    return report
+
+
+@app.command()
+def export(
+    source: Path = typer.Argument(..., help="Run folder (uses best.keras) or a .keras file."),
+    out: Path = typer.Option(..., "--out", help="ONNX file to write, e.g. models/cloudmask-unet.onnx."),
+    to: str = typer.Option("onnx", "--to", help="Target format (only 'onnx')."),
+    name: str = typer.Option("cloudmask-unet", help="metadata 'name'."),
+    version: str = typer.Option("0", help="metadata 'version'."),
+    threshold: Optional[float] = typer.Option(None, help="Cloud threshold (default: the run's, else 0.912)."),
+    check_maps: list[Path] = typer.Option([], "--check-map", help="JPEG map(s) for real parity tiles (repeatable)."),
+    fp16: bool = typer.Option(False, "--fp16", help="Also write NAME-fp16.onnx and report its difference."),
+    fold: bool = typer.Option(True, "--fold/--no-fold", help="Fold BatchNorm into the convolutions."),
+    meta: list[str] = typer.Option([], "--meta", help="Extra metadata KEY=VALUE (repeatable)."),
+) -> None:
+    """Export a Keras cloud-mask model to ONNX with the contract metadata, and check parity."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from rich.console import Console
+
+    from mars_cloudmask.train_kit.checkpoint import CheckpointError
+
+    from .onnx_export import ExportError
+
+    console = Console(stderr=True)
+    if to != "onnx":
+        console.print(f"[red]error:[/] --to {to}: only 'onnx' is supported")
+        raise typer.Exit(2)
+    extra = {}
+    for item in meta:
+        if "=" not in item:
+            console.print(f"[red]error:[/] --meta {item!r}: expected KEY=VALUE")
+            raise typer.Exit(2)
+        k, v = item.split("=", 1)
+        extra[k] = v
+    try:
+        report = export_command(source, out, name=name, version=version, threshold=threshold,
+                                check_maps=check_maps, fp16=fp16, fold=fold, extra=extra)
+    except (CheckpointError, ExportError, ValueError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1)
+    print(json.dumps({k: v for k, v in report.items() if k != "metadata"}, indent=2))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

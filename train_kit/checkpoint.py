@@ -1,0 +1,109 @@
+"""Run folders and checkpoints: where a run keeps its weights, and loading them safely.
+
+A run folder holds ``best.keras`` (lowest validation loss so far), ``last.keras`` (end of the
+latest epoch, for resuming), ``state.json`` (epoch, best loss, early-stopping counter),
+``history.json``, ``metrics.json``, ``run.json`` (the exact configuration and command) and
+``curves.png``.  Weights are in the backend-neutral ``.keras`` format.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+BEST = "best.keras"
+LAST = "last.keras"
+STATE = "state.json"
+RUN = "run.json"
+METRICS = "metrics.json"
+HISTORY = "history.json"
+CURVES = "curves.png"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint or run folder cannot be used; the message names the file and the reason."""
+
+
+def resolve_weights(path: str | Path) -> Path:
+    """The ``.keras`` file of a run folder (its ``best.keras``, else ``last.keras``) or the file itself."""
+    path = Path(path)
+    if path.is_dir():
+        for name in (BEST, LAST):
+            if (path / name).is_file():
+                return path / name
+        raise CheckpointError(f"{path}: run folder holds neither {BEST} nor {LAST}")
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file or folder")
+    if path.suffix != ".keras":
+        raise CheckpointError(f"{path}: expected a .keras file or a run folder")
+    return path
+
+
+def load_model(path: str | Path, compile: bool = False):
+    """Load a ``.keras`` model (or a run folder's best one); corrupt files raise CheckpointError."""
+    import keras
+
+    from . import loss, metrics
+
+    weights = resolve_weights(path)
+    if weights.stat().st_size == 0:
+        raise CheckpointError(f"{weights}: empty checkpoint file")
+    try:
+        return keras.saving.load_model(weights, compile=compile, custom_objects={"MaskedWeightedBCE": loss.MaskedWeightedBCE, "MaskedScore": metrics.MaskedScore})
+    except Exception as exc:  # zip, h5 and deserialisation errors all mean "unusable file"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{weights}: corrupt or unreadable checkpoint ({first[:200]})") from None
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    """Write JSON atomically (temporary file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=False, default=_jsonable)
+        f.write("\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_json(path: str | Path) -> Any:
+    """Read a JSON file; a broken one raises CheckpointError naming it."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: unreadable JSON ({exc})") from None
+
+
+def save_model(model, path: str | Path) -> Path:
+    """Save a model atomically to a ``.keras`` file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".keras", dir=path.parent)
+    os.close(fd)
+    try:
+        model.save(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _jsonable(obj: Any) -> Any:
+    import numpy as np
+
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

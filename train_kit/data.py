@@ -1,0 +1,304 @@
+"""Training data: labelled days (and optional reference seasons) cut into (image, mask) tiles.
+
+Labelled layout (``labels/P01``)::
+
+    list_ls.txt                       name (P01dayNN), Mars year, Ls
+    mdgms/P01dayNN.jpeg               the map, north-up
+    cloudmask/cloudmask_P01dayNN.ncdf the label: -999 missing, 0 clear, > 0 cloudy, south-up on disk
+
+Each map is padded and tiled with the same geometry as inference
+(:mod:`mars_cloudmask.infer.geometry`: :func:`plan_tiles`, :func:`build_canvas`,
+:func:`tile_input`); the vertical (and horizontal) extent comes from the label: the first and
+last rows/columns holding a value >= 0 (domain.md 6).  Targets are float32 1 / 0 / -999
+(ignored), output-sized: a tile with output origin ``(y, x)`` reads canvas input
+``[y, y + tile_in)`` and is scored on output pixels ``[y, y + tile_out)`` of the box.
+
+Splits are by day, never by tile.  All arrays are north-up.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from mars_cloudmask.infer.geometry import (
+    INVALID,
+    MARGIN,
+    TILE_OUT,
+    Bounds,
+    bounds_from_ls,
+    build_canvas,
+    plan_tiles,
+    tile_input,
+)
+from mars_cloudmask.infer.maps import MapError, read_ls_table, read_map
+
+LABEL_NAME = re.compile(r"^cloudmask_(?P<name>.+)\.ncdf$")
+_MASK_INVALID = np.int8(-1)
+
+
+class DataError(ValueError):
+    """Training data that cannot be used; the message names the file and the reason."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One map with its target: where they are, the day's name, Ls, and its role."""
+
+    name: str
+    image: Path
+    mask: Path
+    ls: float
+    source: str  # "label" or "reference"
+
+
+@dataclass
+class TiledMap:
+    """A map's padded canvas and target canvas, ready to cut tiles from.
+
+    ``image``: uint8 ``(canvas_h + 2*MARGIN, canvas_w + 2*MARGIN, 3)``; ``target``: int8
+    ``(canvas_h, canvas_w)`` output-aligned, 1 cloud / 0 clear / -1 ignored (outside the box
+    or invalid).  ``origins``: the seamless tile plan's ``(y, x)`` output origins.
+    """
+
+    sample: Sample
+    image: np.ndarray
+    target: np.ndarray
+    origins: np.ndarray
+    tile_out: int
+
+    @property
+    def tile_in(self) -> int:
+        return self.tile_out + 2 * MARGIN
+
+    def tile(self, y: int, x: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(image uint8 (tile_in, tile_in, 3), target float32 (tile_out, tile_out))`` at output origin (y, x)."""
+        img = self.image[y : y + self.tile_in, x : x + self.tile_in]
+        t = self.target[y : y + self.tile_out, x : x + self.tile_out].astype(np.float32)
+        t[t < 0] = INVALID
+        return img, t
+
+    def valid_fraction(self) -> float:
+        return float((self.target >= 0).mean())
+
+
+# --------------------------------------------------------------------------- discovery
+def scan_labelled(folder: str | Path) -> list[Sample]:
+    """The days of a labelled folder, checked: every map has a label and an Ls row, and back.
+
+    Raises:
+        DataError: empty or missing folder, missing ``list_ls.txt``, a map without a label,
+            a label without a map, or a day missing from ``list_ls.txt`` (names the file).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such data folder")
+    maps_dir, masks_dir, ls_path = folder / "mdgms", folder / "cloudmask", folder / "list_ls.txt"
+    maps = {p.stem: p for p in sorted(maps_dir.glob("*.jp*g"))} if maps_dir.is_dir() else {}
+    masks = {}
+    if masks_dir.is_dir():
+        for p in sorted(masks_dir.glob("*.ncdf")):
+            m = LABEL_NAME.match(p.name)
+            if m is None:
+                raise DataError(f"{p}: label file name is not cloudmask_<DAY>.ncdf")
+            masks[m["name"]] = p
+    if not maps and not masks:
+        raise DataError(f"{folder}: empty data folder (expected mdgms/*.jpeg and cloudmask/*.ncdf)")
+    if not ls_path.is_file():
+        raise DataError(f"{ls_path}: missing (the days' Ls table)")
+    try:
+        table = read_ls_table(ls_path)
+    except MapError as exc:
+        raise DataError(str(exc)) from None
+    for name, path in maps.items():
+        if name not in masks:
+            raise DataError(f"{path}: map without a label (expected {masks_dir / f'cloudmask_{name}.ncdf'})")
+    for name, path in masks.items():
+        if name not in maps:
+            raise DataError(f"{path}: label without a map (expected {maps_dir / f'{name}.jpeg'})")
+    samples = []
+    for name in sorted(maps):
+        if name not in table:
+            raise DataError(f"{maps[name]}: day {name} missing from {ls_path}")
+        samples.append(Sample(name, maps[name], masks[name], table[name].ls, "label"))
+    return samples
+
+
+def scan_reference(mdgm_root: str | Path, reference_root: str | Path, exclude: Sequence[str] = ("P01",)) -> list[Sample]:
+    """Maps of other seasons (``mdgm/P/PXX/PXX_dayNN_zequat.jpg``) paired with the original
+    model's masks (``reference/P/PXX/cloudmask_PXX_dayNN.ncdf``), subphases in ``exclude`` left out.
+
+    Maps without a reference mask are skipped (the reference covers what the original ran on);
+    Ls comes from the subphase's ``_ls.txt``.
+    """
+    mdgm_root, reference_root = Path(mdgm_root), Path(reference_root)
+    if not reference_root.is_dir():
+        raise DataError(f"{reference_root}: no such reference folder")
+    samples = []
+    for ref in sorted(reference_root.rglob("cloudmask_*.ncdf")):
+        m = LABEL_NAME.match(ref.name)
+        name = m["name"] if m else ""
+        sub = ref.parent.name
+        if sub in exclude or not name:
+            continue
+        rel = ref.parent.relative_to(reference_root)
+        image = mdgm_root / rel / f"{name}_zequat.jpg"
+        if not image.is_file():
+            continue
+        ls_path = mdgm_root / rel / f"{sub}_ls.txt"
+        try:
+            table = read_ls_table(ls_path)
+        except MapError as exc:
+            raise DataError(str(exc)) from None
+        if name not in table:
+            raise DataError(f"{image}: map {name} missing from {ls_path}")
+        samples.append(Sample(name, image, ref, table[name].ls, "reference"))
+    return samples
+
+
+def day_number(name: str) -> int:
+    """The day number of a labelled day name (``P01day07`` -> 7, ``P05_day13`` -> 13)."""
+    m = re.search(r"day(\d+)", name)
+    if m is None:
+        raise DataError(f"{name}: no 'dayNN' in the name")
+    return int(m.group(1))
+
+
+def split_by_day(samples: Sequence[Sample], days: Sequence[int]) -> tuple[list[Sample], list[Sample]]:
+    """``(others, chosen)``: labelled samples whose day number is in ``days`` go to ``chosen``."""
+    chosen = set(days)
+    picked = [s for s in samples if s.source == "label" and day_number(s.name) in chosen]
+    others = [s for s in samples if s not in picked]
+    return others, picked
+
+
+# --------------------------------------------------------------------------- loading
+def read_target(sample: Sample) -> np.ndarray:
+    """int8 ``(1801, 3600)`` north-up target: 1 cloud (> 0), 0 clear, -1 invalid (-999)."""
+    from mars_cloudmask.infer.netcdf import read_mask
+
+    try:
+        raw = read_mask(sample.mask)
+    except (OSError, KeyError, RuntimeError) as exc:
+        raise DataError(f"{sample.mask}: unreadable mask ({exc})") from None
+    out = np.full(raw.shape, _MASK_INVALID, dtype=np.int8)
+    valid = raw >= 0
+    out[valid] = (raw[valid] > 0).astype(np.int8)
+    return out
+
+
+def check_orientation(rgb: np.ndarray, target: np.ndarray, sample: Sample) -> None:
+    """Raise DataError when the mask's shape or north/south orientation does not match its map.
+
+    Orientation: labelled pixels must fall on map pixels that hold data; if the mask flipped
+    upside down matches the map's data pixels clearly better, the label is upside down.
+    """
+    if target.shape != rgb.shape[:2]:
+        raise DataError(f"{sample.mask}: mask is {target.shape[1]} x {target.shape[0]}, map {sample.image} is "
+                        f"{rgb.shape[1]} x {rgb.shape[0]}")
+    labelled = target >= 0
+    n = int(labelled.sum())
+    if n == 0:
+        raise DataError(f"{sample.mask}: no valid pixel in the mask")
+    data = rgb.min(axis=2) >= 30
+    straight = float((data & labelled).sum()) / n
+    flipped = float((data[::-1] & labelled).sum()) / n
+    if flipped > straight + 0.05:
+        raise DataError(f"{sample.mask}: mask looks upside down relative to {sample.image} "
+                        f"(labelled pixels on data: {straight:.2f} as is, {flipped:.2f} flipped)")
+
+
+def target_bounds(target: np.ndarray) -> Bounds:
+    """Box of the rows and columns holding any valid (>= 0) target pixel (exclusive max)."""
+    rows = np.flatnonzero((target >= 0).any(axis=1))
+    cols = np.flatnonzero((target >= 0).any(axis=0))
+    return Bounds(int(cols[0]), int(cols[-1]) + 1, int(rows[0]), int(rows[-1]) + 1)
+
+
+def tile_map(rgb: np.ndarray, target: np.ndarray, bounds: Bounds, sample: Sample, tile_out: int = TILE_OUT) -> TiledMap:
+    """Pad and plan one map: the shared seamless plan and canvas, the target cut to the box."""
+    plan = plan_tiles(bounds, "seamless", tile_out)
+    image = build_canvas(rgb, plan)
+    canvas_target = np.full((plan.canvas_h, plan.canvas_w), _MASK_INVALID, dtype=np.int8)
+    h = min(bounds.height, plan.canvas_h)
+    w = min(bounds.width, plan.canvas_w)
+    canvas_target[:h, :w] = target[bounds.ymin : bounds.ymin + h, bounds.xmin : bounds.xmin + w]
+    # sanity: the first tile's input starts MARGIN px before the box (the shared geometry)
+    assert tile_input(image, plan, 0, 0).shape == (plan.tile_in, plan.tile_in, 3)
+    return TiledMap(sample, image, canvas_target, plan.origins(), tile_out)
+
+
+def load_sample(sample: Sample, tile_out: int = TILE_OUT) -> TiledMap:
+    """Read, check and tile one sample.  Labels: box from the label; references: box from Ls."""
+    try:
+        rgb = read_map(sample.image)
+    except MapError as exc:
+        raise DataError(str(exc)) from None
+    target = read_target(sample)
+    check_orientation(rgb, target, sample)
+    if sample.source == "label":
+        bounds = target_bounds(target)
+    else:
+        try:
+            bounds = bounds_from_ls(rgb, sample.ls)
+        except ValueError as exc:
+            raise DataError(f"{sample.image}: {exc}") from None
+        inside = np.zeros(target.shape, dtype=bool)
+        inside[bounds.ymin : bounds.ymax, bounds.xmin : bounds.xmax] = True
+        target = np.where(inside, target, _MASK_INVALID).astype(np.int8)
+    return tile_map(rgb, target, bounds, sample, tile_out)
+
+
+def map_grid_tiles(path: str | Path, tile_out: int = TILE_OUT) -> np.ndarray:
+    """All seamless-plan input tiles of a map over its data columns and rows 300..1500 (uint8)."""
+    from mars_cloudmask.infer.geometry import data_columns
+
+    rgb = read_map(path)
+    cols = data_columns(rgb) or (0, rgb.shape[1] - 1)
+    plan = plan_tiles(Bounds(cols[0], cols[1] + 1, 300, 1500), "seamless", tile_out)
+    canvas = build_canvas(rgb, plan)
+    return np.stack([tile_input(canvas, plan, int(y), int(x)) for y, x in plan.origins()])
+
+
+# --------------------------------------------------------------------------- batches
+def augment(image: np.ndarray, target: np.ndarray, flip: int, brightness: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """One of the four flips (0 none, 1 vertical, 2 horizontal, 3 both) and a brightness factor."""
+    if flip & 1:
+        image, target = image[::-1], target[::-1]
+    if flip & 2:
+        image, target = image[:, ::-1], target[:, ::-1]
+    if brightness != 1.0:
+        image = np.clip(image.astype(np.float32) * brightness + 0.5, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(image), np.ascontiguousarray(target)
+
+
+def random_tile(tm: TiledMap, rng: np.random.Generator, min_valid: float = 0.05, align: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """A tile at a random output origin (multiple of ``align``) holding >= ``min_valid`` valid target."""
+    h, w = tm.target.shape
+    best = None
+    for _ in range(20):
+        y = int(rng.integers(0, (h - tm.tile_out) // align + 1)) * align
+        x = int(rng.integers(0, (w - tm.tile_out) // align + 1)) * align
+        img, t = tm.tile(y, x)
+        frac = float((t >= 0).mean())
+        if frac >= min_valid:
+            return img, t
+        if best is None or frac > best[0]:
+            best = (frac, img, t)
+    return best[1], best[2]
+
+
+def grid_tiles(maps: Sequence[TiledMap]) -> tuple[np.ndarray, np.ndarray]:
+    """Every seamless-plan tile of the maps (each box pixel scored once): images, targets."""
+    images, targets = [], []
+    for tm in maps:
+        for y, x in tm.origins:
+            img, t = tm.tile(int(y), int(x))
+            if (t >= 0).any():
+                images.append(img)
+                targets.append(t)
+    return np.stack(images), np.stack(targets)[..., None]
