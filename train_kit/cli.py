@@ -1,0 +1,79 @@
+"""``cm-train``: thin CLI over :func:`mars_cloudmask.train_kit.train.train`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, help="Train the cloud-mask U-Net on labelled maps.")
+
+
+def _days(text: str) -> list[int]:
+    """'16,17' or '16-17' or '16-17,20' -> [16, 17, 20]."""
+    days: list[int] = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        if "-" in part:
+            a, b = part.split("-", 1)
+            days.extend(range(int(a), int(b) + 1))
+        else:
+            days.append(int(part))
+    return days
+
+
+@app.command()
+def train_command(
+    data: list[Path] = typer.Option(..., "--data", help="Labelled folder(s) (list_ls.txt, mdgms/, cloudmask/)."),
+    val_days: str = typer.Option(..., "--val-days", help="Validation day numbers, e.g. '16-17'."),
+    out: Path = typer.Option(..., "--out", help="Run folder (created; an existing run is resumed)."),
+    test_days: str = typer.Option("", "--test-days", help="Day numbers held out from training and validation."),
+    epochs: int = typer.Option(50, help="Maximum number of epochs."),
+    batch_size: int = typer.Option(8, help="Tiles per step."),
+    steps_per_epoch: Optional[int] = typer.Option(None, help="Steps per epoch (default: one pass of the training tiles)."),
+    seed: int = typer.Option(0, help="Random seed (weights, tiles, flips)."),
+    width: int = typer.Option(8, help="Filters at the first level (original 8)."),
+    depth: int = typer.Option(4, help="Number of poolings (original 4)."),
+    lr: float = typer.Option(1e-3, help="Adam learning rate."),
+    lr_patience: int = typer.Option(2, help="Halve the LR after this many epochs without improvement (0: never)."),
+    w0: Optional[float] = typer.Option(None, help="Weight of clear pixels (cloud: 1-w0); default: cloudy fraction of the training days."),
+    dice_weight: float = typer.Option(0.0, help="Weight of a soft-Dice term added to the loss."),
+    patience: int = typer.Option(5, help="Early-stopping patience on validation loss (epochs)."),
+    brightness: float = typer.Option(0.0, help="Brightness jitter: factor in 1 +- this."),
+    reference: list[Path] = typer.Option([], "--reference", help="Folder(s) of reference masks (reference/P) as weak targets."),
+    mdgm: Optional[Path] = typer.Option(None, "--mdgm", help="Root of the maps of the reference masks (mdgm/P)."),
+    reference_weight: float = typer.Option(0.3, help="Loss weight of reference tiles."),
+    reference_fraction: float = typer.Option(0.25, help="Share of each batch drawn from reference maps."),
+    threads: int = typer.Option(2, help="TensorFlow intra-op threads."),
+) -> None:
+    """Train (or resume) a run; checkpoints, metrics.json and curves.png go to --out."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from rich.console import Console
+
+    from .checkpoint import CheckpointError
+    from .data import DataError
+    from .train import TrainConfig, train
+
+    console = Console(stderr=True, width=200)
+    cfg = TrainConfig(
+        data=[str(d) for d in data], out=str(out), val_days=_days(val_days), test_days=_days(test_days),
+        epochs=epochs, batch_size=batch_size, steps_per_epoch=steps_per_epoch, seed=seed, width=width,
+        depth=depth, lr=lr, lr_patience=lr_patience, w0=w0, dice_weight=dice_weight, patience=patience,
+        brightness=brightness, reference=[str(r) for r in reference], mdgm=str(mdgm) if mdgm else None,
+        reference_weight=reference_weight, reference_fraction=reference_fraction, threads=threads,
+    )
+    try:
+        metrics = train(cfg, log=lambda msg: console.print(msg, highlight=False))
+    except (DataError, CheckpointError, ValueError) as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1)
+    best = metrics.get("best_val", {})
+    console.print(f"best epoch {metrics.get('best_epoch')}: val loss {best.get('loss', float('nan')):.4f}, "
+                  f"F1 {best.get('f1', float('nan')):.4f} at {cfg.threshold:g}, "
+                  f"F1 {best.get('best_threshold_f1', float('nan')):.4f} at {best.get('best_threshold')}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
