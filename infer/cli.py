@@ -1,0 +1,160 @@
+"""``cm-infer``: folders of MDGMs in, NetCDF cloud masks out (a thin shell over :mod:`pipeline`).
+
+Exit status: 0 when every map was written or skipped, 1 when any map or input failed,
+2 when the run could not start (bad model, unwritable --out, bad options).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+import typer
+
+app = typer.Typer(add_completion=False, help=__doc__.splitlines()[0], rich_markup_mode=None)
+
+EXIT_FAILED = 1
+EXIT_FATAL = 2
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(f"cm-infer (mars-cloudmask) {__version__}")
+        raise typer.Exit()
+
+
+def _fatal(message: str) -> "typer.Exit":
+    typer.echo(f"cm-infer: error: {' '.join(message.split())}", err=True)
+    return typer.Exit(EXIT_FATAL)
+
+
+def _progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        """Maps per second over the run so far."""
+
+        def render(self, task) -> Text:  # type: ignore[override]
+            elapsed = task.elapsed or 0.0
+            rate = task.completed / elapsed if elapsed > 0 else 0.0
+            return Text(f"{rate:.2f} maps/s")
+
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        transient=False,
+    )
+
+
+def summary_lines(report, model, wall_s: float) -> list[str]:
+    """The end-of-run summary: counts, failures (one line each), provider, timing, record."""
+    c = report.counts()
+    done = c["done"]
+    lines = [
+        f"done {done}, skipped {c['skipped']} (outputs exist; --overwrite to redo), "
+        f"failed {c['failed'] + len(report.input_errors)}",
+        f"model {model.info.name} {model.info.version} on {model.provider.upper()} "
+        f"({', '.join(model.providers)})",
+        f"wall {wall_s:.1f} s" + (f", {wall_s / done:.2f} s per map written" if done else ""),
+    ]
+    failures = list(report.input_errors) + [r.reason for r in report.by_status("failed")]
+    shown = failures[:15]
+    lines += [f"FAILED: {reason}" for reason in shown]
+    if len(failures) > len(shown):
+        lines.append(f"... and {len(failures) - len(shown)} more failures: see the run record")
+    if report.record_path is not None:
+        lines.append(f"run record: {report.record_path}")
+    return lines
+
+
+@app.command()
+def infer(
+    roots: Optional[List[Path]] = typer.Argument(
+        None, help="Phase folders (P/), folders of phases, subphase folders or single .jpg maps."
+    ),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (OUT/<phase>/<subphase>/cloudmasks/)."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="ONNX model (default: the shipped one)."),
+    binary: bool = typer.Option(False, "--binary/--probability", help="Write 0/1 at the model's threshold, or probabilities."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Override the model's cloud threshold (with --binary)."),
+    bounds: Optional[Tuple[int, int, int, int]] = typer.Option(
+        None, "--bounds", help="XMIN XMAX YMIN YMAX box (north-up px, exclusive max) instead of Ls bounds."
+    ),
+    polar_offset: float = typer.Option(3.0, "--polar-offset", help="Move both Ls polar bounds this many degrees equatorwards."),
+    stitch: str = typer.Option("seamless", "--stitch", help="seamless | center (the original's) | blend."),
+    batch_size: int = typer.Option(1, "--batch-size", help="Tiles per onnxruntime call."),
+    tile_out: Optional[int] = typer.Option(None, "--tile-out", help="Output tile size, px (4 mod 16); default per stitch mode."),
+    provider: str = typer.Option("auto", "--provider", help="auto | cuda | cpu."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="onnxruntime intra-op threads (default: all cores)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Redo maps whose output exists (default: skip them)."),
+    copy_maps: bool = typer.Option(False, "--copy-maps", help="Also copy maps to OUT/.../mdgms/ and the _ls.txt (the original's layout)."),
+    quicklook: bool = typer.Option(False, "--quicklook", help="Write a PNG quicklook beside each mask."),
+    doctor: bool = typer.Option(False, "--doctor", help="Print versions, providers, CUDA libraries and threads, then exit."),
+    version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """Write a NetCDF cloud mask for every MDGM found under ROOTS."""
+    if doctor:
+        from .doctor import doctor_info, format_doctor
+
+        typer.echo(format_doctor(doctor_info(model, provider=provider, threads=threads)))
+        raise typer.Exit(0)
+    if not roots:
+        raise _fatal("no input: give one or more ROOT folders or .jpg maps")
+    if out is None:
+        raise _fatal("missing --out OUT folder")
+    box = tuple(bounds) if bounds and all(v is not None for v in bounds) else None
+
+    import time
+
+    from .pipeline import InferOptions, OutputError, ensure_output_root, find_jobs, run_jobs
+    from .runtime import ModelError, ProviderError, load_model
+
+    try:
+        options = InferOptions(
+            out=out, binary=binary, bounds=box, polar_offset=polar_offset, stitch=stitch, batch_size=batch_size,
+            tile_out=tile_out, threshold=threshold, overwrite=overwrite, copy_maps=copy_maps, quicklook=quicklook,
+        )
+        ensure_output_root(out)
+        loaded = load_model(model, provider=provider, threads=threads)
+    except (ValueError, ModelError, ProviderError, OutputError) as exc:
+        raise _fatal(str(exc)) from None
+    jobs, input_errors = find_jobs(roots)
+    for err in input_errors:
+        typer.echo(f"cm-infer: {err}", err=True)
+    if not jobs and not input_errors:
+        input_errors.append(f"{', '.join(map(str, roots))}: no .jpg maps found")
+        typer.echo(f"cm-infer: {input_errors[-1]}", err=True)
+    typer.echo(f"cm-infer: {len(jobs)} maps, model {loaded.path.name} on {loaded.provider.upper()}", err=True)
+
+    t0 = time.perf_counter()
+    with _progress() as bar:
+        task = bar.add_task("maps", total=len(jobs))
+
+        def on_result(result) -> None:
+            if result.status == "failed":
+                bar.console.print(f"FAILED: {result.reason}", markup=False, highlight=False)
+            bar.advance(task)
+
+        try:
+            report = run_jobs(jobs, loaded, options, on_result=on_result, roots=roots, input_errors=input_errors)
+        except OutputError as exc:
+            raise _fatal(str(exc)) from None
+    for line in summary_lines(report, loaded, time.perf_counter() - t0):
+        typer.echo(line)
+    raise typer.Exit(0 if report.ok else EXIT_FAILED)
+
+
+def main() -> None:
+    """Console-script entry point of ``cm-infer``."""
+    app(prog_name="cm-infer")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""Cloud probability of one map: tile plan, model, stitching (the core of the Python API).
+
+Example::
+
+    from mars_cloudmask.infer.maps import read_map
+    from mars_cloudmask.infer.runtime import load_model
+    from mars_cloudmask.infer.predict import predict
+
+    model = load_model("cloudmask.onnx")
+    prob = predict(model, read_map("P01_day01_zequat.jpg"), ls=132.5)
+    # float32 (1801, 3600), north-up, -999 invalid, else the cloud probability
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from .geometry import (
+    DEFAULT_POLAR_OFFSET,
+    INVALID,
+    MAP_HEIGHT,
+    MAP_WIDTH,
+    Bounds,
+    TilePlan,
+    bounds_from_ls,
+    build_canvas,
+    data_columns,
+    plan_tiles,
+    tile_input,
+    valid_pixels,
+)
+from .runtime import CloudModel
+from .stitch import Stitcher, plan_mode
+
+SEAMLESS_TILE_OUT = 484
+"""Default output tile of ``seamless`` stitching, px (chosen by measurement: see README)."""
+
+
+def as_bounds(bounds: Bounds | Sequence[int]) -> Bounds:
+    """A :class:`Bounds` from a Bounds or an ``(xmin, xmax, ymin, ymax)`` sequence."""
+    return bounds if isinstance(bounds, Bounds) else Bounds(*(int(v) for v in bounds))
+
+
+def map_bounds(
+    rgb: np.ndarray,
+    ls: float | None = None,
+    bounds: Bounds | Sequence[int] | None = None,
+    polar_offset: float = DEFAULT_POLAR_OFFSET,
+) -> Bounds | None:
+    """The box to predict: ``bounds`` if given, else from Ls (domain.md 2).
+
+    Returns None for a map without any data pixel (nothing to predict).
+    Raises ValueError when neither ``ls`` nor ``bounds`` is given.
+    """
+    if bounds is not None:
+        return as_bounds(bounds)
+    if ls is None:
+        raise ValueError("give the map's solar longitude (ls=...) or a box (bounds=...)")
+    if data_columns(rgb) is None:
+        return None
+    return bounds_from_ls(rgb, float(ls), polar_offset)
+
+
+def check_map(rgb: np.ndarray) -> None:
+    """Raise ValueError unless ``rgb`` is a uint8 (1801, 3600, 3) map."""
+    if not isinstance(rgb, np.ndarray) or rgb.shape != (MAP_HEIGHT, MAP_WIDTH, 3) or rgb.dtype != np.uint8:
+        got = f"{rgb.dtype} {rgb.shape}" if isinstance(rgb, np.ndarray) else type(rgb).__name__
+        raise ValueError(f"expected a uint8 ({MAP_HEIGHT}, {MAP_WIDTH}, 3) RGB map, got {got}")
+
+
+def _batches(plan: TilePlan, batch_size: int) -> Iterator[np.ndarray]:
+    origins = plan.origins()
+    for k in range(0, len(origins), max(1, batch_size)):
+        yield origins[k : k + max(1, batch_size)]
+
+
+def predict_box(
+    model: CloudModel, rgb: np.ndarray, plan: TilePlan, stitch: str = "seamless", batch_size: int = 1
+) -> np.ndarray:
+    """Run every tile of ``plan`` and stitch: float32 (box rows, box columns), north-up."""
+    canvas = build_canvas(rgb, plan, margin=model.info.margin)
+    stitcher = Stitcher.for_plan(stitch, plan)
+    for batch in _batches(plan, batch_size):
+        if len(batch) == 1:
+            tiles = tile_input(canvas, plan, *batch[0])[None]
+        else:
+            tiles = np.stack([tile_input(canvas, plan, y, x) for y, x in batch])
+        preds = model.run(tiles)
+        for (y, x), pred in zip(batch, preds):
+            stitcher.add(y, x, pred)
+    return stitcher.result()
+
+
+def place_box(rgb: np.ndarray, box: np.ndarray, bounds: Bounds) -> np.ndarray:
+    """The full (1801, 3600) float32 map: ``box`` inside ``bounds``, -999 outside and on invalid pixels."""
+    out = np.full((MAP_HEIGHT, MAP_WIDTH), INVALID, np.float32)
+    out[bounds.ymin : bounds.ymax, bounds.xmin : bounds.xmax] = box
+    out[~valid_pixels(rgb, bounds)] = INVALID
+    return out
+
+
+def default_tile_out(model: CloudModel, stitch: str) -> int:
+    """Output tile size: the model's (484) for the original plan, the measured best for seamless."""
+    return SEAMLESS_TILE_OUT if plan_mode(stitch) == "seamless" else model.info.tile_out
+
+
+def predict(
+    model: CloudModel,
+    rgb: np.ndarray,
+    ls: float | None = None,
+    bounds: Bounds | Sequence[int] | None = None,
+    *,
+    stitch: str = "seamless",
+    polar_offset: float = DEFAULT_POLAR_OFFSET,
+    batch_size: int = 1,
+    tile_out: int | None = None,
+) -> np.ndarray:
+    """Cloud probability of one map.
+
+    Args:
+        model: from :func:`runtime.load_model`.
+        rgb: uint8 (1801, 3600, 3) map, north-up.
+        ls: solar longitude (deg) giving the polar bounds, or
+        bounds: ``Bounds`` / ``(xmin, xmax, ymin, ymax)`` box (exclusive max), overriding ``ls``.
+        stitch: ``seamless`` (abutting 16-px aligned tiles), ``center`` (the original's hard
+            selection over its ~50 % overlapping tiles) or ``blend`` (window-weighted average).
+        polar_offset: ``c`` of the polar bounds (deg), used with ``ls``.
+        batch_size: tiles per onnxruntime call.
+        tile_out: output tile size (4 mod 16); default :func:`default_tile_out`.
+
+    Returns:
+        float32 (1801, 3600), north-up: -999 outside the box and on invalid pixels, else the
+        cloud probability in [0, 1].
+    """
+    check_map(rgb)
+    box_bounds = map_bounds(rgb, ls, bounds, polar_offset)
+    if box_bounds is None:
+        return np.full((MAP_HEIGHT, MAP_WIDTH), INVALID, np.float32)
+    plan = plan_tiles(box_bounds, plan_mode(stitch), tile_out or default_tile_out(model, stitch))
+    return place_box(rgb, predict_box(model, rgb, plan, stitch, batch_size), box_bounds)
+
+
+def predict_whole_pass(model: CloudModel, rgb: np.ndarray, bounds: Bounds | Sequence[int]) -> np.ndarray:
+    """The box predicted by ONE pass of the model over its whole padded canvas (no tiles).
+
+    The reference ``seamless`` stitching must equal: float32 (box rows, box columns), north-up.
+    Costs much more memory than tiles; meant for tests and measurements.
+    """
+    box = as_bounds(bounds)
+    plan = plan_tiles(box, "seamless")
+    canvas = build_canvas(rgb, plan, margin=model.info.margin)
+    whole = model.run(canvas[None])[0]
+    return np.ascontiguousarray(whole[: box.height, : box.width])
+
+
+def threshold_mask(prob: np.ndarray, threshold: float) -> np.ndarray:
+    """0/1 float32 cloud mask from probabilities (``>= threshold`` is cloud); -999 stays -999."""
+    out = (prob >= threshold).astype(np.float32)
+    out[prob <= INVALID + 0.5] = INVALID
+    return out

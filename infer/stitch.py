@@ -1,0 +1,198 @@
+"""Stitching tile predictions into one map: three Numba kernels over O(map) memory.
+
+Tiles arrive one at a time (in the plan's order, x outer, y inner) and are folded into
+box-sized accumulators; nothing ever holds all the tiles of a map at once.
+
+* ``center``: the original's hard selection (domain.md 4.3): each output pixel takes the
+  value of the tile whose 2-D squared-spline window is largest there; ties go to the tile that
+  comes first.  Folding tiles in plan order with a strict ``>`` gives exactly that.
+* ``blend``: the window-weighted average of every tile covering the pixel.
+* ``seamless``: abutting tiles on the 16-px grid; each pixel is written once (the few px of
+  overlap the grid forces hold identical values, since the net is equivariant to such shifts).
+
+All arrays here are **north-up** and in *box* coordinates: row 0 / column 0 is the box's
+``ymin`` / ``xmin`` (see :class:`geometry.TilePlan`).  Pixels no tile covers are -999.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .geometry import INVALID, TilePlan
+
+STITCH_MODES = ("seamless", "center", "blend")
+"""Names accepted by :func:`plan_mode` and :class:`Stitcher`."""
+
+
+def triangular_window(n: int) -> np.ndarray:
+    """The triangular window of ``n`` points (nonzero end points), float64.
+
+    Same values as ``scipy.signal.windows.triang(n)`` (computed here so ``infer`` needs no SciPy).
+    """
+    k = np.arange(1, (n + 1) // 2 + 1, dtype=np.float64)
+    if n % 2 == 0:
+        half = (2 * k - 1.0) / n
+        return np.concatenate([half, half[::-1]])
+    half = 2 * k / (n + 1.0)
+    return np.concatenate([half, half[-2::-1]])
+
+
+def spline_window(n: int, power: int = 2) -> np.ndarray:
+    """1-D squared-spline window of ``n`` points (domain.md 4.3), normalised to mean 1, float64.
+
+    ``outer = (2 t)^p / 2`` on the outer quarters, ``inner = 1 - (2 (1 - t))^p / 2`` on the
+    middle half, with ``t`` the triangular window.  The 2-D window is ``w[:, None] * w[None, :]``.
+    """
+    t = triangular_window(n)
+    q = n // 4
+    outer = np.abs(2 * t) ** power / 2
+    inner = 1 - np.abs(2 * (t - 1)) ** power / 2
+    if q:
+        outer[q:-q] = 0
+        inner[:q] = 0
+        inner[-q:] = 0
+    w = inner + outer
+    return w / np.mean(w)
+
+
+def plan_mode(stitch: str) -> str:
+    """The :func:`geometry.plan_tiles` mode a stitch mode needs: ``original`` or ``seamless``."""
+    if stitch not in STITCH_MODES:
+        raise ValueError(f"unknown stitch mode {stitch!r}: use one of {', '.join(STITCH_MODES)}")
+    return "seamless" if stitch == "seamless" else "original"
+
+
+# --------------------------------------------------------------------------- kernels
+def _kernels():
+    """Compile (or load from Numba's cache) the three kernels; imported lazily."""
+    global _KERNELS
+    if _KERNELS is not None:
+        return _KERNELS
+    import numba
+
+    @numba.njit(cache=True, nogil=True)
+    def center_fold(out, best, pred, y0, x0, w):  # pragma: no cover - compiled
+        """Where ``w[i] * w[j] > best``, take the tile's value (strict: ties keep the earlier tile)."""
+        h, wd = out.shape
+        n = pred.shape[0]
+        for i in range(n):
+            r = y0 + i
+            if r < 0 or r >= h:
+                continue
+            wi = w[i]
+            for j in range(pred.shape[1]):
+                c = x0 + j
+                if c < 0 or c >= wd:
+                    continue
+                v = wi * w[j]
+                if v > best[r, c]:
+                    best[r, c] = v
+                    out[r, c] = pred[i, j]
+
+    @numba.njit(cache=True, nogil=True)
+    def blend_fold(acc, wsum, pred, y0, x0, w):  # pragma: no cover - compiled
+        """Accumulate ``w[i] * w[j] * pred`` and the weights."""
+        h, wd = acc.shape
+        for i in range(pred.shape[0]):
+            r = y0 + i
+            if r < 0 or r >= h:
+                continue
+            wi = w[i]
+            for j in range(pred.shape[1]):
+                c = x0 + j
+                if c < 0 or c >= wd:
+                    continue
+                v = wi * w[j]
+                acc[r, c] += v * pred[i, j]
+                wsum[r, c] += v
+
+    @numba.njit(cache=True, nogil=True)
+    def blend_finish(acc, wsum, out):  # pragma: no cover - compiled
+        """``out = acc / wsum`` where covered, -999 elsewhere."""
+        h, wd = out.shape
+        for r in range(h):
+            for c in range(wd):
+                if wsum[r, c] > 0:
+                    out[r, c] = acc[r, c] / wsum[r, c]
+                else:
+                    out[r, c] = -999.0
+
+    @numba.njit(cache=True, nogil=True)
+    def paste(out, pred, y0, x0):  # pragma: no cover - compiled
+        """Copy the tile into ``out`` where it falls inside (seamless: each pixel written once)."""
+        h, wd = out.shape
+        for i in range(pred.shape[0]):
+            r = y0 + i
+            if r < 0 or r >= h:
+                continue
+            for j in range(pred.shape[1]):
+                c = x0 + j
+                if 0 <= c < wd:
+                    out[r, c] = pred[i, j]
+
+    _KERNELS = {"center": center_fold, "blend": blend_fold, "blend_finish": blend_finish, "paste": paste}
+    return _KERNELS
+
+
+_KERNELS: dict | None = None
+
+
+def warm_up() -> None:
+    """Compile / load every kernel once on tiny arrays, so no map pays the JIT cost."""
+    for mode in STITCH_MODES:
+        s = Stitcher(mode, (4, 4), 4)
+        s.add(0, 0, np.zeros((4, 4), np.float32))
+        s.result()
+
+
+class Stitcher:
+    """Folds the tiles of one :class:`geometry.TilePlan` into a box-sized map, in plan order.
+
+    Example::
+
+        s = Stitcher.for_plan("center", plan)
+        for (y, x), pred in zip(plan.origins(), predictions):   # plan order
+            s.add(y, x, pred)                                    # pred: (tile_out, tile_out)
+        box = s.result()    # float32 (bounds.height, bounds.width), -999 where no tile fell
+
+    Memory: ``center`` holds the box in float32 + float64, ``blend`` in 2 x float64 + float32,
+    ``seamless`` in float32 only.
+    """
+
+    def __init__(self, mode: str, shape: tuple[int, int], tile_out: int):
+        """``shape``: (rows, columns) of the box; ``tile_out``: output size of the tiles, px."""
+        plan_mode(mode)
+        self.mode = mode
+        self._k = _kernels()
+        self._w = spline_window(tile_out)
+        if mode == "blend":
+            self._acc = np.zeros(shape, np.float64)
+            self._wsum = np.zeros(shape, np.float64)
+            self._out = None
+        else:
+            self._out = np.full(shape, INVALID, np.float32)
+            if mode == "center":
+                self._best = np.zeros(shape, np.float64)  # the window is > 0 everywhere
+
+    @classmethod
+    def for_plan(cls, mode: str, plan: TilePlan) -> "Stitcher":
+        """A stitcher for the box and tile size of ``plan``."""
+        return cls(mode, (plan.bounds.height, plan.bounds.width), plan.tile_out)
+
+    def add(self, y: int, x: int, pred: np.ndarray) -> None:
+        """Fold one tile's output ``pred`` (tile_out, tile_out) at box origin ``(y, x)``."""
+        pred = np.ascontiguousarray(pred, dtype=np.float32)
+        if self.mode == "center":
+            self._k["center"](self._out, self._best, pred, int(y), int(x), self._w)
+        elif self.mode == "blend":
+            self._k["blend"](self._acc, self._wsum, pred, int(y), int(x), self._w)
+        else:
+            self._k["paste"](self._out, pred, int(y), int(x))
+
+    def result(self) -> np.ndarray:
+        """The stitched box, float32 north-up, -999 where no tile fell."""
+        if self.mode == "blend":
+            out = np.empty(self._acc.shape, np.float32)
+            self._k["blend_finish"](self._acc, self._wsum, out)
+            return out
+        return self._out
