@@ -76,7 +76,8 @@ def eval_command(
     for d in result.days:
         table.add_row(d.day, *(_fmt(d.metrics[k]) for k in keys))
     pooled = result.pooled_metrics()
-    table.add_row(f"pooled ({len(result.days)} days)", *(_fmt(pooled[k]) for k in keys), style="bold")
+    table.add_row("pooled", *(_fmt(pooled[k]) for k in keys), style="bold")
+    table.caption = f"{len(result.days)} days; pooled = from the summed pixel counts"
     console.print(table)
     if result.missing_pred:
         err_console.print(f"no prediction for {len(result.missing_pred)} reference day(s): "

@@ -1,0 +1,138 @@
+"""cm-eval: scoring predicted masks against labels or reference masks, per day and pooled."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mars_cloudmask.infer.evaluate import Counts, confusion, evaluate, match_days
+from mars_cloudmask.infer.geometry import INVALID, MAP_HEIGHT, MAP_WIDTH
+from mars_cloudmask.infer.masks import BinaryMask, day_name, select_days
+from mars_cloudmask.infer.netcdf import write_mask
+
+W = MAP_WIDTH
+
+
+def test_day_names_match_across_the_three_layouts():
+    assert day_name("cloudmask_P01_day01.ncdf") == "P01_day01"
+    assert day_name("cloudmask_P01day01.ncdf") == "P01_day01"
+    assert day_name("P01day07.jpeg") == "P01_day07"
+    assert day_name("P12_day34_zequat.jpg") == "P12_day34"
+    assert day_name("stats.nc") is None
+    names = ["P01_day15", "P01_day16", "P01_day18", "P02_day18", "P01_day21"]
+    assert select_days("16-18", names) == ["P01_day16", "P01_day18", "P02_day18"]
+    assert select_days("P01_day15,21", names) == ["P01_day15", "P01_day21"]
+    with pytest.raises(ValueError, match="day name"):
+        select_days("sixteen", names)
+
+
+def test_confusion_counts_only_pixels_valid_in_both():
+    valid_p = np.array([[1, 1, 1, 1, 0]], bool)
+    valid_r = np.array([[1, 1, 1, 1, 1]], bool)
+    pred = BinaryMask(valid_p, np.array([[1, 1, 0, 0, 0]], bool))
+    ref = BinaryMask(valid_r, np.array([[1, 0, 1, 0, 1]], bool))  # the last cloud is not covered
+    c = confusion(pred, ref)
+    assert (c.tp, c.fp, c.fn, c.tn, c.ref_valid) == (1, 1, 1, 1, 5)
+    m = c.metrics()
+    assert m["f1"] == pytest.approx(0.5) and m["iou"] == pytest.approx(1 / 3)
+    assert m["accuracy"] == pytest.approx(0.5) and m["coverage"] == pytest.approx(0.8)
+    assert np.isnan(Counts().metrics()["f1"])
+
+
+def write_case(root: Path) -> tuple[Path, Path]:
+    """Predictions in cm-infer's layout and labels in the labelled layout, hand-built.
+
+    Labels (all days): rows 0-99 valid, rows 0-9 cloudy (blue number 80), rest clear.
+    Day 01 prediction, threshold attribute 0.5: rows 0-79 valid; rows 0-4 p=0.9 (TP),
+    5-9 p=0.3 (FN), 10-14 p=0.7 (FP), 15-79 p=0.1 (TN).  Day 02: a perfect 0/1 copy of the
+    label.  Day 03: labelled but not predicted.  Day 04: a corrupt prediction.
+    """
+    label = np.full((MAP_HEIGHT, W), INVALID, np.float32)
+    label[:100] = 0.0
+    label[:10] = 80.0
+    labels = root / "labels" / "P01"
+    for day in (1, 2, 3, 4):
+        write_mask(labels / "cloudmask" / f"cloudmask_P01day{day:02d}.ncdf", label)
+    pred = np.full((MAP_HEIGHT, W), INVALID, np.float32)
+    pred[:80] = 0.1
+    pred[:5] = 0.9
+    pred[5:10] = 0.3
+    pred[10:15] = 0.7
+    out = root / "out" / "P" / "P01" / "cloudmasks"
+    write_mask(out / "cloudmask_P01_day01.ncdf", pred, {"threshold": 0.5})
+    write_mask(out / "cloudmask_P01_day02.ncdf", np.where(label > 0, 1.0, label).astype(np.float32), binary=True)
+    (out / "cloudmask_P01_day04.ncdf").write_bytes(b"garbage")
+    return root / "out", labels
+
+
+def test_evaluate_hand_computed_case(tmp_path):
+    pred_root, labels = write_case(tmp_path)
+    res = evaluate(pred_root, labels)
+    assert [d.day for d in res.days] == ["P01_day01", "P01_day02"]
+    assert res.missing_pred == ["P01_day03"]
+    assert len(res.errors) == 1 and "cloudmask_P01_day04.ncdf" in res.errors[0]
+    day1 = res.days[0]
+    row = W
+    assert (day1.counts.tp, day1.counts.fp, day1.counts.fn, day1.counts.tn) == (5 * row, 5 * row, 5 * row, 65 * row)
+    assert day1.metrics["f1"] == pytest.approx(0.5)
+    assert day1.metrics["precision"] == pytest.approx(0.5) and day1.metrics["recall"] == pytest.approx(0.5)
+    assert day1.metrics["accuracy"] == pytest.approx(0.875)
+    assert day1.metrics["iou"] == pytest.approx(1 / 3)
+    assert day1.metrics["coverage"] == pytest.approx(0.8)
+    assert res.days[1].metrics["f1"] == 1.0 and res.days[1].metrics["coverage"] == 1.0
+    # pooled: sums of pixel counts, not a mean of the daily scores
+    pooled = res.pooled_metrics()
+    assert pooled["f1"] == pytest.approx(2 * 15 / (2 * 15 + 5 + 5))
+    assert pooled["coverage"] == pytest.approx(180 / 200)
+
+
+def test_threshold_override_and_day_selection(tmp_path):
+    pred_root, labels = write_case(tmp_path)
+    res = evaluate(pred_root, labels, threshold=0.8, days=["P01_day01"])
+    assert [d.day for d in res.days] == ["P01_day01"] and res.errors == []
+    m = res.days[0].metrics
+    assert m["precision"] == 1.0 and m["recall"] == pytest.approx(0.5) and m["f1"] == pytest.approx(2 / 3)
+
+
+def test_match_days_reports_reference_days_without_prediction():
+    pairs, missing = match_days({"P01_day01": Path("a")}, {"P01_day01": Path("b"), "P01_day02": Path("c")})
+    assert pairs == [("P01_day01", Path("a"), Path("b"))] and missing == ["P01_day02"]
+
+
+def test_cm_eval_command_prints_table_writes_json_and_pictures(tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from mars_cloudmask.infer.science_cli import eval_command
+
+    pred_root, labels = write_case(tmp_path)
+    app = typer.Typer()
+    app.command()(eval_command)
+    out_json = tmp_path / "eval.json"
+    result = CliRunner().invoke(app, [str(pred_root), str(labels), "--json", str(out_json),
+                                      "--png", str(tmp_path / "png"), "--days", "1,3"])
+    assert result.exit_code == 0, result.output
+    assert "pooled" in result.output and "1 days" in result.output and "0.500" in result.output
+    data = json.loads(out_json.read_text())
+    assert data["pooled"]["f1"] == pytest.approx(0.5) and data["days"][0]["tp"] == 5 * W
+    assert data["missing_pred"] == ["P01_day03"]
+    assert [p.name for p in (tmp_path / "png").iterdir()] == ["eval_P01_day01.png"]
+    # day 04 is corrupt: one line naming it, the other days still scored, exit status 1
+    result = CliRunner().invoke(app, [str(pred_root), str(labels)])
+    assert result.exit_code == 1
+    assert "cloudmask_P01_day04.ncdf" in result.output and "Traceback" not in result.output
+    assert "2 days" in result.output
+
+
+def test_reproduces_the_original_models_figure_on_p01(data_dir):
+    """domain.md 7: the original's masks vs the labels, pixels valid in both: F1 0.818,
+    precision 0.72, recall 0.94, accuracy 0.937 (labels exist for days 01-20)."""
+    res = evaluate(data_dir / "reference" / "P" / "P01", data_dir / "labels" / "P01")
+    assert len(res.days) == 20 and not res.errors
+    m = res.pooled_metrics()
+    assert m["f1"] == pytest.approx(0.818, abs=0.005)
+    assert m["precision"] == pytest.approx(0.72, abs=0.01) and m["recall"] == pytest.approx(0.94, abs=0.01)
+    assert m["accuracy"] == pytest.approx(0.937, abs=0.005)

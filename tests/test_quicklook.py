@@ -1,0 +1,121 @@
+"""Quicklook PNGs (``cm-infer --quicklook``) and annotated views (``cm-view``)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mars_cloudmask.infer.geometry import INVALID, MAP_HEIGHT, MAP_WIDTH
+from mars_cloudmask.infer.quicklook import CLOUD_TINT, QUICKLOOK_FACTOR, composite, save_quicklook, view_mask
+
+
+def grey_map_and_mask() -> tuple[np.ndarray, np.ndarray]:
+    """A uniform grey map; mask: invalid top 400 rows, cloud (0.99) in a block, clear (0.1) elsewhere."""
+    rgb = np.full((MAP_HEIGHT, MAP_WIDTH, 3), 120, dtype=np.uint8)
+    mask = np.full((MAP_HEIGHT, MAP_WIDTH), 0.1, dtype=np.float32)
+    mask[:400] = INVALID
+    mask[800:1000, 1000:1400] = 0.99
+    return rgb, mask
+
+
+def test_quicklook_is_small_with_clouds_tinted_and_invalid_dimmed(tmp_path):
+    rgb, mask = grey_map_and_mask()
+    out = save_quicklook(tmp_path / "ql" / "P01_day01.png", rgb, mask, threshold=0.912)
+    assert out == tmp_path / "ql" / "P01_day01.png"
+    with Image.open(out) as im:
+        assert im.format == "PNG" and im.mode == "RGB"
+        assert im.size == (900, 451)  # 3600 x 1801 shrunk 4x
+        px = np.asarray(im).astype(int)
+    s = QUICKLOOK_FACTOR
+    cloud = px[900 // s, 1200 // s]
+    clear = px[1200 // s, 2000 // s]
+    invalid = px[100 // s, 2000 // s]
+    assert list(clear) == [120, 120, 120]  # clear valid pixels keep the map's colour
+    # cloud pixels move towards the tint colour (magenta: red and blue up, green down)
+    assert cloud[0] > 150 and cloud[2] > 150 and cloud[1] < 100
+    assert np.abs(cloud - np.array(CLOUD_TINT)).sum() < np.abs(clear - np.array(CLOUD_TINT)).sum()
+    assert (invalid < 60).all()  # dimmed to 30 %
+    assert not list(out.parent.glob(".*"))  # no temporary file left beside it
+
+
+def test_quicklook_threshold_decides_what_is_cloud(tmp_path):
+    rgb, mask = grey_map_and_mask()
+    with Image.open(save_quicklook(tmp_path / "a.png", rgb, mask, threshold=0.05)) as im:
+        px = np.asarray(im).astype(int)
+    assert px[1200 // 4, 2000 // 4][1] < 100  # the 0.1 pixels are now cloud too
+
+
+def test_quicklook_costs_well_under_a_tenth_of_a_map_run(tmp_path, synthetic_map):
+    """A map takes ~2-3 s in cm-infer; the quicklook must stay under 0.2 s (measured ~0.04 s)."""
+    mask = np.where(synthetic_map[..., 2] > 30, synthetic_map[..., 2] / 255.0, INVALID).astype(np.float32)
+    save_quicklook(tmp_path / "warm.png", synthetic_map, mask, 0.912)
+    best = min(_timed(lambda: save_quicklook(tmp_path / "q.png", synthetic_map, mask, 0.912)) for _ in range(3))
+    assert best < 0.2, f"quicklook took {best:.3f} s"
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def test_quicklook_rejects_mismatched_shapes(tmp_path):
+    rgb, mask = grey_map_and_mask()
+    with pytest.raises(ValueError, match="shape"):
+        save_quicklook(tmp_path / "x.png", rgb[:100], mask, 0.5)
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_composite_tints_in_proportion_to_block_coverage():
+    rgb = np.zeros((8, 8, 3), np.uint8)
+    valid = np.ones((8, 8), bool)
+    layer = np.zeros((8, 8), bool)
+    layer[:4, :2] = True  # half of the top-left 4x4 block
+    out = composite(rgb, valid, [(layer, (200, 0, 0))], factor=4, alpha=1.0)
+    assert out.shape == (2, 2, 3)
+    assert tuple(out[0, 0]) == (100, 0, 0) and tuple(out[1, 1]) == (0, 0, 0)
+
+
+def test_cm_view_writes_a_figure_with_the_map(tmp_path, synthetic_map):
+    from mars_cloudmask.infer.netcdf import write_mask
+    from tests.synthetic import write_map
+
+    mask = np.where(synthetic_map[..., 2] > 200, 1.0, 0.0).astype(np.float32)
+    mask[synthetic_map[..., 2] < 30] = INVALID
+    mask_path = write_mask(tmp_path / "cloudmask_P01_day01.ncdf", mask, {"threshold": 0.5}, binary=True)
+    map_path = write_map(tmp_path / "P01_day01_zequat.jpg", synthetic_map)
+    out = view_mask(tmp_path / "view.png", mask_path, map_path)
+    with Image.open(out) as im:
+        assert im.size[0] >= 1000  # a full figure with axes, not the bare map
+    no_map = view_mask(tmp_path / "view_nomap.png", mask_path)
+    assert no_map.stat().st_size > 10_000
+
+
+def test_cm_view_command_reports_a_bad_file_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from mars_cloudmask.infer.science_cli import view_command
+    import typer
+
+    app = typer.Typer()
+    app.command()(view_command)
+    bad = tmp_path / "cloudmask_P01_day01.ncdf"
+    bad.write_bytes(b"not netcdf")
+    result = CliRunner().invoke(app, [str(bad), "--out", str(tmp_path / "v.png")])
+    assert result.exit_code == 1
+    assert "cloudmask_P01_day01.ncdf" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "v.png").exists()
+
+
+def test_quicklook_of_a_real_map(data_dir, tmp_path):
+    from mars_cloudmask.infer.maps import read_map
+    from mars_cloudmask.infer.netcdf import read_mask
+
+    rgb = read_map(data_dir / "mdgm" / "P" / "P01" / "P01_day16_zequat.jpg")
+    mask = read_mask(data_dir / "reference" / "P" / "P01" / "cloudmask_P01_day16.ncdf")
+    out = save_quicklook(Path(tmp_path) / "real.png", rgb, mask, 0.912)
+    assert out.stat().st_size < 1_000_000  # a month of these is browsable
