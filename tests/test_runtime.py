@@ -1,0 +1,163 @@
+"""Model loading and providers (infer/runtime.py) and ``--doctor`` facts (infer/doctor.py)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from mars_cloudmask.infer import runtime
+from mars_cloudmask.infer.doctor import doctor_info, format_doctor, versions
+from mars_cloudmask.infer.runtime import CPU_EP, CUDA_EP, ModelError, ProviderError, load_model, resolve_providers
+from tests.tiny_model import make_tiny_unet_onnx
+
+HAS_CUDA = CUDA_EP in ort.get_available_providers()
+
+
+def one_line(exc: pytest.ExceptionInfo) -> str:
+    msg = str(exc.value)
+    assert "\n" not in msg
+    return msg
+
+
+def test_load_model_reads_metadata_and_runs_tiles(tiny_model):
+    model = load_model(tiny_model, provider="cpu")
+    assert model.provider == "cpu" and model.providers[0] == CPU_EP
+    assert model.info.name == "tiny-random-unet" and model.info.threshold == 0.5
+    assert (model.info.tile_in, model.info.tile_out, model.info.margin, model.info.align) == (668, 484, 92, 16)
+    y = model.run(np.zeros((2, 668, 684, 3), np.uint8))
+    assert y.shape == (2, 484, 500) and y.dtype == np.float32
+    assert model.sha256 == hashlib.sha256(tiny_model.read_bytes()).hexdigest()
+    assert model.describe()["metadata"]["width"] == "2"
+
+
+def test_missing_metadata_takes_the_domain_defaults(tmp_path):
+    keys = ("name", "version", "threshold", "tile_in", "tile_out", "margin", "align")
+    path = make_tiny_unet_onnx(tmp_path / "bare.onnx", metadata={k: None for k in keys})
+    info = load_model(path, provider="cpu").info
+    assert info.threshold == 0.912 and info.name == "bare" and info.version == "unknown"
+    assert (info.tile_in, info.tile_out, info.margin, info.align) == (668, 484, 92, 16)
+
+
+def test_bad_metadata_number_names_the_file(tmp_path):
+    path = make_tiny_unet_onnx(tmp_path / "badmeta.onnx", metadata={"threshold": "high"})
+    with pytest.raises(ModelError) as exc:
+        load_model(path, provider="cpu")
+    assert str(path) in one_line(exc) and "metadata" in str(exc.value)
+
+
+def test_missing_model_file(tmp_path):
+    with pytest.raises(ModelError) as exc:
+        load_model(tmp_path / "nope.onnx", provider="cpu")
+    assert one_line(exc) == f"{tmp_path / 'nope.onnx'}: model file not found"
+
+
+def test_a_file_that_is_not_onnx(tmp_path):
+    bad = tmp_path / "model.onnx"
+    bad.write_text("this is not a protobuf")
+    with pytest.raises(ModelError) as exc:
+        load_model(bad, provider="cpu")
+    assert one_line(exc).startswith(f"{bad}: not a loadable ONNX model")
+
+
+def _graph_model(path, inp_type, out_shape_fn):
+    import onnx
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node("Cast", ["x"], ["xf"], to=TensorProto.FLOAT)]
+    nodes += out_shape_fn()
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", inp_type, ["N", "H", "W", 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def test_a_float_input_model_is_refused(tmp_path):
+    from onnx import TensorProto, helper
+
+    path = _graph_model(tmp_path / "f.onnx", TensorProto.FLOAT, lambda: [helper.make_node("Identity", ["xf"], ["y"])])
+    with pytest.raises(ModelError) as exc:
+        load_model(path, provider="cpu")
+    assert str(path) in one_line(exc) and "tensor(float)" in str(exc.value) and "uint8" in str(exc.value)
+
+
+def test_a_model_without_the_valid_padding_rule_is_refused(tmp_path):
+    from onnx import TensorProto, helper
+
+    # uint8 NHWC in, same-size output: not "output = input - 184"
+    path = _graph_model(tmp_path / "same.onnx", TensorProto.UINT8, lambda: [helper.make_node("Identity", ["xf"], ["y"])])
+    with pytest.raises(ModelError) as exc:
+        load_model(path, provider="cpu")
+    assert str(path) in one_line(exc) and "expected float32 (1, 4, 4, 1)" in str(exc.value)
+
+
+def test_default_model_missing_says_how_to_get_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(runtime, "default_model_path", lambda: tmp_path / "cloudmask-unet.onnx")
+    with pytest.raises(ModelError) as exc:
+        load_model(None)
+    msg = one_line(exc)
+    assert "cm-train" in msg and "cm-export" in msg and "--model" in msg
+
+
+def test_resolve_providers_rules():
+    both = [CUDA_EP, CPU_EP]
+    assert resolve_providers("auto", both) == [CUDA_EP, CPU_EP]
+    assert resolve_providers("cuda", both) == [CUDA_EP, CPU_EP]
+    assert resolve_providers("cpu", both) == [CPU_EP]
+    assert resolve_providers("auto", [CPU_EP]) == [CPU_EP]
+    with pytest.raises(ProviderError, match="onnxruntime-gpu"):
+        resolve_providers("cuda", [CPU_EP])
+    with pytest.raises(ValueError, match="unknown provider"):
+        resolve_providers("tpu", [CPU_EP])
+
+
+@pytest.mark.skipif(HAS_CUDA, reason="this onnxruntime has CUDA")
+def test_cuda_on_a_machine_without_cuda_fails_at_once(tiny_model):
+    with pytest.raises(ProviderError) as exc:
+        load_model(tiny_model, provider="cuda")
+    assert "no CUDA provider" in one_line(exc) and "mars-cloudmask[gpu]" in str(exc.value)
+
+
+@pytest.mark.skipif(HAS_CUDA, reason="this onnxruntime has CUDA")
+def test_auto_reports_the_cpu(tiny_model):
+    model = load_model(tiny_model, provider="auto")
+    assert model.provider == "cpu" and model.providers == [CPU_EP]
+
+
+@pytest.mark.skipif(HAS_CUDA, reason="this onnxruntime has CUDA")
+def test_silent_cpu_fallback_is_caught(tiny_model, monkeypatch):
+    """onnxruntime-gpu without its CUDA libraries lists CUDA as available but runs on the CPU."""
+    monkeypatch.setattr(ort, "get_available_providers", lambda: [CUDA_EP, CPU_EP])
+    with pytest.raises(ProviderError) as exc:
+        load_model(tiny_model, provider="cuda")
+    assert "CUDA is not active" in one_line(exc)
+    model = load_model(tiny_model, provider="auto")  # auto accepts the CPU and says so
+    assert model.provider == "cpu"
+
+
+def test_threads_option_reaches_the_session(tiny_model):
+    model = load_model(tiny_model, provider="cpu", threads=1)
+    assert model.session.get_session_options().intra_op_num_threads == 1
+
+
+def test_doctor_reports_versions_providers_and_model(tiny_model):
+    info = doctor_info(tiny_model, provider="cpu")
+    assert info["versions"]["onnxruntime"] == ort.__version__
+    assert CPU_EP in info["available_providers"]
+    assert set(info["cuda_libraries"]) == {"CUDA runtime", "cuBLAS", "cuDNN"}
+    assert info["model"]["active_providers"] == [CPU_EP]
+    text = format_doctor(info)
+    assert "available providers:" in text and "active providers: CPUExecutionProvider" in text
+    assert f"numba: {versions()['numba']}" in text
+
+
+def test_doctor_reports_a_bad_model_instead_of_raising(tmp_path):
+    info = doctor_info(tmp_path / "missing.onnx")
+    assert "model file not found" in info["model"]["error"]
+    assert "model error:" in format_doctor(info)

@@ -1,0 +1,145 @@
+"""Stitching (infer/stitch.py): the three modes against plain NumPy references and one whole pass."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.signal.windows import triang
+
+from mars_cloudmask.infer import stitch as st
+from mars_cloudmask.infer.geometry import INVALID, Bounds, plan_tiles
+from mars_cloudmask.infer.predict import predict_box, predict_whole_pass
+from mars_cloudmask.infer.runtime import load_model
+from tests.synthetic import make_map
+
+
+def vooban_window(n: int, power: int = 2) -> np.ndarray:
+    """domain.md 4.3 written with SciPy, as the original computes it."""
+    t = triang(n)
+    q = n // 4
+    outer = (np.abs(2 * t) ** power) / 2
+    outer[q:-q] = 0
+    inner = 1 - (np.abs(2 * (t - 1)) ** power) / 2
+    inner[:q] = 0
+    inner[-q:] = 0
+    w = inner + outer
+    return w / np.average(w)
+
+
+@pytest.mark.parametrize("n", [484, 485, 100, 964, 9])
+def test_spline_window_matches_scipy_reference(n):
+    np.testing.assert_array_equal(st.triangular_window(n), triang(n))
+    np.testing.assert_allclose(st.spline_window(n), vooban_window(n), rtol=0, atol=1e-15)
+    assert st.spline_window(n).min() > 0  # every tile pixel can win somewhere it alone covers
+
+
+def original_selection_reference(plan, preds: list[np.ndarray]) -> np.ndarray:
+    """The original's way: full (tiles, H, W) window stack, argmax over tiles (first wins ties)."""
+    h, w = plan.bounds.height, plan.bounds.width
+    w1 = vooban_window(plan.tile_out)
+    win2d = w1[:, None] * w1[None, :]
+    n = plan.n_tiles
+    windows = np.zeros((n, h, w))
+    values = np.zeros((n, h, w), np.float32)
+    for k, ((y, x), p) in enumerate(zip(plan.origins(), preds)):
+        hh, ww = min(plan.tile_out, h - y), min(plan.tile_out, w - x)
+        windows[k, y : y + hh, x : x + ww] = win2d[:hh, :ww]
+        values[k, y : y + hh, x : x + ww] = p[:hh, :ww]
+    best = np.argmax(windows, axis=0)
+    out = np.take_along_axis(values, best[None], axis=0)[0]
+    out[windows.max(axis=0) == 0] = INVALID
+    return out, windows
+
+
+def fold(mode, plan, preds):
+    s = st.Stitcher.for_plan(mode, plan)
+    for (y, x), p in zip(plan.origins(), preds):
+        s.add(y, x, p)
+    return s.result()
+
+
+@pytest.mark.parametrize(
+    "height, width, tile_out",
+    [(250, 330, 100), (97, 431, 100), (60, 70, 100), (700, 1300, 484), (300, 231, 52)],
+)
+def test_center_equals_the_originals_argmax_selection_ties_included(height, width, tile_out):
+    plan = plan_tiles(Bounds(0, width, 0, height), "original", tile_out)
+    rng = np.random.default_rng(height + width)
+    preds = [rng.random((tile_out, tile_out), dtype=np.float32) for _ in range(plan.n_tiles)]
+    ref, windows = original_selection_reference(plan, preds)
+    got = fold("center", plan, preds)
+    np.testing.assert_array_equal(got, ref)
+    if plan.n_tiles > 1:
+        top = windows.max(axis=0)
+        ties = ((windows == top[None]).sum(axis=0) > 1).sum()
+        assert ties > 0, "the case must contain ties for the tie rule to be tested"
+
+
+def test_blend_is_the_window_weighted_average():
+    plan = plan_tiles(Bounds(0, 410, 0, 230), "original", 100)
+    rng = np.random.default_rng(3)
+    preds = [rng.random((100, 100), dtype=np.float32) for _ in range(plan.n_tiles)]
+    w1 = vooban_window(100)
+    acc = np.zeros((230, 410))
+    wsum = np.zeros((230, 410))
+    for (y, x), p in zip(plan.origins(), preds):
+        win = (w1[:, None] * w1[None, :])[: 230 - y, : 410 - x]
+        acc[y : y + 100, x : x + 100] += win * p[: win.shape[0], : win.shape[1]]
+        wsum[y : y + 100, x : x + 100] += win
+    np.testing.assert_allclose(fold("blend", plan, preds), acc / wsum, rtol=1e-6)
+
+
+def test_seamless_writes_each_tile_where_it_falls():
+    plan = plan_tiles(Bounds(0, 300, 0, 120), "seamless", 100)
+    preds = [np.full((100, 100), k, np.float32) for k in range(plan.n_tiles)]
+    out = fold("seamless", plan, preds)
+    assert out.shape == (120, 300) and (out >= 0).all()
+    # with abutting tiles on the 16-px grid, pixel (y, x) comes from the last tile covering it
+    assert out[0, 0] == 0 and out[-1, -1] == plan.n_tiles - 1
+
+
+def test_unknown_mode_is_refused():
+    with pytest.raises(ValueError, match="unknown stitch mode"):
+        st.Stitcher("smooth", (10, 10), 4)
+
+
+SHAPES = {
+    "typical Ls box": Bounds(0, 3600, 238, 1324),
+    "wide and low": Bounds(100, 3500, 700, 800),
+    "tall and narrow": Bounds(1000, 1200, 0, 1801),
+    "narrower than one tile": Bounds(50, 150, 900, 940),
+    "wrapping a 3-column box at the east edge": Bounds(3597, 3600, 10, 600),
+    "touching the top row": Bounds(300, 1400, 0, 500),
+    "touching the bottom row": Bounds(2000, 3000, 1500, 1801),
+}
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model):
+    st.warm_up()
+    return load_model(tiny_model, provider="cpu")
+
+
+@pytest.fixture(scope="module")
+def rgb():
+    return make_map(seed=5)
+
+
+@pytest.mark.parametrize("name", list(SHAPES))
+def test_seamless_equals_one_whole_map_pass(model, rgb, name):
+    bounds = SHAPES[name]
+    whole = predict_whole_pass(model, rgb, bounds)
+    for tile_out in (484, 676):
+        tiled = predict_box(model, rgb, plan_tiles(bounds, "seamless", tile_out), "seamless")
+        assert tiled.shape == (bounds.height, bounds.width)
+        np.testing.assert_allclose(tiled, whole, rtol=0, atol=1e-5, err_msg=f"{name}, tile_out {tile_out}")
+    assert whole.std() > 1e-3
+
+
+@pytest.mark.parametrize("name", ["wide and low", "narrower than one tile", "touching the bottom row"])
+@pytest.mark.parametrize("mode", ["center", "blend"])
+def test_original_plan_modes_cover_every_box_pixel(model, rgb, name, mode):
+    bounds = SHAPES[name]
+    box = predict_box(model, rgb, plan_tiles(bounds, "original", 484), mode)
+    assert box.shape == (bounds.height, bounds.width)
+    assert (box > 0).all() and (box < 1).all()
