@@ -303,8 +303,7 @@ def plot_frequency(stats: CloudStats, out_png: str | Path) -> Path:
     freq = stats.frequency
     step = 2  # 1800 x 900 px is plenty for a figure
     fig, ax = plt.subplots(figsize=(12, 6.4))
-    cmap = plt.get_cmap("viridis").copy()
-    cmap.set_bad((0.6, 0.6, 0.6))
+    cmap = plt.get_cmap("viridis").with_extremes(bad=(0.6, 0.6, 0.6))
     im = ax.imshow(np.ma.masked_invalid(freq[::step, ::step]), extent=MAP_EXTENT, cmap=cmap, vmin=0,
                    vmax=max(0.05, float(np.nanpercentile(freq, 99.5)) if np.isfinite(freq).any() else 1.0),
                    interpolation="nearest")
@@ -327,8 +326,7 @@ def plot_hovmoller(stats: CloudStats, out_png: str | Path) -> Path:
     fig, ax = plt.subplots(figsize=(10, 5))
     if used.size:
         lo, hi = used[0], used[-1] + 1
-        cmap = plt.get_cmap("Blues").copy()
-        cmap.set_bad((0.75, 0.75, 0.75))
+        cmap = plt.get_cmap("Blues").with_extremes(bad=(0.75, 0.75, 0.75))
         ax.set_facecolor((0.75, 0.75, 0.75))
         im = ax.pcolormesh(stats.ls_edges[lo : hi + 1], stats.lat_edges, np.ma.masked_invalid(hov[:, lo:hi]),
                            cmap=cmap, vmin=0, shading="flat")

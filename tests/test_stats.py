@@ -1,0 +1,131 @@
+"""cm-stats: per-pixel cloud occurrence, per-day Ls, and the Ls-latitude (Hovmöller) table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mars_cloudmask.infer.geometry import INVALID, MAP_HEIGHT, MAP_WIDTH
+from mars_cloudmask.infer.netcdf import write_mask
+from mars_cloudmask.infer.stats import collect, lat_band_of_rows, ls_bin_index, write_stats
+
+N_NORTH = 901  # north-up rows 0..900 have latitude >= 0 (row 900 is the equator)
+N_SOUTH = MAP_HEIGHT - N_NORTH
+
+
+def write_case(root: Path) -> Path:
+    """Three hand-built days (north-up), 2 latitude bands x 4 Ls bins with 90-degree bins.
+
+    A (Ls 10, MY 28, attributes): all valid; rows 0-99 p=0.9, the rest 0.1.
+    B (Ls 20, MY 28, attributes): only the south rows 901-1800 valid; rows 901-1000 p=0.9.
+    C (no attributes; Ls 100, MY 29 from P01_ls.txt beside it): all valid, column 0 cloudy (1.0).
+    """
+    out = root / "P" / "P01" / "cloudmasks"
+    a = np.full((MAP_HEIGHT, MAP_WIDTH), 0.1, np.float32)
+    a[:100] = 0.9
+    write_mask(out / "cloudmask_P01_day01.ncdf", a, {"ls": 10.0, "mars_year": 28, "threshold": 0.5})
+    b = np.full((MAP_HEIGHT, MAP_WIDTH), INVALID, np.float32)
+    b[N_NORTH:] = 0.1
+    b[N_NORTH : N_NORTH + 100] = 0.9
+    write_mask(out / "cloudmask_P01_day02.ncdf", b, {"ls": 20.0, "mars_year": 28, "threshold": 0.5})
+    c = np.zeros((MAP_HEIGHT, MAP_WIDTH), np.float32)
+    c[:, 0] = 1.0
+    write_mask(out / "cloudmask_P01_day03.ncdf", c, binary=True)
+    (root / "P" / "P01" / "P01_ls.txt").write_text("P01_day03  29  100.000\nP01_day04  29  100.500\n")
+    return root
+
+
+def test_band_and_bin_indices():
+    band, edges = lat_band_of_rows(90.0)
+    assert list(edges) == [-90.0, 0.0, 90.0]
+    assert band[0] == 1 and band[900] == 1 and band[901] == 0 and band[-1] == 0
+    assert ls_bin_index(10, 90) == 0 and ls_bin_index(100, 90) == 1 and ls_bin_index(360, 90) == 0
+
+
+def test_hand_computed_case(tmp_path):
+    run = collect([write_case(tmp_path)], lat_bin=90, ls_bin=90)
+    assert run.errors == []
+    s = run.stats
+    assert [(d.name, d.ls, d.mars_year) for d in s.days] == [
+        ("P01_day01", 10.0, 28), ("P01_day02", 20.0, 28), ("P01_day03", 100.0, 29)]
+    # per pixel: (row 50, col 5) cloudy on A, invalid on B, clear on C
+    assert (s.valid_days[50, 5], s.cloudy_days[50, 5]) == (2, 1) and s.frequency[50, 5] == 0.5
+    # (row 950, col 0): clear on A, cloudy on B and C
+    assert (s.valid_days[950, 0], s.cloudy_days[950, 0]) == (3, 2)
+    assert s.frequency[950, 0] == pytest.approx(2 / 3)
+    assert (s.valid_days[1500, 5], s.cloudy_days[1500, 5], s.frequency[1500, 5]) == (3, 0, 0.0)
+    # per day
+    assert s.days[0].cloud_fraction == pytest.approx(100 / MAP_HEIGHT)
+    assert s.days[1].zonal[0] == pytest.approx(100 / N_SOUTH) and np.isnan(s.days[1].zonal[1])
+    # Hovmöller, rows = bands (south, north), columns = Ls bins 0-90, 90-180, 180-270, 270-360
+    hov = s.hovmoller
+    assert hov[1, 0] == pytest.approx(100 / N_NORTH)  # A only (B has no valid north pixel)
+    assert hov[0, 0] == pytest.approx(100 / (2 * N_SOUTH))  # A clear + B's 100 cloudy rows
+    assert hov[0, 1] == pytest.approx(1 / MAP_WIDTH) and hov[1, 1] == pytest.approx(1 / MAP_WIDTH)
+    assert np.isnan(hov[:, 2:]).all()
+    assert s.hov_valid[0, 0] == 2 * N_SOUTH * MAP_WIDTH
+
+
+def test_frequency_is_nan_where_never_valid(tmp_path):
+    root = tmp_path / "m"
+    b = np.full((MAP_HEIGHT, MAP_WIDTH), INVALID, np.float32)
+    b[1000:] = 1.0
+    write_mask(root / "cloudmask_P05_day01.ncdf", b, {"ls": 200.0, "mars_year": 29}, binary=True)
+    s = collect([root]).stats
+    assert np.isnan(s.frequency[0, 0]) and s.frequency[1500, 0] == 1.0
+
+
+def test_a_day_without_ls_is_reported_and_left_out(tmp_path):
+    root = write_case(tmp_path)
+    (root / "P" / "P01" / "P01_ls.txt").unlink()
+    run = collect([root], lat_bin=90, ls_bin=90)
+    assert [d.name for d in run.stats.days] == ["P01_day01", "P01_day02"]
+    assert len(run.errors) == 1 and "cloudmask_P01_day03.ncdf" in run.errors[0] and "--ls-table" in run.errors[0]
+    # an explicit table fills the gap
+    table = tmp_path / "elsewhere_ls.txt"
+    table.write_text("P01_day03 29 100.0\n")
+    assert len(collect([root], ls_table=[table]).stats.days) == 3
+
+
+def test_write_stats_and_read_back(tmp_path):
+    xr = pytest.importorskip("xarray")
+    run = collect([write_case(tmp_path / "in")], lat_bin=90, ls_bin=90)
+    path = write_stats(run.stats, tmp_path / "stats.nc")
+    with xr.open_dataset(path) as ds:
+        assert list(ds["day_name"].values) == ["P01_day01", "P01_day02", "P01_day03"]
+        assert list(ds["ls"].values) == [10.0, 20.0, 100.0] and list(ds["mars_year"].values) == [28, 28, 29]
+        # the grids are south-up like the mask files: select by latitude
+        assert int(ds["valid_days"].sel(latitude=-5.0, longitude=0.0, method="nearest")) == 3
+        freq = ds["cloud_frequency"].sel(latitude=85.0, longitude=-179.5, method="nearest")
+        assert float(freq) == pytest.approx(0.5)
+        hov = ds["hovmoller_cloud_fraction"]
+        assert hov.shape == (2, 4) and np.isnan(hov.values[:, 2:]).all()
+        assert float(hov.sel(lat_band=45.0, ls_bin=45.0)) == pytest.approx(100 / N_NORTH)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_cm_stats_command_writes_file_and_pictures(tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from mars_cloudmask.infer.science_cli import stats_command
+
+    app = typer.Typer()
+    app.command()(stats_command)
+    root = write_case(tmp_path / "in")
+    result = CliRunner().invoke(app, [str(root), str(tmp_path / "nothere"), "--out", str(tmp_path / "s.nc"),
+                                      "--png", str(tmp_path / "png")])
+    assert "nothere" in result.output and result.exit_code == 1  # one bad input: reported, rest done
+    assert (tmp_path / "s.nc").exists()
+    assert sorted(p.name for p in (tmp_path / "png").iterdir()) == ["cloud_frequency.png", "cloud_ls_latitude.png"]
+
+
+def test_reference_masks_with_ls_from_the_mdgm_tree(data_dir):
+    run = collect([data_dir / "reference" / "P" / "P02"], ls_table=[data_dir / "mdgm"])
+    assert run.errors == []
+    days = run.stats.days
+    assert [d.name for d in days] == ["P02_day01", "P02_day09", "P02_day17", "P02_day25", "P02_day34"]
+    assert days[0].ls == pytest.approx(143.7) and days[0].mars_year == 28  # P02_ls.txt, first row
+    assert all(0 < d.cloud_fraction < 0.5 for d in days)
