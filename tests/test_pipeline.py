@@ -1,0 +1,231 @@
+"""Whole runs (infer/pipeline.py): outputs, attributes, bad input, resume, interruption, run record."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mars_cloudmask.infer.geometry import INVALID
+from mars_cloudmask.infer.maps import MapJob, find_maps, read_map
+from mars_cloudmask.infer.netcdf import read_attrs, read_mask
+from mars_cloudmask.infer.pipeline import (
+    RUN_RECORD,
+    InferOptions,
+    OutputError,
+    output_path,
+    process_job,
+    run_folder,
+    run_jobs,
+)
+from mars_cloudmask.infer.predict import predict
+from mars_cloudmask.infer.runtime import load_model
+from tests.synthetic import make_map, write_map, write_map_tree
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model):
+    return load_model(tiny_model, provider="cpu")
+
+
+def ncdf_files(root: Path) -> list[Path]:
+    return sorted(root.rglob("*.ncdf"))
+
+
+def test_a_run_writes_masks_equal_to_predict_with_attributes(model, map_tree, tmp_path):
+    out = tmp_path / "out"
+    report = run_jobs(find_maps(map_tree), model, InferOptions(out=out))
+    assert report.ok and report.counts() == {"done": 2, "skipped": 0, "failed": 0}
+    nc = out / "P" / "P01" / "cloudmasks" / "cloudmask_P01_day02.ncdf"
+    assert ncdf_files(out) == [nc.with_name("cloudmask_P01_day01.ncdf"), nc]
+    expected = predict(model, read_map(map_tree / "P" / "P01" / "P01_day02_zequat.jpg"), ls=132.9)
+    np.testing.assert_array_equal(read_mask(nc), expected)
+    attrs = read_attrs(nc)
+    assert attrs["solar_longitude"] == pytest.approx(132.9) and attrs["mars_year"] == 28
+    assert attrs["source_map"] == "P01_day02_zequat.jpg" and attrs["Conventions"] == "CF-1.8"
+    assert attrs["model_name"] == "tiny-random-unet" and attrs["model_version"] == "0.0.0-test"
+    assert attrs["stitch_mode"] == "seamless" and attrs["threshold"] == 0.5 and attrs["output_type"] == "probability"
+    assert attrs["polar_offset_deg"] == 3.0 and len(attrs["bounds_xmin_xmax_ymin_ymax"]) == 4
+    assert "cm-infer" in attrs["history"]
+    record = json.loads((out / RUN_RECORD).read_text())
+    assert record["counts"] == {"done": 2, "skipped": 0, "failed": 0}
+    assert record["model"]["sha256"] == model.sha256 and record["provider"] == "cpu"
+    assert record["versions"]["onnxruntime"] and record["outputs"] == [str(p) for p in ncdf_files(out)]
+    assert {"read_s", "predict_s", "write_s"} <= set(record["timings"]["stage_totals_s"])
+    assert record["timings"]["jit_warmup_s"] >= 0 and not record["interrupted"]
+
+
+def test_binary_output_and_copies_of_the_maps(model, map_tree, tmp_path):
+    out = tmp_path / "out"
+    jobs = find_maps(map_tree)[:1]
+    report = run_jobs(jobs, model, InferOptions(out=out, binary=True, copy_maps=True, stitch="center"))
+    assert report.ok
+    mask = read_mask(output_path(jobs[0], report_options := InferOptions(out=out)))
+    assert set(np.unique(mask)) == {INVALID, 0.0, 1.0}
+    assert read_attrs(output_path(jobs[0], report_options))["stitch_mode"] == "center"
+    sub = out / "P" / "P01"
+    assert (sub / "mdgms" / "P01_day01_zequat.jpg").read_bytes() == jobs[0].path.read_bytes()
+    assert (sub / "P01_ls.txt").read_text() == (map_tree / "P" / "P01" / "P01_ls.txt").read_text()
+
+
+def bad_tree(root: Path) -> None:
+    """One good map and one map for every kind of bad input, plus stray files."""
+    write_map_tree(root, days=(1,), ls_rows=[1, 2, 3, 4, 5, 6])
+    p01 = root / "P" / "P01"
+    (p01 / "P01_day02_zequat.jpg").write_bytes(os.urandom(5000))  # corrupt
+    good = (p01 / "P01_day01_zequat.jpg").read_bytes()
+    (p01 / "P01_day03_zequat.jpg").write_bytes(good[: len(good) // 2])  # truncated
+    (p01 / "P01_day04_zequat.jpg").write_bytes(b"")  # empty
+    write_map(p01 / "P01_day05_zequat.jpg", make_map(1, height=180, width=360))  # wrong size
+    Image.fromarray(make_map(2)[..., 0], "L").save(p01 / "P01_day06_zequat.jpg")  # not RGB
+    write_map(p01 / "P01_day07_zequat.jpg", make_map(3))  # no row in _ls.txt
+    write_map(root / "P" / "P02" / "P02_day01_zequat.jpg", make_map(4))  # no _ls.txt at all
+    (p01 / "readme.txt").write_text("stray file")  # ignored: not a JPEG
+    (p01 / "list").mkdir()
+    write_map(p01 / "list" / "P01_day01_zequat.jpg", make_map(5, height=10, width=10))  # ignored folder
+
+
+EXPECTED_REASONS = {
+    "P01_day02": "not a readable image",
+    "P01_day03": "truncated",
+    "P01_day04": "empty file",
+    "P01_day05": "image is 360 x 180, expected 3600 x 1801",
+    "P01_day06": "mode is L, expected RGB",
+    "P01_day07": "no row for P01_day07",
+    "P02_day01": "no _ls.txt",
+}
+
+
+def test_every_bad_input_fails_alone_with_a_one_line_reason(model, tmp_path):
+    bad_tree(tmp_path / "maps")
+    out = tmp_path / "out"
+    jobs = find_maps(tmp_path / "maps")
+    assert len(jobs) == 8  # readme.txt and list/ are not maps
+    report = run_jobs(jobs, model, InferOptions(out=out))
+    assert not report.ok
+    assert [r.name for r in report.by_status("done")] == ["P01_day01"]
+    failed = {r.name: r.reason for r in report.by_status("failed")}
+    assert set(failed) == set(EXPECTED_REASONS)
+    for name, reason in failed.items():
+        assert "\n" not in reason and EXPECTED_REASONS[name] in reason, reason
+        job = next(j for j in jobs if j.name == name)
+        assert str(job.path) in reason  # names the file
+    assert [p.name for p in ncdf_files(out)] == ["cloudmask_P01_day01.ncdf"]
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+    record = json.loads((out / RUN_RECORD).read_text())
+    assert len(record["failures"]) == 7 and all(f["reason"] for f in record["failures"])
+
+
+def test_bounds_replace_a_missing_ls_table(model, tmp_path):
+    write_map_tree(tmp_path / "maps", days=(1,), ls_rows=False)
+    out = tmp_path / "out"
+    report = run_jobs(find_maps(tmp_path / "maps"), model, InferOptions(out=out, bounds=(0, 3600, 300, 1500)))
+    assert report.ok
+    mask = read_mask(ncdf_files(out)[0])
+    assert (mask[:300] == INVALID).all() and (mask[1500:] == INVALID).all() and (mask[300:1500] > INVALID).any()
+    assert "solar_longitude" not in read_attrs(ncdf_files(out)[0])
+
+
+def test_an_unwritable_out_is_one_clear_error(model, map_tree, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(OutputError) as exc:
+        run_jobs(find_maps(map_tree), model, InferOptions(out=blocker / "out"))
+    assert str(blocker / "out") in str(exc.value) and "not writable" in str(exc.value)
+
+
+def test_a_rerun_resumes_without_redoing(model, map_tree, tmp_path):
+    out = tmp_path / "out"
+    jobs = find_maps(map_tree)
+    run_jobs(jobs, model, InferOptions(out=out))
+    first, second = ncdf_files(out)
+    stamp = first.stat().st_mtime_ns
+    second.unlink()
+    report = run_jobs(jobs, model, InferOptions(out=out))
+    assert [r.status for r in report.results] == ["skipped", "done"]
+    assert first.stat().st_mtime_ns == stamp and second.exists()
+    again = run_jobs(jobs, model, InferOptions(out=out, overwrite=True))
+    assert [r.status for r in again.results] == ["done", "done"] and first.stat().st_mtime_ns != stamp
+
+
+def test_an_interrupted_run_leaves_only_whole_files_and_a_rerun_finishes(model, tmp_path):
+    write_map_tree(tmp_path / "maps", days=(1, 2, 3))
+    out = tmp_path / "out"
+    jobs = find_maps(tmp_path / "maps")
+
+    def stop_after_first(job, rgb, mask):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_jobs(jobs, model, InferOptions(out=out), on_mask=stop_after_first, prefetch=1)
+    written = ncdf_files(out)
+    assert 1 <= len(written) < 3
+    for nc in written:
+        assert read_mask(nc).shape == (1801, 3600)
+    assert json.loads((out / RUN_RECORD).read_text())["interrupted"] is True
+    report = run_jobs(jobs, model, InferOptions(out=out))
+    assert report.counts() == {"done": 3 - len(written), "skipped": len(written), "failed": 0}
+    assert len(ncdf_files(out)) == 3
+
+
+def test_process_job_is_the_per_map_unit_with_picklable_options(model, map_tree, tmp_path):
+    options = InferOptions(out=tmp_path / "out", stitch="blend")
+    options = pickle.loads(pickle.dumps(options))
+    job = find_maps(map_tree)[0]
+    job = pickle.loads(pickle.dumps(job))
+    result = process_job(job, model, options)
+    assert result.status == "done" and result.ls == pytest.approx(132.5) and result.bounds is not None
+    assert Path(result.output).exists() and set(result.timings) == {"read_s", "predict_s", "write_s"}
+    assert process_job(job, model, options).status == "skipped"
+    missing = MapJob(tmp_path / "gone.jpg", "gone.jpg", "P", "P01", None)
+    failed = process_job(missing, model, options)
+    assert failed.status == "failed" and str(missing.path) in failed.reason
+
+
+def test_quicklook_writes_a_png_beside_each_mask(model, map_tree, tmp_path, monkeypatch):
+    calls = []
+
+    def save_quicklook(png_path, rgb, mask, threshold):
+        calls.append((png_path, rgb.shape, mask.shape, threshold))
+        png_path.write_bytes(b"png")
+        return png_path
+
+    fake = types.ModuleType("mars_cloudmask.infer.quicklook")
+    fake.save_quicklook = save_quicklook
+    monkeypatch.setitem(sys.modules, "mars_cloudmask.infer.quicklook", fake)
+    out = tmp_path / "out"
+    jobs = find_maps(map_tree)[:1]
+    assert run_jobs(jobs, model, InferOptions(out=out, quicklook=True)).ok
+    nc = output_path(jobs[0], InferOptions(out=out))
+    assert calls == [(nc.with_suffix(".png"), (1801, 3600, 3), (1801, 3600), 0.5)]
+    assert nc.with_suffix(".png").exists()
+
+
+def test_run_folder_is_the_one_call_api(tiny_model, map_tree, tmp_path):
+    report = run_folder(map_tree, tmp_path / "missing-root", out=tmp_path / "out", model=tiny_model, provider="cpu")
+    assert report.counts()["done"] == 2 and not report.ok
+    assert report.input_errors == [f"{tmp_path / 'missing-root'}: no such file or folder"]
+
+
+def test_real_maps(model, data_dir, tmp_path):
+    jpg = data_dir / "mdgm" / "P" / "P01" / "P01_day01_zequat.jpg"
+    if not jpg.exists():
+        pytest.skip(f"{jpg} absent")
+    out = tmp_path / "out"
+    report = run_jobs(find_maps(jpg), model, InferOptions(out=out))
+    assert report.ok
+    nc = out / "P" / "P01" / "cloudmasks" / "cloudmask_P01_day01.ncdf"
+    mask = read_mask(nc)
+    assert read_attrs(nc)["solar_longitude"] == pytest.approx(132.5)
+    valid = mask > INVALID
+    assert 0.2 < valid.mean() < 0.9 and ((mask[valid] >= 0) & (mask[valid] <= 1)).all()
+    rows = np.flatnonzero(valid.any(axis=1))
+    lat_n = 59 + 0.214 * (90 - abs(90 - 132.5)) - 3  # domain.md 2
+    assert rows[0] >= round(900 - lat_n / (180 / 1801))
