@@ -139,7 +139,7 @@ def infer(
 
         def on_result(result) -> None:
             if result.status == "failed":
-                bar.console.print(f"FAILED: {result.reason}", markup=False, highlight=False)
+                bar.console.print(f"FAILED: {result.reason}", markup=False, highlight=False, soft_wrap=True)
             bar.advance(task)
 
         try:

@@ -1,0 +1,150 @@
+"""The ``cm-infer`` command (infer/cli.py): exit codes, messages, summary."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import onnxruntime as ort
+import pytest
+from typer.testing import CliRunner
+
+from mars_cloudmask.infer import runtime
+from mars_cloudmask.infer.cli import EXIT_FAILED, EXIT_FATAL, app
+from mars_cloudmask.infer.netcdf import read_mask
+from tests.synthetic import write_map_tree
+
+runner = CliRunner()
+
+
+def cm_infer(*args) -> "object":
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_version_answers_without_importing_the_runtime():
+    code = (
+        "import sys\n"
+        "from mars_cloudmask.infer.cli import main\n"
+        "sys.argv = ['cm-infer', '--version']\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    assert e.code in (0, None)\n"
+        "heavy = [m for m in ('onnxruntime', 'numba', 'netCDF4') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "cm-infer (mars-cloudmask)" in proc.stdout and "HEAVY []" in proc.stdout
+
+
+def test_a_run_then_a_rerun(tiny_model, map_tree, tmp_path):
+    out = tmp_path / "out"
+    res = cm_infer(map_tree, "--out", out, "--model", tiny_model, "--provider", "cpu")
+    assert res.exit_code == 0, res.output
+    assert "done 2, skipped 0" in res.output and "failed 0" in res.output and "on CPU" in res.output
+    assert len(list(out.rglob("*.ncdf"))) == 2
+    again = cm_infer(map_tree, "--out", out, "--model", tiny_model)
+    assert again.exit_code == 0 and "done 0, skipped 2" in again.output
+
+
+def test_options_reach_the_files(tiny_model, map_tree, tmp_path):
+    out = tmp_path / "out"
+    res = cm_infer(
+        map_tree / "P" / "P01" / "P01_day01_zequat.jpg", "--out", out, "--model", tiny_model, "--binary",
+        "--threshold", "0.45", "--bounds", 0, 1800, 400, 1400, "--stitch", "blend", "--batch-size", 2,
+        "--threads", 1, "--copy-maps",
+    )
+    assert res.exit_code == 0, res.output
+    record = json.loads((out / "cm-infer-run.json").read_text())
+    opts = record["options"]
+    assert opts["binary"] and opts["threshold"] == 0.45 and opts["bounds"] == [0, 1800, 400, 1400]
+    assert opts["stitch"] == "blend" and opts["batch_size"] == 2 and record["model"]["threads"] == 1
+    mask = read_mask(out / "P" / "P01" / "cloudmasks" / "cloudmask_P01_day01.ncdf")
+    assert (mask[:, 1800:] == -999).all() and {0.0, 1.0} <= set(mask[mask > -999].tolist())
+    assert (out / "P" / "P01" / "mdgms" / "P01_day01_zequat.jpg").exists()
+
+
+def test_a_bad_map_fails_the_exit_status_but_not_the_run(tiny_model, map_tree, tmp_path):
+    bad = map_tree.resolve() / "P" / "P01" / "P01_day02_zequat.jpg"
+    bad.write_bytes(b"")
+    res = cm_infer(map_tree, "--out", tmp_path / "out", "--model", tiny_model)
+    assert res.exit_code == EXIT_FAILED
+    assert "done 1" in res.output and "failed 1" in res.output
+    lines = res.output.splitlines()
+    assert lines.count(f"FAILED: {bad}: empty file") == 2  # as it happens, and in the summary
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (("--model", "{tmp}/missing.onnx"), "{tmp}/missing.onnx: model file not found"),
+        (("--stitch", "smooth"), "unknown stitch mode 'smooth'"),
+        (("--bounds", 10, 5, 0, 100), "bounds out of range"),
+    ],
+)
+def test_fatal_errors_are_one_line_and_exit_2(tiny_model, map_tree, tmp_path, args, expected):
+    args = [str(a).replace("{tmp}", str(tmp_path)) for a in args]
+    if "--model" not in args:
+        args += ["--model", str(tiny_model)]
+    res = cm_infer(map_tree, "--out", tmp_path / "out", *args)
+    assert res.exit_code == EXIT_FATAL
+    lines = [ln for ln in res.output.splitlines() if ln.startswith("cm-infer: error:")]
+    assert len(lines) == 1 and expected.replace("{tmp}", str(tmp_path)) in lines[0], res.output
+
+
+def test_an_unwritable_out(tiny_model, map_tree, tmp_path):
+    (tmp_path / "file").write_text("")
+    res = cm_infer(map_tree, "--out", tmp_path / "file" / "out", "--model", tiny_model)
+    assert res.exit_code == EXIT_FATAL and "output folder is not writable" in res.output
+
+
+def test_no_model_shipped_says_how_to_get_one(map_tree, tmp_path, monkeypatch):
+    monkeypatch.setattr(runtime, "default_model_path", lambda: tmp_path / "cloudmask-unet.onnx")
+    res = cm_infer(map_tree, "--out", tmp_path / "out")
+    assert res.exit_code == EXIT_FATAL and "cm-train" in res.output and "cm-export" in res.output
+
+
+@pytest.mark.skipif(
+    "CUDAExecutionProvider" in ort.get_available_providers(), reason="this onnxruntime has CUDA"
+)
+def test_provider_cuda_without_cuda(tiny_model, map_tree, tmp_path):
+    res = cm_infer(map_tree, "--out", tmp_path / "out", "--model", tiny_model, "--provider", "cuda")
+    assert res.exit_code == EXIT_FATAL and "no CUDA provider" in res.output
+    assert not (tmp_path / "out" / "P").exists()
+
+
+def test_doctor(tiny_model):
+    res = cm_infer("--doctor", "--model", tiny_model)
+    assert res.exit_code == 0
+    for needle in ("onnxruntime: ", "numba: ", "available providers:", "cuDNN:", "active providers:", "threads:"):
+        assert needle in res.output
+
+
+def test_missing_roots_and_out():
+    assert cm_infer("--out", "x").exit_code == EXIT_FATAL
+    assert cm_infer("somewhere").exit_code == EXIT_FATAL
+
+
+@pytest.mark.slow
+def test_killing_cm_infer_and_rerunning_finishes_the_rest(tiny_model, tmp_path):
+    write_map_tree(tmp_path / "maps", days=(1, 2, 3, 4))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-c", "from mars_cloudmask.infer.cli import main; main()",
+           str(tmp_path / "maps"), "--out", str(out), "--model", str(tiny_model), "--threads", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not list(out.rglob("*.ncdf")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    first = sorted(out.rglob("*.ncdf"))
+    assert 1 <= len(first) < 4, "the kill must land mid-run"
+    for nc in first:
+        assert read_mask(nc).shape == (1801, 3600)  # whole files only
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert f"done {4 - len(first)}, skipped {len(first)}" in res.stdout
+    assert len(list(out.rglob("*.ncdf"))) == 4
