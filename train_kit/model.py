@@ -10,6 +10,8 @@ input size with ``(H - 4) / 2`` integer ``depth`` times in a row.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import keras
 from keras import layers
 
@@ -55,18 +57,30 @@ def valid_input_size(n: int, depth: int) -> bool:
     return n - 4 > 0
 
 
-def _conv_block(x, filters: int, name: str):
-    """Two [Conv 3x3 valid, ReLU, BatchNorm]."""
+def batchnorm(x, name: str):
+    """The normalisation after each ReLU: a BatchNormalization layer named ``name``."""
+    return layers.BatchNormalization(name=name)(x)
+
+
+def _conv_block(x, filters: int, name: str, norm: Callable):
+    """Two [Conv 3x3 valid, ReLU, norm] (norm = BatchNorm in training)."""
     for k in (1, 2):
         x = layers.Conv2D(filters, 3, padding="valid", activation="relu", name=f"{name}_conv{k}")(x)
-        x = layers.BatchNormalization(name=f"{name}_bn{k}")(x)
+        x = norm(x, f"{name}_bn{k}")
     return x
 
 
-def build_unet(width: int = DEFAULT_WIDTH, depth: int = DEFAULT_DEPTH, name: str = "cloudmask_unet") -> keras.Model:
+def build_unet(
+    width: int = DEFAULT_WIDTH,
+    depth: int = DEFAULT_DEPTH,
+    name: str = "cloudmask_unet",
+    norm: Callable = batchnorm,
+) -> keras.Model:
     """The U-Net: uint8 ``(N, H, W, 3)`` NHWC -> float32 ``(N, H - 2m, W - 2m, 1)`` sigmoid.
 
     ``m = margin(depth)`` (92 for the original ``width=8, depth=4``, 0.49 M parameters).
+    ``norm(x, layer_name)`` adds the layer after each ReLU (the exporter swaps it to fold
+    BatchNorm away).
     """
     if width < 1:
         raise ValueError(f"width must be >= 1, got {width}")
@@ -75,10 +89,10 @@ def build_unet(width: int = DEFAULT_WIDTH, depth: int = DEFAULT_DEPTH, name: str
     x = layers.Rescaling(1.0 / 255.0, name="scale")(inputs)
     skips = []
     for level in range(depth):
-        x = _conv_block(x, width * 2**level, f"down{level}")
+        x = _conv_block(x, width * 2**level, f"down{level}", norm)
         skips.append(x)
         x = layers.MaxPooling2D(2, name=f"down{level}_pool")(x)
-    x = _conv_block(x, width * 2**depth, "bottleneck")
+    x = _conv_block(x, width * 2**depth, "bottleneck", norm)
     for level in reversed(range(depth)):
         filters = width * 2**level
         x = layers.Conv2DTranspose(
@@ -87,7 +101,7 @@ def build_unet(width: int = DEFAULT_WIDTH, depth: int = DEFAULT_DEPTH, name: str
         crop = crops[depth - 1 - level]
         skip = layers.Cropping2D(crop, name=f"up{level}_crop")(skips[level])
         x = layers.Concatenate(axis=-1, name=f"up{level}_concat")([x, skip])
-        x = _conv_block(x, filters, f"up{level}")
+        x = _conv_block(x, filters, f"up{level}", norm)
     outputs = layers.Conv2D(1, 1, activation="sigmoid", dtype="float32", name="prob")(x)
     return keras.Model(inputs, outputs, name=name)
 
