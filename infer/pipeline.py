@@ -40,6 +40,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .atomic import atomic_path, write_text_atomic
 from .geometry import DEFAULT_POLAR_OFFSET, INVALID, MAP_HEIGHT, MAP_WIDTH, Bounds, plan_tiles
 from .maps import LsEntry, MapError, MapJob, read_ls_table, read_map
 from .predict import (
@@ -56,7 +57,6 @@ from .runtime import CloudModel
 from .stitch import plan_mode
 
 RUN_RECORD = "cm-infer-run.json"
-PAPER = "Mengwall & Guzewich (2022), Icarus, doi:10.1016/j.icarus.2022.115252"
 
 MaskHook = Callable[[MapJob, np.ndarray, np.ndarray], None]
 """``on_mask(job, rgb, mask)``: called after each mask is written (mask as written, north-up)."""
@@ -193,22 +193,14 @@ def mask_attributes(loaded: LoadedMap, model: CloudModel, options: InferOptions)
         "bounds_source": "--bounds" if options.bounds is not None else "Ls",
         "bounds_xmin_xmax_ymin_ymax": list(box.as_tuple()) if box else None,
         "bounds_convention": "north-up JPEG pixel indices, exclusive max",
-        "references": PAPER,
         "history": f"{now} cm-infer {__version__}: {job.path.name} -> cloudmask_{job.name}.ncdf",
     }
 
 
 def copy_atomic(src: Path, dst: Path) -> Path:
     """Copy ``src`` to ``dst`` through a temporary file in the same folder (no partial copies)."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    try:
+    with atomic_path(dst) as tmp:
         shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return dst
 
 
@@ -324,15 +316,7 @@ def ensure_output_root(out: Path) -> Path:
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> Path:
     """Write JSON through a temporary file in the same folder, then rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, default=str)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return write_text_atomic(path, json.dumps(data, indent=2, default=str))
 
 
 def _stage_totals(results: Sequence[MapResult]) -> dict[str, float]:
@@ -341,6 +325,54 @@ def _stage_totals(results: Sequence[MapResult]) -> dict[str, float]:
         for k, v in r.timings.items():
             totals[k] = totals.get(k, 0.0) + v
     return totals
+
+
+def run_record(
+    ordered: Sequence[MapResult],
+    jobs: Sequence[MapJob],
+    model: CloudModel,
+    options: InferOptions,
+    *,
+    started: datetime,
+    wall_s: float,
+    warmup_s: float,
+    interrupted: bool = False,
+    roots: Sequence[str | Path] = (),
+    input_errors: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The run record (``OUT/cm-infer-run.json``) of finished results in job order.
+
+    Shared by :func:`run_jobs` and the Dask runner (``cluster.run_on_dask``).
+    """
+    from .doctor import versions
+
+    return {
+        "tool": "cm-infer",
+        "started": started.isoformat(timespec="seconds"),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "interrupted": interrupted,
+        "command": sys.argv,
+        "inputs": [str(r) for r in roots] or sorted({str(j.path.parent) for j in jobs}),
+        "out": str(options.out),
+        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
+        "threshold": threshold_of(model, options),
+        "seamless_tile_out_default": SEAMLESS_TILE_OUT,
+        "model": model.describe(),
+        "provider": model.provider,
+        "versions": versions(),
+        "counts": {s: sum(r.status == s for r in ordered) for s in ("done", "skipped", "failed")},
+        "outputs": [r.output for r in ordered if r.status == "done"],
+        "skipped": [{"source": r.source, "output": r.output, "reason": r.reason} for r in ordered if r.status == "skipped"],
+        "failures": [{"source": None, "reason": e} for e in input_errors]
+        + [{"source": r.source, "reason": r.reason} for r in ordered if r.status == "failed"],
+        "timings": {
+            "wall_s": wall_s,
+            "jit_warmup_s": warmup_s,
+            "stage_totals_s": _stage_totals(ordered),
+            "maps_per_s": (sum(r.status == "done" for r in ordered) / wall_s) if wall_s > 0 else None,
+        },
+        "maps": [asdict(r) for r in ordered],
+    }
 
 
 def run_jobs(
@@ -365,7 +397,6 @@ def run_jobs(
         OutputError: ``options.out`` is not writable, or ``--quicklook`` without its module.
     """
     from . import stitch
-    from .doctor import versions
 
     started = datetime.now(timezone.utc)
     t_start = time.perf_counter()
@@ -454,34 +485,10 @@ def run_jobs(
                 pass
         writer.shutdown(wait=True)
         ordered = [results[i] for i in sorted(results)]
-        wall = time.perf_counter() - t_start
-        record = {
-            "tool": "cm-infer",
-            "started": started.isoformat(timespec="seconds"),
-            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "interrupted": interrupted,
-            "command": sys.argv,
-            "inputs": [str(r) for r in roots] or sorted({str(j.path.parent) for j in jobs}),
-            "out": str(options.out),
-            "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
-            "threshold": threshold_of(model, options),
-            "seamless_tile_out_default": SEAMLESS_TILE_OUT,
-            "model": model.describe(),
-            "provider": model.provider,
-            "versions": versions(),
-            "counts": {s: sum(r.status == s for r in ordered) for s in ("done", "skipped", "failed")},
-            "outputs": [r.output for r in ordered if r.status == "done"],
-            "skipped": [{"source": r.source, "output": r.output, "reason": r.reason} for r in ordered if r.status == "skipped"],
-            "failures": [{"source": None, "reason": e} for e in input_errors]
-            + [{"source": r.source, "reason": r.reason} for r in ordered if r.status == "failed"],
-            "timings": {
-                "wall_s": wall,
-                "jit_warmup_s": warmup_s,
-                "stage_totals_s": _stage_totals(ordered),
-                "maps_per_s": (sum(r.status == "done" for r in ordered) / wall) if wall > 0 else None,
-            },
-            "maps": [asdict(r) for r in ordered],
-        }
+        record = run_record(
+            ordered, jobs, model, options, started=started, wall_s=time.perf_counter() - t_start,
+            warmup_s=warmup_s, interrupted=interrupted, roots=roots, input_errors=input_errors,
+        )
         record_path = write_json_atomic(Path(options.out) / RUN_RECORD, record) if write_record else None
     return RunReport(ordered, record, record_path, list(input_errors))
 

@@ -229,3 +229,12 @@ def test_real_maps(model, data_dir, tmp_path):
     rows = np.flatnonzero(valid.any(axis=1))
     lat_n = 59 + 0.214 * (90 - abs(90 - 132.5)) - 3  # domain.md 2
     assert rows[0] >= round(900 - lat_n / (180 / 1801))
+
+
+def test_quicklook_with_the_real_module(model, map_tree, tmp_path):
+    pytest.importorskip("mars_cloudmask.infer.quicklook")
+    out = tmp_path / "out"
+    jobs = find_maps(map_tree)[:1]
+    assert run_jobs(jobs, model, InferOptions(out=out, quicklook=True, binary=True)).ok
+    png = output_path(jobs[0], InferOptions(out=out)).with_suffix(".png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
