@@ -90,3 +90,9 @@ def test_training_days_must_exist(tmp_path):
     labels, maps = write_labelled_layout(tmp_path, days=(1,))
     with pytest.raises(SystemExit, match="no labelled day"):
         run(labels, maps, tmp_path / "out", train="5-6", test_windows={"t": "1"})
+
+
+def test_test_days_must_not_be_training_days(tmp_path):
+    labels, maps = write_labelled_layout(tmp_path, days=(1,))
+    with pytest.raises(SystemExit, match="also training days"):
+        run(labels, maps, tmp_path / "out", train="1", test_windows={"t": "1"})
