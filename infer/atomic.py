@@ -16,13 +16,13 @@ from pathlib import Path
 def atomic_path(path: str | Path, mode: int = 0o644) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it to ``path``.
 
-    The temporary name keeps ``path``'s suffix (``.x.png.1234.tmp.png``) so that writers
-    which pick the format from the extension (Pillow, matplotlib) still work.  The folder is
-    created if missing.  On any exception the temporary file is removed and ``path`` is untouched.
+    The temporary name is hidden and ends in ``.tmp`` (``.x.ncdf.k3j9.tmp``), so globs for the
+    real suffix never see it: writers that pick the format from the extension (Pillow,
+    matplotlib) must be given the format explicitly.  The folder is created if missing.  On any exception the temporary file is removed and ``path`` is untouched.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:

@@ -11,8 +11,6 @@ In memory this package always works north-up; the flip happens here and only her
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -80,14 +78,12 @@ def write_mask(
     """
     import netCDF4
 
+    from .atomic import atomic_path
+
     path = Path(path)
     if mask.shape != (MAP_HEIGHT, MAP_WIDTH):
         raise ValueError(f"mask shape {mask.shape}, expected ({MAP_HEIGHT}, {MAP_WIDTH})")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_path(path) as tmp:
         with netCDF4.Dataset(tmp, "w", format="NETCDF4_CLASSIC") as ds:
             ds.createDimension("x", MAP_WIDTH)
             ds.createDimension("y", MAP_HEIGHT)
@@ -130,11 +126,6 @@ def write_mask(
             for key, value in {**default_global_attrs(), **(attrs or {})}.items():
                 if value is not None:
                     ds.setncattr(key, _clean_attr(value))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
