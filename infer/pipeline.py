@@ -41,18 +41,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .atomic import atomic_path, write_text_atomic
-from .geometry import DEFAULT_POLAR_OFFSET, INVALID, MAP_HEIGHT, MAP_WIDTH, Bounds, plan_tiles
+from .geometry import DEFAULT_POLAR_OFFSET, INVALID, MAP_HEIGHT, MAP_WIDTH, Bounds, TilePlan
 from .maps import LsEntry, MapError, MapJob, read_ls_table, read_map
-from .predict import (
-    SEAMLESS_TILE_OUT,
-    as_bounds,
-    check_map,
-    default_tile_out,
-    map_bounds,
-    place_box,
-    predict_box,
-    threshold_mask,
-)
+from .predict import as_bounds, check_map, map_bounds, place_box, plan_for, predict_box, threshold_mask
 from .runtime import CloudModel
 from .stitch import plan_mode
 
@@ -106,6 +97,8 @@ class MapResult:
     ls: float | None = None
     mars_year: int | None = None
     bounds: tuple[int, int, int, int] | None = None
+    tile_out: int | None = None
+    n_tiles: int | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -151,15 +144,15 @@ def load_job(job: MapJob, options: InferOptions) -> LoadedMap:
     return LoadedMap(job, rgb, entry, box)
 
 
-def infer_loaded(model: CloudModel, loaded: LoadedMap, options: InferOptions) -> np.ndarray:
-    """The mask to write: float32 (1801, 3600) north-up, probability or 0/1, -999 invalid."""
+def infer_loaded(model: CloudModel, loaded: LoadedMap, options: InferOptions) -> tuple[np.ndarray, TilePlan | None]:
+    """The mask to write: float32 (1801, 3600) north-up, probability or 0/1, -999 invalid;
+    and the tile plan used (None for a map without data)."""
     check_map(loaded.rgb)
     if loaded.bounds is None:
-        return np.full((MAP_HEIGHT, MAP_WIDTH), INVALID, np.float32)
-    tile_out = options.tile_out or default_tile_out(model, options.stitch)
-    plan = plan_tiles(loaded.bounds, plan_mode(options.stitch), tile_out)
+        return np.full((MAP_HEIGHT, MAP_WIDTH), INVALID, np.float32), None
+    plan = plan_for(model, loaded.bounds, options.stitch, options.tile_out)
     prob = place_box(loaded.rgb, predict_box(model, loaded.rgb, plan, options.stitch, options.batch_size), loaded.bounds)
-    return threshold_mask(prob, threshold_of(model, options)) if options.binary else prob
+    return (threshold_mask(prob, threshold_of(model, options)) if options.binary else prob), plan
 
 
 def threshold_of(model: CloudModel, options: InferOptions) -> float:
@@ -249,11 +242,12 @@ def _result(job: MapJob, options: InferOptions, status: str, **kw: Any) -> MapRe
     return MapResult(job.name, str(job.path), str(output_path(job, options)), status, **kw)
 
 
-def _done(loaded: LoadedMap, options: InferOptions, timings: dict[str, float]) -> MapResult:
+def _done(loaded: LoadedMap, options: InferOptions, timings: dict[str, float], plan: TilePlan | None) -> MapResult:
     e, b = loaded.entry, loaded.bounds
     return _result(
         loaded.job, options, "done", ls=e.ls if e else None, mars_year=e.mars_year if e else None,
-        bounds=b.as_tuple() if b else None, timings=timings,
+        bounds=b.as_tuple() if b else None, tile_out=plan.tile_out if plan else None,
+        n_tiles=plan.n_tiles if plan else None, timings=timings,
     )
 
 
@@ -266,13 +260,13 @@ def process_job(job: MapJob, model: CloudModel, options: InferOptions, on_mask: 
         t0 = time.perf_counter()
         loaded = load_job(job, options)
         t1 = time.perf_counter()
-        mask = infer_loaded(model, loaded, options)
+        mask, plan = infer_loaded(model, loaded, options)
         t2 = time.perf_counter()
         save_result(loaded, mask, model, options, on_mask)
         timings = {"read_s": t1 - t0, "predict_s": t2 - t1, "write_s": time.perf_counter() - t2}
     except Exception as exc:  # one bad map never stops a run
         return _result(job, options, "failed", reason=failure_reason(job, exc), timings=timings)
-    return _done(loaded, options, timings)
+    return _done(loaded, options, timings, plan)
 
 
 # --------------------------------------------------------------------------- a whole run
@@ -356,7 +350,6 @@ def run_record(
         "out": str(options.out),
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(options).items()},
         "threshold": threshold_of(model, options),
-        "seamless_tile_out_default": SEAMLESS_TILE_OUT,
         "model": model.describe(),
         "provider": model.provider,
         "versions": versions(),
@@ -438,17 +431,17 @@ def run_jobs(
 
     read_thread = threading.Thread(target=reader, name="cm-infer-reader", daemon=True)
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cm-infer-writer")
-    pending: deque[tuple[int, MapJob, LoadedMap, Future, dict[str, float]]] = deque()
+    pending: deque[tuple[int, MapJob, LoadedMap, TilePlan | None, Future, dict[str, float]]] = deque()
 
     def settle(block: bool) -> None:
-        while pending and (block or pending[0][3].done() or len(pending) > prefetch):
-            i, job, loaded, fut, timings = pending.popleft()
+        while pending and (block or pending[0][4].done() or len(pending) > prefetch):
+            i, job, loaded, plan, fut, timings = pending.popleft()
             try:
                 timings["write_s"] = fut.result()
             except Exception as exc:
                 finish(i, _result(job, options, "failed", reason=failure_reason(job, exc), timings=timings))
             else:
-                finish(i, _done(loaded, options, timings))
+                finish(i, _done(loaded, options, timings, plan))
 
     def timed_save(loaded: LoadedMap, mask: np.ndarray) -> float:
         t = time.perf_counter()
@@ -465,12 +458,12 @@ def run_jobs(
                 continue
             t = time.perf_counter()
             try:
-                mask = infer_loaded(model, item, options)
+                mask, plan = infer_loaded(model, item, options)
             except Exception as exc:
                 finish(i, _result(job, options, "failed", reason=failure_reason(job, exc), timings={"read_s": read_s}))
                 continue
             timings = {"read_s": read_s, "predict_s": time.perf_counter() - t}
-            pending.append((i, job, item, writer.submit(timed_save, item, mask), timings))
+            pending.append((i, job, item, plan, writer.submit(timed_save, item, mask), timings))
             settle(block=False)
         settle(block=True)
     except KeyboardInterrupt:

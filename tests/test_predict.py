@@ -103,3 +103,16 @@ def test_the_api_never_imports_tensorflow(tiny_model):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "IMPORTED: []" in proc.stdout
+
+
+def test_seamless_tile_size_minimises_the_input_pixels():
+    from mars_cloudmask.infer.geometry import plan_tiles
+    from mars_cloudmask.infer.predict import seamless_tile_out
+
+    box = Bounds(0, 3600, 238, 1324)
+    t = seamless_tile_out(box)
+    assert t % 16 == 4 and 228 <= t <= 868
+    cost = plan_tiles(box, "seamless", t).n_tiles * (t + 184) ** 2
+    assert cost < plan_tiles(box, "seamless", 484).n_tiles * 668**2
+    assert all(plan_tiles(box, "seamless", s).n_tiles * (s + 184) ** 2 >= cost for s in range(228, 869, 16))
+    assert seamless_tile_out(Bounds(50, 150, 900, 940)) == 228  # a small box gets a small tile
