@@ -149,6 +149,10 @@ def run(labels: Path, maps: Path, out: Path, train: str = "1-15", test_windows: 
     train_names = select_days(train, by_name)
     if not train_names:
         raise SystemExit(f"{labels}: no labelled day with a map matches --train {train!r}")
+    windows = {w: select_days(spec, by_name) for w, spec in test_windows.items()}
+    leaked = sorted({n for names in windows.values() for n in names} & set(train_names))
+    if leaked:
+        raise SystemExit(f"test days {', '.join(leaked)} are also training days: choose disjoint --train")
     rng = np.random.default_rng(seed)
     xs, ys = [], []
     t0 = time.perf_counter()
@@ -166,10 +170,6 @@ def run(labels: Path, maps: Path, out: Path, train: str = "1-15", test_windows: 
     model = fit_gbt(features, cloud, seed)
     fit_s = time.perf_counter() - t1
     gbt_t, gbt_f1_train = fit_probability_threshold(model.predict_proba(features)[:, 1], cloud)
-    windows = {w: select_days(spec, by_name) for w, spec in test_windows.items()}
-    leaked = sorted({n for names in windows.values() for n in names} & set(train_names))
-    if leaked:
-        raise SystemExit(f"test days {', '.join(leaked)} are also training days: choose disjoint --train")
     predict_names = sorted({n for names in windows.values() for n in names})
     for name in track(predict_names, description="predicting maps"):
         d = by_name[name]
