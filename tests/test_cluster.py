@@ -1,0 +1,216 @@
+"""cm-infer on Dask (infer/cluster.py): a LocalCluster of two worker processes writes the files
+of a local run, reports a bad map without stopping, skips existing outputs, and survives a
+worker killed mid-map."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mars_cloudmask.infer import cluster
+from mars_cloudmask.infer.cluster import (
+    ClusterError,
+    local_workers,
+    map_task,
+    remove_stale_temporaries,
+    run_on_dask,
+    worker_model,
+    worker_threads,
+)
+from mars_cloudmask.infer.maps import find_maps
+from mars_cloudmask.infer.netcdf import read_mask
+from mars_cloudmask.infer.pipeline import RUN_RECORD, InferOptions, output_path, run_jobs
+from mars_cloudmask.infer.runtime import ModelError, file_sha256, load_model
+from tests.synthetic import write_map_tree
+
+pytest.importorskip("distributed")
+
+
+def masks(out: Path) -> dict[str, np.ndarray]:
+    """``{path relative to out: mask}`` for every .ncdf under ``out``."""
+    return {str(p.relative_to(out)): read_mask(p) for p in sorted(out.rglob("*.ncdf"))}
+
+
+def hidden_files(out: Path) -> list[Path]:
+    """Temporary (hidden) files left anywhere under ``out``."""
+    return [p for p in out.rglob(".*") if p.is_file()]
+
+
+def assert_same_masks(out: Path, reference: Path) -> None:
+    got, expected = masks(out), masks(reference)
+    assert sorted(got) == sorted(expected) and got
+    for name, mask in expected.items():
+        assert np.abs(got[name] - mask).max() < 1e-6, name
+        np.testing.assert_array_equal(got[name] == -999, mask == -999)
+
+
+@pytest.fixture(scope="module")
+def two_workers():
+    """A LocalCluster of two worker processes, one thread each (shared by the tests below)."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as lc:
+        yield lc
+
+
+@pytest.fixture(scope="module")
+def maps_and_reference(tiny_model, tmp_path_factory):
+    """Four synthetic maps and their masks from a plain local run (``run_jobs``)."""
+    root = tmp_path_factory.mktemp("dask") / "maps"
+    write_map_tree(root, days=(1, 2, 3, 4))
+    reference = root.parent / "local"
+    report = run_jobs(find_maps(root), load_model(tiny_model, provider="cpu", threads=1), InferOptions(out=reference))
+    assert report.counts()["done"] == 4
+    return root, reference
+
+
+# --------------------------------------------------------------------------- no cluster needed
+def test_local_addresses_and_threads_per_worker():
+    assert local_workers("local:3") == 3 and local_workers("local", cpus=4) == 4
+    assert local_workers("tcp://10.0.0.1:8786") is None and local_workers("scheduler.json") is None
+    for bad in ("local:0", "local:two", "local:"):
+        with pytest.raises(ClusterError, match="local:N"):
+            local_workers(bad)
+    assert worker_threads(None, 2, cpus=2) == 1 and worker_threads(None, 1, cpus=2) == 2
+    assert worker_threads(3, 2) == 3 and worker_threads(None, None) is None
+
+
+def test_missing_dask_is_one_line_naming_the_extra(monkeypatch, tiny_model, map_tree, tmp_path):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # `import distributed` raises ImportError
+    with pytest.raises(ClusterError) as err:
+        run_on_dask(find_maps(map_tree), tiny_model, InferOptions(out=tmp_path / "out"), "local:2")
+    assert "mars-cloudmask[dask]" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_unreachable_scheduler_is_one_line(monkeypatch, tiny_model, map_tree, tmp_path):
+    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT_S", 1.0)
+    with pytest.raises(ClusterError, match=r"tcp://127\.0\.0\.1:9: cannot start or reach") as err:
+        run_on_dask(find_maps(map_tree), tiny_model, InferOptions(out=tmp_path / "out"), "tcp://127.0.0.1:9")
+    assert "\n" not in str(err.value)
+
+
+def test_a_task_loads_the_model_once_per_process_and_checks_its_hash(tiny_model, map_tree, tmp_path):
+    jobs, options = find_maps(map_tree), InferOptions(out=tmp_path / "out")
+    sha = file_sha256(tiny_model)
+    first, facts = map_task(jobs[0], str(tiny_model), sha, "cpu", 1, options)
+    second, facts2 = map_task(jobs[1], str(tiny_model), sha, "cpu", 1, options)
+    assert first.status == second.status == "done" and Path(second.output).is_file()
+    assert worker_model(str(tiny_model), sha, "cpu", 1)[0] is worker_model(str(tiny_model), sha, "cpu", 1)[0]
+    assert facts["worker"] == f"pid:{os.getpid()}" and facts["provider"] == "cpu" and facts["threads"] == 1
+    assert facts2["model_loads"] == facts["model_loads"]  # no second load for the second map
+    with pytest.raises(ModelError, match="differs from the client's"):
+        worker_model(str(tiny_model), "0" * 64, "cpu", 1)
+
+
+def test_stale_temporaries_of_one_map_are_removed_and_nothing_else(map_tree, tmp_path):
+    jobs, options = find_maps(map_tree), InferOptions(out=tmp_path / "out", copy_maps=True)
+    out0, out1 = output_path(jobs[0], options), output_path(jobs[1], options)
+    out0.parent.mkdir(parents=True)
+    mdgms = out0.parent.parent / "mdgms"
+    mdgms.mkdir()
+    stale = [
+        out0.parent / f".{out0.name}.k3j9.tmp",
+        out0.parent / f".{out0.stem}.png.x1y2.tmp",
+        mdgms / f".{jobs[0].path.name}.abcd.tmp",
+    ]
+    kept = [out1.parent / f".{out1.name}.zzzz.tmp", out0.parent / f".{out0.name}.notes", out1]
+    for p in stale + kept:
+        p.write_bytes(b"partial")
+    assert sorted(remove_stale_temporaries(jobs[0], options)) == sorted(stale)
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
+
+
+# --------------------------------------------------------------------------- real clusters
+def test_local_2_writes_the_files_of_a_local_run_and_reports_a_bad_map(tiny_model, maps_and_reference, tmp_path):
+    root, reference = maps_and_reference
+    bad = root / "P" / "P01" / "P01_day05_zequat.jpg"  # no Ls row and not a JPEG
+    seen, out = [], tmp_path / "out"
+    bad.write_bytes(b"not a jpeg")
+    try:
+        jobs = find_maps(root)
+        report = run_on_dask(jobs, tiny_model, InferOptions(out=out), "local:2", threads=1, on_result=seen.append)
+    finally:
+        bad.unlink()
+    assert report.counts() == {"done": 4, "skipped": 0, "failed": 1} and not report.ok
+    assert len(seen) == 5 and sorted(r.name for r in seen) == [j.name for j in jobs]
+    (failed,) = report.by_status("failed")
+    assert str(bad) in failed.reason and "\n" not in failed.reason
+    assert_same_masks(out, reference)
+    assert hidden_files(out) == []
+
+    record = json.loads((out / RUN_RECORD).read_text())
+    assert record["counts"] == report.counts() and record["failures"] == [{"source": str(bad), "reason": failed.reason}]
+    workers = record["dask"]["workers"]
+    assert record["dask"]["workers_at_start"] == 2 and record["dask"]["address"] == "local:2"
+    assert sum(w["maps"] for w in workers.values()) == 5
+    assert all(w["model_loads"] == 1 and w["threads"] == 1 for w in workers.values())
+    assert max(w["maps"] for w in workers.values()) >= 2  # one model load served several maps
+    assert record["provider"] == "cpu" and record["model"]["sha256"] == file_sha256(tiny_model)
+    assert cluster.summary_line(report).startswith("dask local:2: ")
+
+
+def test_a_rerun_skips_existing_outputs(two_workers, tiny_model, maps_and_reference, tmp_path):
+    root, _ = maps_and_reference
+    jobs, out = find_maps(root)[:2], tmp_path / "out"
+    first = run_on_dask(jobs, tiny_model, InferOptions(out=out), two_workers.scheduler_address, threads=1)
+    assert first.counts() == {"done": 2, "skipped": 0, "failed": 0}
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.ncdf")}
+    again = run_on_dask(jobs, tiny_model, InferOptions(out=out), two_workers.scheduler_address, threads=1)
+    assert again.counts() == {"done": 0, "skipped": 2, "failed": 0} and again.ok
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.ncdf")} == stamps
+    assert json.loads((out / RUN_RECORD).read_text())["counts"]["skipped"] == 2
+
+
+def die_on_first_map(marker: str) -> None:
+    """Installed on every worker: the first map anywhere leaves a partial temporary file
+    beside its output and kills its worker process (os._exit), as a crash mid-write would."""
+    real = cluster.process_job
+
+    def process_job(job, model, options, *args, **kwargs):
+        try:
+            fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return real(job, model, options, *args, **kwargs)
+        os.write(fd, f"{os.getpid()} {job.name}".encode())
+        os.close(fd)
+        out = output_path(job, options)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp_fd, _ = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+        os.write(tmp_fd, b"CDF\x01 half a file")
+        os._exit(1)
+
+    cluster.process_job = process_job
+
+
+def restore_process_job() -> None:
+    from mars_cloudmask.infer import pipeline
+
+    cluster.process_job = pipeline.process_job
+
+
+def test_a_killed_workers_map_is_completed_by_another(two_workers, tiny_model, maps_and_reference, tmp_path):
+    from distributed import Client
+
+    root, reference = maps_and_reference
+    marker, out = tmp_path / "killed", tmp_path / "out"
+    with Client(two_workers) as client:
+        client.run(die_on_first_map, str(marker))
+    try:
+        report = run_on_dask(find_maps(root), tiny_model, InferOptions(out=out), two_workers.scheduler_address, threads=1)
+    finally:
+        with Client(two_workers) as client:
+            client.run(restore_process_job)
+    pid, killed_map = marker.read_text().split()
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid), 0)  # that worker process is gone
+    assert report.counts() == {"done": 4, "skipped": 0, "failed": 0}
+    assert killed_map in {r.name for r in report.by_status("done")}
+    assert_same_masks(out, reference)
+    assert hidden_files(out) == []  # the dead worker's partial file was cleaned by the rerun
+    assert all(w["pid"] != int(pid) for w in report.record["dask"]["workers"].values())
