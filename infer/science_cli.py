@@ -118,7 +118,7 @@ def stats_command(
     out: Path = typer.Option(..., "--out", help="The statistics NetCDF file to write."),
     png: Optional[Path] = typer.Option(None, "--png", help="Folder for cloud_frequency.png and cloud_ls_latitude.png."),
     ls_table: list[Path] = typer.Option([], "--ls-table", help="_ls.txt files or folders holding them (e.g. the mdgm/ "
-                                        "tree), for masks without 'ls'/'mars_year' attributes."),
+                                        "tree), for masks without 'solar_longitude'/'mars_year' attributes."),
     threshold: Optional[float] = typer.Option(None, help="Cloud threshold (default: each file's, else 0.912)."),
     labels: bool = typer.Option(False, "--labels", help="The masks are labels: cloud where value > 0."),
     lat_bin: float = typer.Option(5.0, help="Latitude band width of the Hovmöller table, degrees."),

@@ -10,8 +10,8 @@ however many there are):
 * per latitude band and Ls bin (a Hovmöller table): the zonal-mean cloud fraction,
   ``cloudy pixels / valid pixels`` summed over the days in the bin (years pooled).
 
-Ls and Mars year come from the mask file's ``ls`` / ``mars_year`` attributes (written by
-``cm-infer``); files without them (the original's masks, the labels) take them from
+Ls and Mars year come from the mask file's ``solar_longitude`` (or ``ls``) and ``mars_year``
+attributes (written by ``cm-infer``); files without them (the original's masks, the labels) take them from
 ``_ls.txt`` tables: those given explicitly, else any ``*_ls.txt`` in the mask's folder or
 its parent (``cm-infer`` copies the table into ``<out>/<phase>/<subphase>/``).
 """
@@ -31,6 +31,8 @@ DEFAULT_LAT_BIN = 5.0
 """Latitude band width of the Hovmöller table, degrees."""
 DEFAULT_LS_BIN = 5.0
 """Ls bin width of the Hovmöller table, degrees."""
+LS_ATTRS = ("solar_longitude", "ls")
+"""Global attributes holding a mask's Ls (cm-infer writes ``solar_longitude``), first found wins."""
 
 
 def lat_band_of_rows(lat_bin: float) -> tuple[np.ndarray, np.ndarray]:
@@ -148,15 +150,16 @@ def ls_tables(paths: Iterable[str | Path]) -> dict[str, tuple[int, float]]:
 def day_ls(path: Path, attrs: dict, table: dict[str, tuple[int, float]]) -> tuple[int, float]:
     """``(Mars year, Ls)`` of a mask: its attributes, else ``table``, else an ``_ls.txt``
     beside it or one folder up.  Raises ValueError naming the file when none has it."""
-    if "ls" in attrs and "mars_year" in attrs:
-        return int(attrs["mars_year"]), float(attrs["ls"])
+    for key in LS_ATTRS:
+        if key in attrs and "mars_year" in attrs:
+            return int(attrs["mars_year"]), float(attrs[key])
     name = day_name(path) or path.stem
     if name in table:
         return table[name]
     local = ls_tables([f for d in (path.parent, path.parent.parent) for f in sorted(d.glob("*_ls.txt"))])
     if name in local:
         return local[name]
-    raise ValueError(f"{path}: no Ls for {name} (no 'ls'/'mars_year' attributes; give --ls-table)")
+    raise ValueError(f"{path}: no Ls for {name} (no 'solar_longitude'/'mars_year' attributes; give --ls-table)")
 
 
 # --------------------------------------------------------------------------- driver

@@ -19,7 +19,7 @@ def write_case(root: Path) -> Path:
     """Three hand-built days (north-up), 2 latitude bands x 4 Ls bins with 90-degree bins.
 
     A (Ls 10, MY 28, attributes): all valid; rows 0-99 p=0.9, the rest 0.1.
-    B (Ls 20, MY 28, attributes): only the south rows 901-1800 valid; rows 901-1000 p=0.9.
+    B (Ls 20, MY 28, attributes as cm-infer names them: solar_longitude): only the south rows 901-1800 valid; rows 901-1000 p=0.9.
     C (no attributes; Ls 100, MY 29 from P01_ls.txt beside it): all valid, column 0 cloudy (1.0).
     """
     out = root / "P" / "P01" / "cloudmasks"
@@ -29,7 +29,7 @@ def write_case(root: Path) -> Path:
     b = np.full((MAP_HEIGHT, MAP_WIDTH), INVALID, np.float32)
     b[N_NORTH:] = 0.1
     b[N_NORTH : N_NORTH + 100] = 0.9
-    write_mask(out / "cloudmask_P01_day02.ncdf", b, {"ls": 20.0, "mars_year": 28, "threshold": 0.5})
+    write_mask(out / "cloudmask_P01_day02.ncdf", b, {"solar_longitude": 20.0, "mars_year": 28, "threshold": 0.5})
     c = np.zeros((MAP_HEIGHT, MAP_WIDTH), np.float32)
     c[:, 0] = 1.0
     write_mask(out / "cloudmask_P01_day03.ncdf", c, binary=True)
@@ -129,3 +129,29 @@ def test_reference_masks_with_ls_from_the_mdgm_tree(data_dir):
     assert [d.name for d in days] == ["P02_day01", "P02_day09", "P02_day17", "P02_day25", "P02_day34"]
     assert days[0].ls == pytest.approx(143.7) and days[0].mars_year == 28  # P02_ls.txt, first row
     assert all(0 < d.cloud_fraction < 0.5 for d in days)
+
+
+def test_on_cm_infer_output_with_quicklooks(tiny_model, map_tree, tmp_path):
+    """cm-infer's own files: Ls from their attributes, quicklooks beside them, CF-clean."""
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from mars_cloudmask.infer.cli import app
+    from tests.test_netcdf import cf_high_priority_failures
+
+    pytest.importorskip("compliance_checker")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, [str(map_tree), "--out", str(out), "--model", str(tiny_model), "--quicklook"])
+    assert res.exit_code == 0, res.output
+    masks = sorted(out.rglob("*.ncdf"))
+    assert [m.name for m in masks] == ["cloudmask_P01_day01.ncdf", "cloudmask_P01_day02.ncdf"]
+    for m in masks:
+        with Image.open(m.with_suffix(".png")) as im:
+            assert im.size == (900, 451)
+    for table in out.rglob("*_ls.txt"):
+        table.unlink()  # Ls must come from the files themselves
+    run = collect([out])
+    assert run.errors == [] and [d.ls for d in run.stats.days] == [132.5, 132.9]
+    link = tmp_path / "infer_output.nc"
+    link.symlink_to(masks[0])
+    assert cf_high_priority_failures(link) == []

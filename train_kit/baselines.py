@@ -178,7 +178,7 @@ def run(labels: Path, maps: Path, out: Path, train: str = "1-15", test_windows: 
         for kind in ("blue", "gbt"):
             mask = predict_map(rgb, valid, kind, blue_t, model)
             write_mask(out / kind / d.map.parent.parent.name / d.map.parent.name / "cloudmasks" / f"cloudmask_{name}.ncdf",
-                       mask, {"source_map": d.map.name, "ls": d.ls, "mars_year": d.mars_year,
+                       mask, {"source_map": d.map.name, "solar_longitude": d.ls, "mars_year": d.mars_year,
                               "model": f"baseline-{kind}", "threshold": 0.5 if kind == "blue" else gbt_t,
                               "title": f"Per-pixel {kind} baseline cloud mask (not a U-Net)"},
                        binary=kind == "blue")
