@@ -75,7 +75,7 @@ def bench(
 
             doc = run_benchmark(cfg, progress)
     except BenchError as exc:
-        console.print(f"cm-bench: error: {' '.join(str(exc).split())}", markup=False, highlight=False)
+        typer.echo(f"cm-bench: error: {' '.join(str(exc).split())}", err=True)
         raise typer.Exit(2)
     finally:
         if workdir is None:

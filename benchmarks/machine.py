@@ -11,7 +11,6 @@ import platform
 import re
 import resource
 from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +32,9 @@ FLAGS_OF_INTEREST = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "av
 
 def versions() -> dict[str, str | None]:
     """Python and the installed versions of the distributions that change the figures."""
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for dist in DISTRIBUTIONS:
-        try:
-            out[dist] = version(dist)
-        except PackageNotFoundError:
-            out[dist] = None
-    return out
+    from mars_cloudmask.infer.doctor import versions as installed
+
+    return installed(DISTRIBUTIONS)
 
 
 def cpu_info(cpuinfo: str | Path = "/proc/cpuinfo") -> dict[str, Any]:

@@ -16,10 +16,10 @@ from typing import Any
 DISTRIBUTIONS = ("mars-cloudmask", "numpy", "onnxruntime", "onnxruntime-gpu", "numba", "netCDF4", "pillow")
 
 
-def versions() -> dict[str, str | None]:
-    """Installed versions of Python and of the runtime's distributions (None: not installed)."""
+def versions(distributions: tuple[str, ...] = DISTRIBUTIONS) -> dict[str, str | None]:
+    """Installed versions of Python and of ``distributions`` (default: the runtime's; None: not installed)."""
     out: dict[str, str | None] = {"python": platform.python_version()}
-    for dist in DISTRIBUTIONS:
+    for dist in distributions:
         try:
             out[dist] = version(dist)
         except PackageNotFoundError:
