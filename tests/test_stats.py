@@ -155,3 +155,23 @@ def test_on_cm_infer_output_with_quicklooks(tiny_model, map_tree, tmp_path):
     link = tmp_path / "infer_output.nc"
     link.symlink_to(masks[0])
     assert cf_high_priority_failures(link) == []
+
+
+def test_memory_stays_flat_however_many_masks(tmp_path):
+    """Streaming: the peak of traced allocations does not grow with the number of masks."""
+    import tracemalloc
+
+    one = write_mask(tmp_path / "src" / "cloudmask_P03_day01.ncdf", np.full((MAP_HEIGHT, MAP_WIDTH), 0.5, np.float32),
+                     {"ls": 150.0, "mars_year": 28})
+    peaks = {}
+    for n in (2, 6):
+        folder = tmp_path / f"n{n}"
+        folder.mkdir()
+        for day in range(1, n + 1):
+            (folder / f"cloudmask_P03_day{day:02d}.ncdf").symlink_to(one)
+        tracemalloc.start()
+        run = collect([folder])
+        peaks[n] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert len(run.stats.days) == n
+    assert peaks[6] - peaks[2] < 2_000_000 and peaks[2] > 26_000_000, peaks  # tracing sees the arrays  # one mask alone is 26 MB as float32
