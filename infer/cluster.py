@@ -35,7 +35,7 @@ import os
 import threading
 import time
 import uuid
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -56,7 +56,7 @@ from .pipeline import (
     run_record,
     write_json_atomic,
 )
-from .runtime import CloudModel, load_model
+from .runtime import CloudModel, load_model, thread_settings
 
 LOCAL = "local"
 INSTALL_HINT = 'pip install "mars-cloudmask[dask]"'
@@ -86,10 +86,7 @@ def local_workers(address: str, cpus: int | None = None) -> int | None:
 
 def usable_cpus() -> int:
     """CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    return thread_settings()["usable_cpus"] or 1
 
 
 def worker_threads(threads: int | None, n_local: int | None, cpus: int | None = None) -> int | None:
@@ -108,6 +105,16 @@ def _distributed():
     except ImportError:
         raise ClusterError(f"--dask needs Dask distributed, which is not installed: {INSTALL_HINT}") from None
     return distributed
+
+
+def check_address(address: str) -> None:
+    """Fail early (before loading anything) when Dask is missing or ``local:N`` is malformed.
+
+    Raises:
+        ClusterError: one line saying what to install or what to write.
+    """
+    _distributed()
+    local_workers(address)
 
 
 @contextmanager
@@ -252,13 +259,44 @@ def summary_line(report: RunReport) -> str:
     """One line for the end-of-run summary: workers used, their providers and threads."""
     dask = report.record.get("dask", {})
     workers = dask.get("workers", {})
-    providers = sorted({w["provider"] for w in workers.values()}) or ["none"]
-    threads = sorted({str(w["threads"] or "default") for w in workers.values()}) or ["-"]
+    if not workers:
+        return f"dask {dask.get('address')}: no map needed a worker"
+    providers = sorted({w["provider"] for w in workers.values()})
+    threads = sorted({str(w["threads"] or "default") for w in workers.values()})
     return (
         f"dask {dask.get('address')}: {len(workers)} worker processes ran maps "
         f"({dask.get('workers_at_start')} at start), provider {'+'.join(providers).upper()}, "
         f"onnxruntime threads {'/'.join(threads)}"
     )
+
+
+def map_results(
+    client: Any, todo: Sequence[tuple[int, MapJob]], options: InferOptions, task: dict[str, Any], retries: int
+) -> Iterator[tuple[int, MapResult, dict[str, Any] | None]]:
+    """Submit one :func:`map_task` per ``(index, job)``; yield ``(index, result, worker facts)``
+    as tasks finish (facts None for a task that failed outside ``process_job``)."""
+    from distributed import as_completed
+
+    run_id = uuid.uuid4().hex[:8]
+    futures = client.map(
+        map_task,
+        [job for _, job in todo],
+        options=options,
+        key=[f"cm-infer-{job.name}-{run_id}-{i}" for i, job in todo],
+        pure=False,
+        retries=retries,
+        **task,
+    )
+    index = {fut.key: item for fut, item in zip(futures, todo)}
+    for fut in as_completed(futures):
+        i, job = index.pop(fut.key)
+        if fut.status == "finished":
+            result, facts = fut.result()
+            yield i, result, facts
+        else:
+            remove_stale_temporaries(job, options)
+            yield i, _result(job, options, "failed", reason=task_failure(job, fut.exception())), None
+        fut.release()
 
 
 def run_on_dask(
@@ -290,7 +328,7 @@ def run_on_dask(
         ClusterError: Dask missing or the scheduler unreachable.
         ModelError: the model file cannot be used.  OutputError: ``options.out`` not writable.
     """
-    _distributed()  # fail first, before any work, when Dask is missing
+    check_address(address)  # fail first, before any work
     started = datetime.now(timezone.utc)
     t_start = time.perf_counter()
     options = replace(options, out=Path(options.out).resolve())  # workers may start elsewhere
@@ -319,37 +357,17 @@ def run_on_dask(
 
     dask_facts: dict[str, Any] = {"address": address, "retries": retries, "threads_per_worker": per_worker}
     interrupted = False
-    with dask_client(address) as client:
-        from distributed import as_completed
-
+    with dask_client(address) if todo else nullcontext() as client:  # nothing to do: no cluster
         try:
-            dask_facts["scheduler"] = client.scheduler.address
-            dask_facts["workers_at_start"] = len(client.scheduler_info().get("workers", {}))
-            run_id = uuid.uuid4().hex[:8]
-            futures = client.map(
-                map_task,
-                [job for _, job in todo],
-                model_path=model_path,
-                sha256=checked.sha256,
-                provider=provider,
-                threads=per_worker,
-                options=options,
-                key=[f"cm-infer-{job.name}-{run_id}-{i}" for i, job in todo],
-                pure=False,
-                retries=retries,
-            )
-            index = {fut.key: item for fut, item in zip(futures, todo)}
-            for fut in as_completed(futures):
-                i, job = index[fut.key]
-                if fut.status == "finished":
-                    result, facts = fut.result()
-                    seen = workers.setdefault(facts["worker"], dict(facts, maps=0))
-                    seen.update(model_loads=facts["model_loads"])
-                    seen["maps"] += 1
-                else:
-                    result = _result(job, options, "failed", reason=task_failure(job, fut.exception()))
-                    remove_stale_temporaries(job, options)
-                finish(i, result)
+            if client is not None:
+                dask_facts["scheduler"] = client.scheduler.address
+                dask_facts["workers_at_start"] = len(client.scheduler_info().get("workers", {}))
+                task = {"model_path": model_path, "sha256": checked.sha256, "provider": provider, "threads": per_worker}
+                for i, result, facts in map_results(client, todo, options, task, retries):
+                    if facts is not None:
+                        seen = workers.setdefault(facts["worker"], dict(facts, maps=0))
+                        seen.update(model_loads=facts["model_loads"], maps=seen["maps"] + 1)
+                    finish(i, result)
         except KeyboardInterrupt:
             interrupted = True
             raise
