@@ -21,6 +21,7 @@ inside the functions here.
 
 Example::
 
+    from pathlib import Path
     from mars_cloudmask.infer.cluster import run_on_dask
     from mars_cloudmask.infer.pipeline import InferOptions, find_jobs
 

@@ -228,3 +228,28 @@ def test_a_killed_workers_map_is_completed_by_another(two_workers, tiny_model, m
     assert_same_masks(out, reference)
     assert hidden_files(out) == []  # the dead worker's partial file was cleaned by the rerun
     assert all(w["pid"] != int(pid) for w in report.record["dask"]["workers"].values())
+
+
+def cli_has_dask_option() -> bool:
+    import inspect
+
+    from mars_cloudmask.infer import cli
+
+    return "dask" in inspect.signature(cli.infer).parameters
+
+
+@pytest.mark.skipif(not cli_has_dask_option(), reason="cm-infer --dask is not wired into infer/cli.py yet")
+def test_cm_infer_dask_option(two_workers, tiny_model, maps_and_reference, tmp_path):
+    from typer.testing import CliRunner
+
+    from mars_cloudmask.infer.cli import EXIT_FATAL, app
+
+    root, reference = maps_and_reference
+    out = tmp_path / "out"
+    args = [str(root), "--out", str(out), "--model", str(tiny_model), "--threads", "1"]
+    result = CliRunner().invoke(app, args + ["--dask", two_workers.scheduler_address])
+    assert result.exit_code == 0, result.output
+    assert f"dask {two_workers.scheduler_address}: " in result.output and "done 4, skipped 0" in result.output
+    assert_same_masks(out, reference)
+    bad = CliRunner().invoke(app, args + ["--dask", "local:0"])
+    assert bad.exit_code == EXIT_FATAL and "expected local or local:N" in bad.output
