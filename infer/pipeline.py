@@ -321,6 +321,20 @@ def _stage_totals(results: Sequence[MapResult]) -> dict[str, float]:
     return totals
 
 
+def split_existing(
+    jobs: Sequence[MapJob], options: InferOptions, skip: Callable[[int, MapResult], None]
+) -> list[tuple[int, MapJob]]:
+    """``(index, job)`` of the jobs to run; ``skip(index, result)`` is called for the others
+    (their output exists and ``options.overwrite`` is off): how a rerun resumes."""
+    todo: list[tuple[int, MapJob]] = []
+    for i, job in enumerate(jobs):
+        if not options.overwrite and output_path(job, options).exists():
+            skip(i, _result(job, options, "skipped", reason="output exists"))
+        else:
+            todo.append((i, job))
+    return todo
+
+
 def run_record(
     ordered: Sequence[MapResult],
     jobs: Sequence[MapJob],
@@ -375,7 +389,7 @@ def run_jobs(
     *,
     on_result: Callable[[MapResult], None] | None = None,
     on_mask: MaskHook | None = None,
-    prefetch: int = 2,
+    prefetch: int = 1,
     roots: Sequence[str | Path] = (),
     input_errors: Sequence[str] = (),
     write_record: bool = True,
@@ -407,12 +421,7 @@ def run_jobs(
         if on_result is not None:
             on_result(r)
 
-    todo: list[tuple[int, MapJob]] = []
-    for i, job in enumerate(jobs):
-        if not options.overwrite and output_path(job, options).exists():
-            finish(i, _result(job, options, "skipped", reason="output exists"))
-        else:
-            todo.append((i, job))
+    todo = split_existing(jobs, options, finish)
 
     loaded_q: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
     stop = threading.Event()
