@@ -45,6 +45,7 @@ def train_command(
     mdgm: Optional[Path] = typer.Option(None, "--mdgm", help="Root of the maps of the reference masks (mdgm/P)."),
     reference_weight: float = typer.Option(0.3, help="Loss weight of reference tiles."),
     reference_fraction: float = typer.Option(0.25, help="Share of each batch drawn from reference maps."),
+    tile_out: int = typer.Option(484, help="Output tile size (4 mod 16); input is this + 184."),
     threads: int = typer.Option(2, help="TensorFlow intra-op threads."),
 ) -> None:
     """Train (or resume) a run; checkpoints, metrics.json and curves.png go to --out."""
@@ -61,7 +62,7 @@ def train_command(
         epochs=epochs, batch_size=batch_size, steps_per_epoch=steps_per_epoch, seed=seed, width=width,
         depth=depth, lr=lr, lr_patience=lr_patience, w0=w0, dice_weight=dice_weight, patience=patience,
         brightness=brightness, reference=[str(r) for r in reference], mdgm=str(mdgm) if mdgm else None,
-        reference_weight=reference_weight, reference_fraction=reference_fraction, threads=threads,
+        reference_weight=reference_weight, reference_fraction=reference_fraction, tile_out=tile_out, threads=threads,
     )
     try:
         metrics = train(cfg, log=lambda msg: console.print(msg, highlight=False))

@@ -292,12 +292,29 @@ def random_tile(tm: TiledMap, rng: np.random.Generator, min_valid: float = 0.05,
     return best[1], best[2]
 
 
+def _first_new(origins: np.ndarray, tile_out: int) -> dict[int, int]:
+    """Per origin along one axis: offset inside the tile of the first pixel no earlier tile covered."""
+    starts, end = {}, 0
+    for o in sorted(set(int(v) for v in origins)):
+        starts[o] = max(end - o, 0)
+        end = o + tile_out
+    return starts
+
+
 def grid_tiles(maps: Sequence[TiledMap]) -> tuple[np.ndarray, np.ndarray]:
-    """Every seamless-plan tile of the maps (each box pixel scored once): images, targets."""
+    """Every seamless-plan tile of the maps, images and targets, each box pixel scored once.
+
+    Seamless tiles overlap by a few pixels (step ``tile_out - 4``): the overlap is marked -999
+    in the later tile, so metrics over these tiles equal metrics over the whole box.
+    """
     images, targets = [], []
     for tm in maps:
+        y_new = _first_new(tm.origins[:, 0], tm.tile_out)
+        x_new = _first_new(tm.origins[:, 1], tm.tile_out)
         for y, x in tm.origins:
             img, t = tm.tile(int(y), int(x))
+            t[: y_new[int(y)]] = INVALID
+            t[:, : x_new[int(x)]] = INVALID
             if (t >= 0).any():
                 images.append(img)
                 targets.append(t)

@@ -1,0 +1,191 @@
+"""train_kit.data: the labelled layout, its checks, and tiles cut with infer.geometry.
+
+Also home of :func:`write_labelled`, the synthetic labelled folder the other train tests use.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mars_cloudmask.infer.geometry import INVALID, MARGIN, build_canvas, plan_tiles, tile_input
+from mars_cloudmask.infer.netcdf import write_mask
+from mars_cloudmask.train_kit.data import (
+    DataError,
+    augment,
+    grid_tiles,
+    load_sample,
+    random_tile,
+    scan_labelled,
+    split_by_day,
+    target_bounds,
+)
+from tests.synthetic import make_map
+
+BOX = (700, 860, 1000, 1400)  # rows, cols of the labelled area in the synthetic days
+TILE_OUT = 52  # small tiles (4 mod 16) keep the tests fast; input = 52 + 184 = 236
+
+
+def synthetic_day(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A synthetic map with bluish clouds painted in :data:`BOX`, and its label (north-up).
+
+    Label: -999 outside the box and on black pixels, 200 (cloudy DN) where blue >= 200, else 0.
+    """
+    from PIL import Image
+    import io
+
+    rgb = make_map(seed=seed, stripes=1, clouds=0)
+    rng = np.random.default_rng(seed)
+    y0, y1, x0, x1 = BOX
+    yy, xx = np.mgrid[y0:y1, x0:x1]
+    for _ in range(3):
+        cy, cx, r = rng.uniform(y0, y1), rng.uniform(x0, x1), rng.uniform(15, 40)
+        blob = (yy - cy) ** 2 + (xx - cx) ** 2 < r * r
+        rgb[y0:y1, x0:x1][blob] = (210, 215, 240)
+    # what a JPEG round trip gives back is what the label must describe
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="JPEG", quality=95)
+    rgb = np.array(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    label = np.full(rgb.shape[:2], INVALID, dtype=np.float32)
+    box = rgb[y0:y1, x0:x1]
+    lab = np.where(box[..., 2] >= 200, 200.0, 0.0).astype(np.float32)
+    lab[box.min(axis=2) < 30] = INVALID
+    label[y0:y1, x0:x1] = lab
+    return rgb, label
+
+
+def write_labelled(folder: Path, days=(1, 2, 3), list_days=None) -> Path:
+    """A labelled folder (``list_ls.txt``, ``mdgms/``, ``cloudmask/``) of synthetic days."""
+    from PIL import Image
+
+    (folder / "mdgms").mkdir(parents=True, exist_ok=True)
+    (folder / "cloudmask").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for d in days:
+        name = f"P01day{d:02d}"
+        rgb, label = synthetic_day(seed=d)
+        Image.fromarray(rgb).save(folder / "mdgms" / f"{name}.jpeg", quality=95)
+        write_mask(folder / "cloudmask" / f"cloudmask_{name}.ncdf", label, complevel=1)
+    for d in list_days if list_days is not None else days:
+        rows.append(f"P01day{d:02d}      28      {132.5 + 0.4 * d:.3f}")
+    (folder / "list_ls.txt").write_text("\n".join(rows) + "\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory) -> Path:
+    return write_labelled(tmp_path_factory.mktemp("labels") / "P01", days=(1, 2))
+
+
+def test_scan_and_split_by_day(labelled):
+    samples = scan_labelled(labelled)
+    assert [s.name for s in samples] == ["P01day01", "P01day02"]
+    assert samples[0].ls == pytest.approx(132.9)
+    train, val = split_by_day(samples, [2])
+    assert [s.name for s in train] == ["P01day01"] and [s.name for s in val] == ["P01day02"]
+
+
+def test_target_box_and_tiles_use_the_shared_geometry(labelled):
+    tm = load_sample(scan_labelled(labelled)[0], tile_out=TILE_OUT)
+    assert target_bounds(tm.target).as_tuple() == (0, BOX[3] - BOX[2], 0, BOX[1] - BOX[0])  # box at the canvas origin
+    # the image canvas is exactly infer.geometry's canvas for the label's box
+    from mars_cloudmask.infer.maps import read_map
+
+    rgb = read_map(tm.sample.image)
+    from mars_cloudmask.infer.geometry import Bounds
+
+    plan = plan_tiles(Bounds(BOX[2], BOX[3], BOX[0], BOX[1]), "seamless", TILE_OUT)
+    np.testing.assert_array_equal(tm.image, build_canvas(rgb, plan))
+    img, t = tm.tile(48, 96)
+    np.testing.assert_array_equal(img, tile_input(tm.image, plan, 48, 96))
+    # target pixel (0, 0) of that tile is map pixel (ymin + 48, xmin + 96), the tile's centre area
+    assert img.shape == (TILE_OUT + 2 * MARGIN,) * 2 + (3,) and t.shape == (TILE_OUT, TILE_OUT)
+    assert set(np.unique(t)) <= {INVALID, 0.0, 1.0}
+    cloudy = t == 1
+    centre = img[MARGIN : MARGIN + TILE_OUT, MARGIN : MARGIN + TILE_OUT]
+    if cloudy.any():
+        assert centre[cloudy][:, 2].min() >= 200  # labels sit on the blue pixels they describe
+
+
+def test_grid_tiles_score_each_box_pixel_once(labelled):
+    tm = load_sample(scan_labelled(labelled)[0], tile_out=TILE_OUT)
+    images, targets = grid_tiles([tm])
+    h, w = BOX[1] - BOX[0], BOX[3] - BOX[2]
+    valid_in_box = int((tm.target[:h, :w] >= 0).sum())
+    assert int((targets >= 0).sum()) == valid_in_box
+    assert images.dtype == np.uint8 and targets.shape[-1] == 1
+
+
+def test_flips_move_image_and_target_together():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (236, 236, 3), dtype=np.uint8)
+    t = np.zeros((52, 52), np.float32)
+    t[0, 0] = 1
+    for flip, where in ((0, (0, 0)), (1, (51, 0)), (2, (0, 51)), (3, (51, 51))):
+        a, b = augment(img, t, flip)
+        assert b[where] == 1
+        corner = (235 if flip & 1 else 0, 235 if flip & 2 else 0)
+        assert a[corner].tolist() == img[0, 0].tolist()
+
+
+def test_random_tiles_hold_valid_pixels(labelled):
+    tm = load_sample(scan_labelled(labelled)[1], tile_out=TILE_OUT)
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        _, t = random_tile(tm, rng)
+        assert (t >= 0).mean() >= 0.05
+
+
+# --------------------------------------------------------------------------- bad input
+def test_empty_folder(tmp_path):
+    (tmp_path / "P01").mkdir()
+    with pytest.raises(DataError, match="empty data folder"):
+        scan_labelled(tmp_path / "P01")
+
+
+def test_map_without_label(tmp_path):
+    folder = write_labelled(tmp_path / "P01", days=(1, 2))
+    (folder / "cloudmask" / "cloudmask_P01day02.ncdf").unlink()
+    with pytest.raises(DataError, match=r"P01day02\.jpeg: map without a label"):
+        scan_labelled(folder)
+
+
+def test_label_without_map(tmp_path):
+    folder = write_labelled(tmp_path / "P01", days=(1, 2))
+    (folder / "mdgms" / "P01day01.jpeg").unlink()
+    with pytest.raises(DataError, match=r"cloudmask_P01day01\.ncdf: label without a map"):
+        scan_labelled(folder)
+
+
+def test_day_missing_from_list_ls(tmp_path):
+    folder = write_labelled(tmp_path / "P01", days=(1, 2), list_days=(1,))
+    with pytest.raises(DataError, match=r"P01day02\.jpeg: day P01day02 missing from .*list_ls\.txt"):
+        scan_labelled(folder)
+
+
+def test_label_upside_down(tmp_path):
+    from PIL import Image
+
+    folder = write_labelled(tmp_path / "P01", days=(1,))
+    rgb, label = synthetic_day(seed=1)
+    rgb[1000:] = 0  # no data south of row 1000: the mirrored box (rows 941..1100) is mostly black
+    Image.fromarray(rgb).save(folder / "mdgms" / "P01day01.jpeg", quality=95)
+    write_mask(folder / "cloudmask" / "cloudmask_P01day01.ncdf", label[::-1].copy(), complevel=1)
+    with pytest.raises(DataError, match=r"cloudmask_P01day01\.ncdf: mask looks upside down"):
+        load_sample(scan_labelled(folder)[0], tile_out=TILE_OUT)
+
+
+def test_label_of_wrong_size(tmp_path):
+    import netCDF4
+
+    folder = write_labelled(tmp_path / "P01", days=(1,))
+    path = folder / "cloudmask" / "cloudmask_P01day01.ncdf"
+    path.unlink()
+    with netCDF4.Dataset(path, "w", format="NETCDF4_CLASSIC") as ds:
+        ds.createDimension("x", 1800)
+        ds.createDimension("y", 900)
+        ds.createVariable("cloudmask", "f4", ("y", "x"))[:, :] = np.zeros((900, 1800), np.float32)
+    with pytest.raises(DataError, match=r"cloudmask_P01day01\.ncdf: mask is 1800 x 900"):
+        load_sample(scan_labelled(folder)[0], tile_out=TILE_OUT)

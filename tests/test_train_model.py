@@ -1,0 +1,47 @@
+"""train_kit.model: the U-Net's geometry (crops, margin, sizes) and its uint8 -> probability contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mars_cloudmask.train_kit.model import (
+    alignment,
+    architecture_of,
+    build_unet,
+    margin,
+    skip_crops,
+    valid_input_size,
+)
+
+
+def test_original_geometry():
+    assert skip_crops(4) == [4, 16, 40, 88]
+    assert margin(4) == 92 and alignment(4) == 16
+    assert valid_input_size(668, 4) and valid_input_size(684, 4) and not valid_input_size(670, 4)
+
+
+def test_original_size_and_parameters():
+    model = build_unet(8, 4)
+    assert architecture_of(model) == (8, 4)
+    assert 480_000 < model.count_params() < 500_000  # domain.md 3: about 0.49 M
+
+
+@pytest.mark.parametrize("depth", [2, 3, 4])
+def test_dynamic_sizes_lose_margin_on_each_side(depth):
+    model = build_unet(2, depth)
+    m = margin(depth)
+    sizes = [n for n in range(2 * m + 4, 2 * m + 80) if valid_input_size(n, depth)][:2]
+    x = np.random.default_rng(0).integers(0, 256, (2, sizes[0], sizes[1], 3), dtype=np.uint8)
+    y = model.predict(x, verbose=0)
+    assert y.shape == (2, sizes[0] - 2 * m, sizes[1] - 2 * m, 1)
+    assert y.dtype == np.float32 and 0 <= y.min() and y.max() <= 1
+
+
+def test_translation_equivariance_on_the_alignment_grid():
+    model = build_unet(2, 4)
+    rng = np.random.default_rng(1)
+    big = rng.integers(0, 256, (1, 236 + 32, 236, 3), dtype=np.uint8)
+    whole = model.predict(big, verbose=0)
+    shifted = model.predict(big[:, 32:], verbose=0)
+    np.testing.assert_allclose(whole[:, 32:], shifted, atol=1e-6)

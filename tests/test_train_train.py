@@ -1,0 +1,118 @@
+"""train_kit.train and cm-train: a tiny U-Net learns synthetic clouds, checkpoints, resumes.
+
+Tiny settings everywhere (width 2, tiles of 52 px output, a few steps) keep this fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mars_cloudmask.train_kit.checkpoint import BEST, CURVES, LAST, METRICS, STATE, CheckpointError, load_model
+from mars_cloudmask.train_kit.cli import app
+from mars_cloudmask.train_kit.data import DataError
+from mars_cloudmask.train_kit.train import TrainConfig, train
+from tests.test_train_data import TILE_OUT, write_labelled
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory) -> Path:
+    return write_labelled(tmp_path_factory.mktemp("labels") / "P01", days=(1, 2, 3))
+
+
+def tiny(labelled: Path, out: Path, **kw) -> TrainConfig:
+    base = dict(data=[str(labelled)], out=str(out), val_days=[3], epochs=3, batch_size=4, steps_per_epoch=6,
+                width=2, depth=4, lr=1e-2, w0=0.5, tile_out=TILE_OUT, seed=0)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def trained(labelled, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    train(tiny(labelled, out), log=lambda _: None)
+    return out
+
+
+def test_loss_goes_down_and_run_files_appear(trained):
+    history = json.loads((trained / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert history[-1]["loss"] < 0.8 * history[0]["loss"]
+    for name in (BEST, LAST, STATE, METRICS, CURVES, "run.json"):
+        assert (trained / name).is_file(), name
+    metrics = json.loads((trained / METRICS).read_text())
+    assert metrics["best_epoch"] in (1, 2, 3)
+    assert set(metrics["best_val"]) >= {"loss", "f1", "iou", "accuracy", "precision", "recall", "best_threshold"}
+    run = json.loads((trained / "run.json").read_text())
+    assert run["split"]["val"] == ["P01day03"] and run["split"]["train"] == ["P01day01", "P01day02"]
+    model = load_model(trained)
+    assert model.get_layer("down0_conv1").filters == 2
+
+
+def test_resume_continues_and_keeps_the_better_checkpoint(labelled, trained, tmp_path):
+    import shutil
+
+    run = tmp_path / "tiny"
+    shutil.copytree(trained, run)
+    state = json.loads((run / STATE).read_text())
+    # pretend an earlier epoch was far better: the resumed epoch must not replace best.keras
+    state["best_val_loss"] = -1.0
+    (run / STATE).write_text(json.dumps(state))
+    best_bytes = (run / BEST).read_bytes()
+    last_before = (run / LAST).stat().st_mtime_ns
+    train(tiny(labelled, run, epochs=4), log=lambda _: None)
+    history = json.loads((run / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    assert (run / BEST).read_bytes() == best_bytes
+    assert (run / LAST).stat().st_mtime_ns != last_before
+    assert json.loads((run / STATE).read_text())["best_val_loss"] == -1.0
+
+
+def test_resume_refuses_other_settings(labelled, trained, tmp_path):
+    import shutil
+
+    run = tmp_path / "tiny"
+    shutil.copytree(trained, run)
+    with pytest.raises(ValueError, match=r"run\.json: the run was started with other settings: width=2 \(now 4\)"):
+        train(tiny(labelled, run, epochs=4, width=4), log=lambda _: None)
+
+
+def test_corrupt_checkpoint_is_named(labelled, trained, tmp_path):
+    import shutil
+
+    run = tmp_path / "tiny"
+    shutil.copytree(trained, run)
+    (run / LAST).write_bytes(b"not a zip file")
+    with pytest.raises(CheckpointError, match=r"last\.keras: corrupt or unreadable checkpoint"):
+        train(tiny(labelled, run, epochs=4), log=lambda _: None)
+
+
+def test_validation_day_must_exist(labelled, tmp_path):
+    with pytest.raises(DataError, match="none of the validation days"):
+        train(tiny(labelled, tmp_path / "r", val_days=[9]), log=lambda _: None)
+
+
+def test_cli_reports_bad_data_on_one_line(tmp_path):
+    folder = write_labelled(tmp_path / "P01", days=(1, 2), list_days=(1,))
+    result = CliRunner().invoke(app, ["--data", str(folder), "--val-days", "2", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 1
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "P01day02 missing from" in lines[0] and "list_ls.txt" in lines[0]
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_trains_and_resumes(labelled, tmp_path):
+    def args(epochs: int) -> list[str]:
+        return ["--data", str(labelled), "--val-days", "3", "--out", str(tmp_path / "run"), "--epochs", str(epochs),
+                "--steps-per-epoch", "2", "--batch-size", "2", "--width", "2", "--tile-out", str(TILE_OUT)]
+
+    first = CliRunner().invoke(app, args(1))
+    assert first.exit_code == 0, first.output
+    assert "best epoch 1" in first.output
+    again = CliRunner().invoke(app, args(2))  # one more epoch, resumed
+    assert again.exit_code == 0, again.output
+    assert "resuming" in again.output
+    assert json.loads((tmp_path / "run" / STATE).read_text())["epoch"] == 2
