@@ -116,7 +116,7 @@ def export(
         report = export_command(source, out, name=name, version=version, threshold=threshold,
                                 check_maps=check_maps, fp16=fp16, fold=fold, extra=extra)
     except (CheckpointError, ExportError, ValueError) as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(f"[red]error:[/] {exc}", soft_wrap=True, highlight=False)
         raise typer.Exit(1)
     print(json.dumps({k: v for k, v in report.items() if k != "metadata"}, indent=2))
 

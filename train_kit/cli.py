@@ -67,7 +67,7 @@ def train_command(
     try:
         metrics = train(cfg, log=lambda msg: console.print(msg, highlight=False))
     except (DataError, CheckpointError, ValueError) as exc:
-        console.print(f"[red]error:[/] {exc}", highlight=False)
+        console.print(f"[red]error:[/] {exc}", soft_wrap=True, highlight=False)
         raise typer.Exit(1)
     best = metrics.get("best_val", {})
     console.print(f"best epoch {metrics.get('best_epoch')}: val loss {best.get('loss', float('nan')):.4f}, "

@@ -1,0 +1,87 @@
+"""export: a trained tiny run -> ONNX with the contract's metadata, folded BatchNorm, parity."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from mars_cloudmask.export.cli import app, export_command
+from mars_cloudmask.export.fold import fold_batchnorm
+from mars_cloudmask.export.onnx_export import (
+    ExportError,
+    export_onnx,
+    onnx_predict,
+    random_tiles,
+    read_metadata,
+)
+from mars_cloudmask.train_kit.checkpoint import load_model
+from mars_cloudmask.train_kit.train import TrainConfig, train
+from tests.test_train_data import TILE_OUT, write_labelled
+
+CONTRACT_KEYS = {"name", "version", "threshold", "tile_in", "tile_out", "margin", "align", "input_layout",
+                 "input_dtype", "width", "depth", "training_data", "split", "val_metrics", "code_version", "created"}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    """A tiny run trained for 2 short epochs (BatchNorm statistics are no longer trivial)."""
+    root = tmp_path_factory.mktemp("export")
+    labelled = write_labelled(root / "P01", days=(1, 2))
+    out = root / "run"
+    train(TrainConfig(data=[str(labelled)], out=str(out), val_days=[2], epochs=2, batch_size=2, steps_per_epoch=3,
+                      width=2, depth=4, lr=1e-2, w0=0.5, tile_out=TILE_OUT), log=lambda _: None)
+    return out
+
+
+def test_export_run_parity_metadata_and_graph(run, tmp_path):
+    out = tmp_path / "models" / "tiny.onnx"
+    report = export_command(run, out, name="tiny", version="1.2", fp16=True,
+                            check_maps=[run.parent / "P01" / "mdgms" / "P01day01.jpeg"])
+    assert out.is_file() and report["parity_max_abs_diff"]["random"] < 1e-4
+    assert report["parity_tiles"] == {"random": 2, "real": 2}
+    assert report["batchnorm_nodes"] == 0 and report["transposes_next_to_convs"] <= 1
+    assert report["fp16"]["max_abs_diff"]["real"] < 1e-2
+    meta = read_metadata(out)
+    assert set(meta) >= CONTRACT_KEYS
+    assert (meta["name"], meta["version"], meta["tile_in"], meta["tile_out"], meta["margin"], meta["align"]) == (
+        "tiny", "1.2", "668", "484", "92", "16")
+    assert (meta["input_layout"], meta["input_dtype"], meta["width"], meta["depth"]) == ("NHWC", "uint8", "2", "4")
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert float(meta["threshold"]) == pytest.approx(metrics["threshold"])  # the run's F1-best threshold
+    assert json.loads(meta["val_metrics"])["f1"] == pytest.approx(metrics["best_val"]["f1"])
+    assert json.loads(meta["split"])["val"] == ["P01day02"]
+    # dynamic batch, height and width, same numbers as Keras
+    model = load_model(run)
+    x = random_tiles(2, 236 + 32, seed=3)[:, :, :236]
+    got = onnx_predict(out, x)
+    assert got.shape == (2, 84, 52, 1)
+    np.testing.assert_allclose(got, model.predict(x, verbose=0), atol=1e-4)
+
+
+def test_fold_batchnorm_matches_keras(run):
+    model = load_model(run)
+    folded = fold_batchnorm(model)
+    assert not any("BatchNormalization" == type(layer).__name__ for layer in folded.layers)
+    x = random_tiles(2, 236, seed=5)
+    np.testing.assert_allclose(folded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
+
+
+def test_parity_failure_names_the_figures_and_leaves_no_file(run, tmp_path):
+    model = load_model(run)
+    out = tmp_path / "bad.onnx"
+    with pytest.raises(ExportError, match=r"bad\.onnx: Keras and onnxruntime disagree: max abs diff random .* > -1"):
+        export_onnx(model, out, {"name": "x"}, {"random": random_tiles(1, 236)}, tolerance=-1.0)
+    assert not out.exists() and not list(tmp_path.glob(".bad*"))
+
+
+def test_cli_exports_and_reports_missing_weights(run, tmp_path):
+    out = tmp_path / "cli.onnx"
+    result = CliRunner().invoke(app, [str(run), "--to", "onnx", "--out", str(out), "--meta", "note=test"])
+    assert result.exit_code == 0, result.output
+    assert read_metadata(out)["note"] == "test"
+    missing = CliRunner().invoke(app, [str(tmp_path / "nothing"), "--out", str(tmp_path / "x.onnx")])
+    assert missing.exit_code == 1 and "nothing: no such file or folder" in missing.output
