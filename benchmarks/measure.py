@@ -42,7 +42,9 @@ class VariantSpec:
 
     ``maps``: JPEG paths (their ``_ls.txt`` gives Ls).  ``bounds``: one ``(xmin, xmax, ymin,
     ymax)`` box for every map instead of Ls bounds.  ``out_dir``: where masks are written.
-    ``threshold``: only for Keras models (ONNX models carry theirs).
+    ``threshold``: only for Keras models (ONNX models carry theirs).  ``with_limit``: also time
+    the model alone on the same tiles in every repeat, interleaved with the other passes, so
+    the ratio to the limit is taken under the same machine load.
     """
 
     name: str
@@ -60,6 +62,7 @@ class VariantSpec:
     bounds: list[int] | None = None
     polar_offset: float = 3.0
     threshold: float = 0.912
+    with_limit: bool = False
     note: str = ""
 
     def __post_init__(self) -> None:
@@ -243,36 +246,34 @@ def pipeline_pass(jobs: Sequence, runner: Runner, options) -> float:
     return wall
 
 
-def cut_tiles(spec: VariantSpec, job, runner: Runner, options) -> list[np.ndarray]:
-    """The contiguous input batches of one map's tile plan (untimed preparation of the limit)."""
+def tile_batches(spec: VariantSpec, job, runner: Runner, options) -> Iterator[np.ndarray]:
+    """The contiguous input batches of one map's tile plan, cut one batch at a time."""
     from mars_cloudmask.infer.geometry import build_canvas, tile_input
     from mars_cloudmask.infer.pipeline import load_job
 
     loaded = load_job(job, options)
     if loaded.bounds is None:
-        return []
+        return
     plan = variant_plan(spec, runner, loaded.bounds)
     canvas = build_canvas(loaded.rgb, plan, margin=runner.info.margin)
     origins = plan.origins()
-    return [
-        np.ascontiguousarray(np.stack([tile_input(canvas, plan, int(y), int(x)) for y, x in origins[k : k + spec.batch_size]]))
-        for k in range(0, len(origins), spec.batch_size)
-    ]
+    for k in range(0, len(origins), spec.batch_size):
+        yield np.ascontiguousarray(np.stack([tile_input(canvas, plan, int(y), int(x)) for y, x in origins[k : k + spec.batch_size]]))
 
 
-def limit_passes(spec: VariantSpec, jobs: Sequence, runner: Runner, options) -> tuple[list[float], int]:
-    """The model alone on every tile of every map, ``repeats`` times; (seconds per repeat, tiles)."""
-    walls = [0.0] * spec.repeats
-    tiles = 0
+def limit_pass(spec: VariantSpec, jobs: Sequence, runner: Runner, options) -> tuple[float, int]:
+    """The model alone on every tile of every map: (seconds summed over the model calls, tiles).
+
+    Decoding and cutting happen between the timed calls, one batch at a time (no extra memory).
+    """
+    total, tiles = 0.0, 0
     for job in jobs:
-        batches = cut_tiles(spec, job, runner, options)
-        tiles += sum(len(b) for b in batches)
-        for r in range(spec.repeats):
+        for batch in tile_batches(spec, job, runner, options):
             t = time.perf_counter()
-            for batch in batches:
-                runner.run(batch)
-            walls[r] += time.perf_counter() - t
-    return walls, tiles
+            runner.run(batch)
+            total += time.perf_counter() - t
+            tiles += len(batch)
+    return total, tiles
 
 
 def warm_up(runner: Runner, spec: VariantSpec) -> None:
@@ -314,32 +315,32 @@ def measure_variant(spec: VariantSpec, progress: Any = None) -> dict[str, Any]:
     rss_ready = current_rss_bytes()
     n = len(jobs)
     result: dict[str, Any] = {"name": spec.name, "spec": spec.to_json(), "n_maps": n, "model_load_s": round(load_s, 3)}
-    if spec.kind == "limit":
-        walls, tiles = limit_passes(spec, jobs, runner, options)
-        result["limit"] = {**_per_map(walls, n), "s_per_tile": statistics.median(walls) / tiles if tiles else None}
+    clock = StageClock()
+    walls: dict[str, list[float]] = {"staged": [], "pipeline": [], "limit": []}
+    tiles = 0
+    for r in range(spec.repeats):
+        if spec.kind in ("staged", "both"):
+            wall, tiles = staged_pass(spec, jobs, runner, options, clock)
+            walls["staged"].append(wall)
+        if spec.kind in ("pipeline", "both"):
+            walls["pipeline"].append(pipeline_pass(jobs, runner, options))
+        if spec.kind == "limit" or spec.with_limit:
+            wall, tiles = limit_pass(spec, jobs, runner, options)
+            walls["limit"].append(wall)
+        if progress is not None:
+            progress(r + 1)
+    if walls["staged"]:
+        result["staged"] = {
+            **_per_map(walls["staged"], n),
+            "stages_s_per_map": {k: v / (n * len(walls["staged"])) for k, v in clock.totals.items()},
+        }
+    if walls["pipeline"]:
+        result["pipeline"] = _per_map(walls["pipeline"], n)
+    if walls["limit"]:
+        result["limit"] = {**_per_map(walls["limit"], n), "s_per_tile": statistics.median(walls["limit"]) / tiles if tiles else None}
+    if tiles or walls["staged"] or walls["limit"]:
         result["tiles_per_map"] = tiles / n
-    else:
-        clock = StageClock()
-        staged_walls: list[float] = []
-        pipe_walls: list[float] = []
-        tiles = 0
-        for r in range(spec.repeats):
-            if spec.kind in ("staged", "both"):
-                wall, tiles = staged_pass(spec, jobs, runner, options, clock)
-                staged_walls.append(wall)
-            if spec.kind in ("pipeline", "both"):
-                pipe_walls.append(pipeline_pass(jobs, runner, options))
-            if progress is not None:
-                progress(r + 1)
-        if staged_walls:
-            result["staged"] = {
-                **_per_map(staged_walls, n),
-                "stages_s_per_map": {k: v / (n * len(staged_walls)) for k, v in clock.totals.items()},
-            }
-            result["tiles_per_map"] = tiles / n
-        if pipe_walls:
-            result["pipeline"] = _per_map(pipe_walls, n)
-    headline = result.get("pipeline") or result.get("staged") or result["limit"]
+    headline = result.get("pipeline") or result.get("staged") or result["limit"]  # limit: only for kind limit
     result.update(
         s_per_map=headline["s_per_map"],
         maps_per_s=headline["maps_per_s"],

@@ -145,6 +145,7 @@ def compare_masks(
     ``labels_dir``: ``f1_labels_fp32``, ``f1_labels_variant`` and ``f1_drop`` (fp32 - variant).
     """
     from mars_cloudmask.infer.evaluate import Counts, confusion
+    from mars_cloudmask.infer.geometry import INVALID
     from mars_cloudmask.infer.masks import binarise, find_masks, load_binary
     from mars_cloudmask.infer.netcdf import read_mask
 
@@ -153,10 +154,10 @@ def compare_masks(
     days = sorted(set(var) & set(ref))
     if not days:
         raise ValueError(f"no common days between {variant_dir} and {fp32_dir}")
+    pairs = [(day, read_mask(var[day]), read_mask(ref[day])) for day in days]
     agree, lab_ref, lab_var = Counts(), Counts(), Counts()
     max_diff, flips, both_valid = 0.0, 0, 0
-    for day in days:
-        a, b = read_mask(var[day]), read_mask(ref[day])
+    for day, a, b in pairs:
         pa, pb = binarise(a, threshold), binarise(b, threshold)
         both = pa.valid & pb.valid
         if both.any():
@@ -176,6 +177,16 @@ def compare_masks(
         "max_abs_diff": max_diff,
         "class_flips": flips / both_valid if both_valid else None,
     }
+    if agree.tp + agree.fn == 0:
+        # an untrained model may put no pixel above the threshold: compare at the fp32 model's
+        # 95th percentile instead (5 % "cloud"), clearly labelled as such
+        valid = np.concatenate([b[b > INVALID + 0.5] for _, _, b in pairs])
+        probe = float(np.percentile(valid, 95)) if valid.size else None
+        if probe is not None:
+            c = Counts()
+            for _, a, b in pairs:
+                c = c + confusion(binarise(a, probe), binarise(b, probe))
+            out.update(probe_threshold=probe, f1_vs_fp32_at_probe=_nan_none(c.metrics()["f1"]))
     if labels:
         f_ref, f_var = _nan_none(lab_ref.metrics()["f1"]), _nan_none(lab_var.metrics()["f1"])
         out.update(
@@ -200,6 +211,10 @@ def int8_verdict(comparison: dict[str, Any], trained: bool, int8_s_per_map: floa
         drop, basis = comparison["f1_drop"], "F1 against labels (fp32 - int8)"
     elif comparison.get("f1_vs_fp32") is not None:
         drop, basis = 1.0 - comparison["f1_vs_fp32"], "1 - F1 of int8 masks against fp32 masks (no trained-model label F1)"
+    elif comparison.get("f1_vs_fp32_at_probe") is not None:
+        drop = 1.0 - comparison["f1_vs_fp32_at_probe"]
+        basis = (f"1 - F1 of int8 masks against fp32 masks at the fp32 95th-percentile probability "
+                 f"{comparison['probe_threshold']:.3f} (untrained model: no pixel above the threshold)")
     else:
         drop, basis = None, "no cloud pixel at the threshold in either mask: F1 undefined"
     faster = int8_s_per_map is not None and fp32_s_per_map is not None and int8_s_per_map < fp32_s_per_map
