@@ -161,3 +161,12 @@ def test_doctor_reports_a_bad_model_instead_of_raising(tmp_path):
     info = doctor_info(tmp_path / "missing.onnx")
     assert "model file not found" in info["model"]["error"]
     assert "model error:" in format_doctor(info)
+
+
+def test_thread_spinning_is_off_unless_asked(tiny_model):
+    entry = "session.intra_op.allow_spinning"
+    off = load_model(tiny_model, provider="cpu")
+    on = load_model(tiny_model, provider="cpu", spinning=True)
+    assert off.session.get_session_options().get_session_config_entry(entry) == "0"
+    assert on.session.get_session_options().get_session_config_entry(entry) == "1"
+    assert off.describe()["intra_op_spinning"] is False
