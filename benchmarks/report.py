@@ -113,6 +113,19 @@ def precision_lines(name: str, suite: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
+def profile_lines(profiles: dict[str, dict[str, Any]], top: int = 6) -> list[str]:
+    """Milliseconds per 668 px tile by operator type, one column per thread count."""
+    threads = list(profiles)
+    ops = list(next(iter(profiles.values()))["ops_ms_per_tile"])[:top]
+    lines = ["## Profile: onnxruntime's own profiler, ms per 668 px tile", "",
+             "| op | " + " | ".join(f"{t} thread(s)" for t in threads) + " |", "|---|" + "---|" * len(threads)]
+    for op in ops:
+        lines.append(f"| {op} | " + " | ".join(_f(profiles[t]["ops_ms_per_tile"].get(op), ".1f") for t in threads) + " |")
+    lines.append("| all kernels | " + " | ".join(_f(profiles[t]["kernel_ms_per_tile"], ".1f") for t in threads) + " |")
+    lines.append("| wall per tile | " + " | ".join(_f(profiles[t]["tile_s"] * 1000, ".1f") for t in threads) + " |")
+    return lines + [""]
+
+
 def markdown(doc: dict[str, Any]) -> str:
     """The whole report as markdown."""
     lines = ["# cm-bench results", ""] + header_lines(doc) + [""]
@@ -136,6 +149,8 @@ def markdown(doc: dict[str, Any]) -> str:
     for name in ("fp16", "int8"):
         if name in suites:
             lines += precision_lines(name, suites[name])
+    if "profile" in suites:
+        lines += profile_lines(suites["profile"])
     if doc.get("errors"):
         lines += ["## Errors", ""] + [f"- {e}" for e in doc["errors"]] + [""]
     return "\n".join(lines)

@@ -10,6 +10,8 @@ Suites (any subset, in this order):
 * ``threads``: the default mode with 1 and 2 intra-op threads, decode/write overlapped
   (pipeline) or not (staged).
 * ``fp16`` / ``int8``: reduced-precision models, their speed and F1 difference (:mod:`.quality`).
+* ``profile``: onnxruntime's own profiler on one tile, milliseconds per operator type
+  (:mod:`.profile`), with each thread count of the threads suite.
 
 The parent never imports TensorFlow; it imports onnxruntime only to check the provider and to
 build the fp16 / int8 files.
@@ -30,7 +32,7 @@ from typing import Any, Callable, Sequence
 from .machine import fingerprint, load_average, utc_stamp
 from .measure import VariantSpec
 
-SUITES = ("main", "scaling", "threads", "fp16", "int8")
+SUITES = ("main", "scaling", "threads", "fp16", "int8", "profile")
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 """``../shared/data`` beside the checkout (real maps and labels)."""
 QUALITY_DAYS = ("P01_day18", "P01_day19", "P01_day20")
@@ -332,6 +334,11 @@ def run_benchmark(cfg: BenchConfig, progress: Progress | None = None) -> dict[st
         doc["suites"]["threads"] = {"variants": run_all(thread_specs(cfg, maps, work))}
     if {"fp16", "int8"} & set(cfg.suites):
         doc["suites"].update(precision_suites(cfg, all_maps, work, run_all, say))
+    if "profile" in cfg.suites:
+        from .profile import op_profile
+
+        say("profile: onnxruntime's profiler on 668 px tiles")
+        doc["suites"]["profile"] = {str(t): op_profile(cfg.onnx, threads=t) for t in cfg.thread_counts}
     doc["loadavg_end"] = load_average()
     doc["wall_s"] = round(time.time() - started, 1)
     return doc

@@ -117,6 +117,17 @@ def test_compare_masks_counts_pixels_by_hand(tmp_path):
     assert c["max_abs_diff"] == pytest.approx(0.85)
 
 
+def test_compare_masks_falls_back_to_a_probe_threshold_when_nothing_is_cloud(tmp_path):
+    _write(tmp_path / "fp32" / "cloudmask_P01_day18.ncdf", 0)  # 2000 valid pixels, all 0.1
+    _write(tmp_path / "var" / "cloudmask_P01_day18.ncdf", 0)
+    c = compare_masks(tmp_path / "var", tmp_path / "fp32", threshold=0.912)
+    assert c["f1_vs_fp32"] is None and c["fp32_cloud_pixels"] == 0
+    assert c["probe_threshold"] == pytest.approx(0.1)
+    assert c["f1_vs_fp32_at_probe"] == pytest.approx(1.0)  # identical masks
+    verdict = int8_verdict(c, trained=False, int8_s_per_map=1.0, fp32_s_per_map=2.0)
+    assert verdict["f1_drop"] == pytest.approx(0.0) and "95th-percentile" in verdict["basis"]
+
+
 def test_int8_is_offered_only_when_f1_holds_and_it_is_faster():
     good = {"f1_drop": 0.004, "f1_vs_fp32": 0.99}
     assert int8_verdict(good, trained=True, int8_s_per_map=1.0, fp32_s_per_map=2.0)["offer_in_cm_infer"]
@@ -202,3 +213,11 @@ def test_main_suite_runs_every_variant_on_one_synthetic_map(tmp_path, tiny_keras
     md = paths["markdown"].read_text()
     assert "| keras-original |" in md and "### Targets" in md
     assert paths["png"].stat().st_size > 10_000
+
+
+def test_op_profile_accounts_for_the_tile_time(tiny_model):
+    from mars_cloudmask.benchmarks.profile import op_profile
+
+    p = op_profile(tiny_model, threads=1, tiles=1)
+    assert "Conv" in p["ops_ms_per_tile"] and "ConvTranspose" in p["ops_ms_per_tile"]
+    assert 0 < p["kernel_ms_per_tile"] <= p["tile_s"] * 1000 * 1.05  # kernels fit inside the wall time
