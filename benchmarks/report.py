@@ -181,10 +181,11 @@ def chart(doc: dict[str, Any], path: Path) -> Path | None:
     ax = axes[0, 1]
     left = [0.0] * len(names)
     for stage, colour in zip(STAGES, ["#8c6d31", "#bd9e39", "#2a70b8", "#d62728", "#7b4173"]):
-        vals = [main[n].get("staged", {}).get("stages_s_per_map", {}).get(stage, 0.0) for n in names]
+        vals = [main[n].get("staged", {}).get("stages_s_per_map", {}).get(stage, 0.0)
+                or (main[n]["s_per_map"] if stage == "infer" and main[n]["spec"]["kind"] == "limit" else 0.0) for n in names]
         ax.barh(names, vals, left=left, color=colour, label=stage)
         left = [a + b for a, b in zip(left, vals)]
-    ax.set_xlabel("seconds per map, sequential pass")
+    ax.set_xlabel("seconds per map, sequential pass (limit: the model alone)")
     ax.set_title("Where the time goes")
     ax.legend(fontsize=8)
     ax.invert_yaxis()
@@ -232,3 +233,23 @@ def write_results(doc: dict[str, Any], out_dir: str | Path, label: str | None = 
     if png is not None:
         paths["png"] = png
     return paths
+
+
+def rerender(json_path: str | Path) -> dict[str, Path]:
+    """Rewrite the markdown and PNG beside a results JSON (after a change to this module)."""
+    from mars_cloudmask.infer.atomic import write_text_atomic
+
+    json_path = Path(json_path)
+    doc = json.loads(json_path.read_text())
+    paths = {"markdown": write_text_atomic(json_path.with_suffix(".md"), markdown(doc))}
+    png = chart(doc, json_path.with_suffix(".png"))
+    if png is not None:
+        paths["png"] = png
+    return paths
+
+
+if __name__ == "__main__":
+    import sys
+
+    for arg in sys.argv[1:]:
+        print(rerender(arg))
