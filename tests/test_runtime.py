@@ -131,6 +131,7 @@ def test_auto_reports_the_cpu(tiny_model):
 
 
 @pytest.mark.skipif(HAS_CUDA, reason="this onnxruntime has CUDA")
+@pytest.mark.filterwarnings("ignore:Specified provider")
 def test_silent_cpu_fallback_is_caught(tiny_model, monkeypatch):
     """onnxruntime-gpu without its CUDA libraries lists CUDA as available but runs on the CPU."""
     monkeypatch.setattr(ort, "get_available_providers", lambda: [CUDA_EP, CPU_EP])
