@@ -39,3 +39,14 @@ def test_make_map_has_data_gaps_and_clouds():
     assert 0.3 < valid.mean() < 0.95
     assert not valid[0].any() and not valid[-1].any()  # black polar caps
     assert (rgb[..., 2] > 200).sum() > 10_000  # bright cloud patches
+
+
+def test_data_columns_match_the_definition():
+    rgb = make_map(seed=4)
+    rgb[:, :7] = 0
+    rgb[5, 3] = (30, 30, 30)  # one data pixel at column 3
+    rgb[:, 3590:] = (200, 29, 200)  # a channel below 30: not data
+    expected = np.flatnonzero(np.all(rgb >= 30, axis=2).any(axis=0))
+    assert g.data_columns(rgb) == (int(expected[0]), int(expected[-1]))
+    assert g.data_columns(rgb)[0] == 3 and g.data_columns(rgb)[1] < 3590
+    assert g.data_columns(np.zeros((4, 5, 3), np.uint8)) is None
