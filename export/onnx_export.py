@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 import subprocess
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+
+from mars_cloudmask.infer.atomic import atomic_path
 
 PARITY_TOLERANCE = 1e-4
 """Maximum absolute difference allowed between Keras and onnxruntime (fp32)."""
@@ -165,18 +165,9 @@ def save_atomic(proto, path: str | Path) -> Path:
     """Write an ONNX ModelProto through a temporary file in the same folder, then rename."""
     import onnx
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".onnx.tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        onnx.save(proto, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    with atomic_path(path) as tmp:
+        onnx.save(proto, str(tmp))
+    return Path(path)
 
 
 def onnx_predict(path_or_bytes, tiles: np.ndarray, threads: int = 2) -> np.ndarray:
@@ -227,6 +218,8 @@ def export_onnx(
     the fp16 difference when asked).  Raises ExportError, leaving no file at ``out``, when the
     Keras/onnxruntime difference exceeds ``tolerance`` on any tile set.
     """
+    import onnx
+
     source = model
     if fold:
         from .fold import fold_batchnorm
@@ -235,11 +228,8 @@ def export_onnx(
     proto = convert(source)
     set_metadata(proto, metadata)
     out = Path(out)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".onnx.tmp", dir=out.parent if out.parent.exists() else None)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        save_atomic(proto, tmp)
+    with atomic_path(out) as tmp:  # nothing appears at ``out`` unless the check passes
+        onnx.save(proto, str(tmp))
         report = parity(model, tmp, check_tiles)
         if report.worst() > tolerance:
             raise ExportError(
@@ -247,11 +237,6 @@ def export_onnx(
                 + ", ".join(f"{k} {v:.3g} ({report.tiles[k]} tiles)" for k, v in report.max_abs_diff.items())
                 + f" > {tolerance:g}"
             )
-        out.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     ops_ = op_counts(proto)
     result: dict[str, Any] = {
         "out": str(out),

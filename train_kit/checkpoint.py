@@ -14,6 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from mars_cloudmask.infer.atomic import write_text_atomic
+
 BEST = "best.keras"
 LAST = "last.keras"
 STATE = "state.json"
@@ -60,14 +62,7 @@ def load_model(path: str | Path, compile: bool = False):
 
 def write_json(path: str | Path, data: Any) -> Path:
     """Write JSON atomically (temporary file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=False, default=_jsonable)
-        f.write("\n")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, json.dumps(data, indent=2, default=_jsonable) + "\n")
 
 
 def read_json(path: str | Path) -> Any:

@@ -21,6 +21,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from mars_cloudmask.infer.atomic import atomic_path
+
 from .checkpoint import (
     BEST,
     CURVES,
@@ -217,10 +219,9 @@ def _plot_curves(history: list[dict[str, Any]], path: Path) -> None:
         b.plot(epochs, [h[key] for h in history], style, label=key)
     b.set_xlabel("epoch"); b.set_ylabel("validation score"); b.legend(); b.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def _environment() -> dict[str, Any]:
