@@ -49,3 +49,22 @@ def test_train_and_export_two_real_days(two_days: Path, tmp_path: Path):
     report = json.loads(result.output[result.output.index("{"):])
     assert report["parity_tiles"]["real"] == 2 and report["parity_max_abs_diff"]["real"] < 1e-4
     assert json.loads(read_metadata(out)["split"])["train"] == ["P01day01"]
+
+
+def test_reference_seasons_as_weak_targets(data_dir: Path):
+    from mars_cloudmask.infer.geometry import bounds_from_ls
+    from mars_cloudmask.infer.maps import read_map
+    from mars_cloudmask.train_kit.data import load_sample, scan_reference
+
+    refs = scan_reference(data_dir / "mdgm" / "P", data_dir / "reference" / "P")
+    assert refs and all(r.source == "reference" for r in refs)
+    assert not any(r.mask.parent.name == "P01" for r in refs)  # P01 is excluded: it holds the test days
+    sample = refs[0]
+    tm = load_sample(sample)
+    box = bounds_from_ls(read_map(sample.image), sample.ls)
+    # the target canvas is the Ls box (extended to the seamless plan), 0/1 inside, -1 beyond
+    assert tm.target.shape[0] >= box.height and tm.target.shape[1] >= box.width
+    import numpy as np
+
+    assert set(np.unique(tm.target).tolist()) <= {-1, 0, 1}
+    assert (tm.target[box.height:] == -1).all()

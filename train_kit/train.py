@@ -214,9 +214,11 @@ def _plot_curves(history: list[dict[str, Any]], path: Path) -> None:
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
     a.plot(epochs, [h["loss"] for h in history], label="train loss")
     a.plot(epochs, [h["val_loss"] for h in history], label="val loss")
-    a.set_xlabel("epoch"); a.set_ylabel("masked weighted BCE"); a.legend(); a.grid(alpha=0.3)
-    for key, style in (("val_f1", "-"), ("val_best_threshold_f1", "--"), ("val_iou", ":")):
-        b.plot(epochs, [h[key] for h in history], style, label=key)
+    a.set_xlabel("epoch"); a.set_ylabel("loss (masked weighted BCE + Dice term)"); a.legend(); a.grid(alpha=0.3)
+    for key, style, label in (("val_f1", "-", "val F1 at the fixed threshold"),
+                              ("val_best_threshold_f1", "--", "val F1 at its best threshold"),
+                              ("val_iou", ":", "val IoU at the fixed threshold")):
+        b.plot(epochs, [h[key] for h in history], style, label=label)
     b.set_xlabel("epoch"); b.set_ylabel("validation score"); b.legend(); b.grid(alpha=0.3)
     fig.tight_layout()
     with atomic_path(path) as tmp:
