@@ -26,7 +26,11 @@ def run_metadata(source: Path) -> dict[str, Any]:
         info["split"] = json.dumps(run.get("split", {}), sort_keys=True)
     if (folder / METRICS).is_file():
         metrics = read_json(folder / METRICS)
-        info["val_metrics"] = metrics.get("best_val", {})
+        best = metrics.get("best_val", {})
+        # the scores at the threshold the model ships with, when the run recorded them
+        info["val_metrics"] = ({"threshold": best.get("best_threshold"), "loss": best.get("loss"),
+                                **best["at_best_threshold"], "epoch": metrics.get("best_epoch")}
+                               if "at_best_threshold" in best else best)
         if metrics.get("threshold") is not None:
             info["threshold"] = float(metrics["threshold"])
     return info

@@ -52,7 +52,9 @@ def test_export_run_parity_metadata_and_graph(run, tmp_path):
     assert (meta["input_layout"], meta["input_dtype"], meta["width"], meta["depth"]) == ("NHWC", "uint8", "2", "4")
     metrics = json.loads((run / "metrics.json").read_text())
     assert float(meta["threshold"]) == pytest.approx(metrics["threshold"])  # the run's F1-best threshold
-    assert json.loads(meta["val_metrics"])["f1"] == pytest.approx(metrics["best_val"]["f1"])
+    val_metrics = json.loads(meta["val_metrics"])  # scores at the shipped threshold
+    assert val_metrics["threshold"] == pytest.approx(float(meta["threshold"]))
+    assert val_metrics["f1"] == pytest.approx(metrics["best_val"]["at_best_threshold"]["f1"])
     assert json.loads(meta["split"])["val"] == ["P01day02"]
     # dynamic batch, height and width, same numbers as Keras
     model = load_model(run)

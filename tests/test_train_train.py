@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from mars_cloudmask.train_kit.checkpoint import BEST, CURVES, LAST, METRICS, STATE, CheckpointError, load_model
 from mars_cloudmask.train_kit.cli import app
 from mars_cloudmask.train_kit.data import DataError
-from mars_cloudmask.train_kit.train import TrainConfig, train
+from mars_cloudmask.train_kit.train import TrainConfig, revalidate, train
 from tests.test_train_data import TILE_OUT, write_labelled
 
 
@@ -50,6 +50,17 @@ def test_loss_goes_down_and_run_files_appear(trained):
     assert run["split"]["val"] == ["P01day03"] and run["split"]["train"] == ["P01day01", "P01day02"]
     model = load_model(trained)
     assert model.get_layer("down0_conv1").filters == 2
+
+
+def test_revalidate_reproduces_the_best_epoch(trained, tmp_path):
+    import shutil
+
+    run = tmp_path / "tiny"
+    shutil.copytree(trained, run)
+    before = json.loads((run / METRICS).read_text())["best_val"]
+    after = revalidate(run)
+    assert after["loss"] == pytest.approx(before["loss"], rel=1e-4)
+    assert after["at_best_threshold"]["f1"] == pytest.approx(before["at_best_threshold"]["f1"], abs=1e-6)
 
 
 def test_resume_continues_and_keeps_the_better_checkpoint(labelled, trained, tmp_path):

@@ -182,7 +182,8 @@ def evaluate_tiles(model, images: np.ndarray, targets: np.ndarray, loss: MaskedW
     """Loss, metrics at ``threshold``, and the F1-best threshold on the given tiles.
 
     Returns ``{"loss", "accuracy", "iou", "precision", "recall", "f1", "best_threshold",
-    "best_threshold_f1"}``; pixels with target -999 count nowhere.
+    "best_threshold_f1", "at_best_threshold": {the five scores there}}``; pixels with target
+    -999 count nowhere.
     """
     from keras import ops
 
@@ -200,7 +201,30 @@ def evaluate_tiles(model, images: np.ndarray, targets: np.ndarray, loss: MaskedW
     f1s = [scores_from_counts(*c)["f1"] for c in counts]
     k = int(np.argmax(f1s))
     return {"loss": float(np.concatenate(losses).mean()), **scores_from_counts(*at),
-            "best_threshold": float(THRESHOLD_GRID[k]), "best_threshold_f1": float(f1s[k])}
+            "best_threshold": float(THRESHOLD_GRID[k]), "best_threshold_f1": float(f1s[k]),
+            "at_best_threshold": scores_from_counts(*counts[k])}
+
+
+def revalidate(run: str | Path) -> dict[str, Any]:
+    """Re-score a run's ``best.keras`` on its validation days and store the result in ``metrics.json``.
+
+    For runs whose ``metrics.json`` predates the ``at_best_threshold`` scores; uses the run's
+    own configuration (``run.json``).  Returns the new ``best_val``.
+    """
+    run = Path(run)
+    cfg = TrainConfig(**read_json(run / RUN)["config"])
+    _, val_s, _, _ = collect_samples(cfg)
+    val_x, val_y = grid_tiles(load_all(val_s, cfg.tile_out))
+    w0 = read_json(run / RUN)["w0"]
+    val = evaluate_tiles(load_model(run / BEST), val_x, val_y, MaskedWeightedBCE(w0, cfg.dice_weight), cfg.threshold)
+    metrics = read_json(run / METRICS)
+    metrics["best_val"] = {"loss": val["loss"], "threshold": cfg.threshold,
+                           **{k: val[k] for k in ("accuracy", "iou", "precision", "recall", "f1")},
+                           "best_threshold": val["best_threshold"], "best_threshold_f1": val["best_threshold_f1"],
+                           "at_best_threshold": val["at_best_threshold"]}
+    metrics["threshold"] = val["best_threshold"]
+    write_json(run / METRICS, metrics)
+    return metrics["best_val"]
 
 
 # --------------------------------------------------------------------------- the run
@@ -356,7 +380,8 @@ class _RunCallback(_callback_base()):
         seconds = time.time() - self.t0
         st["wall_seconds"] = st.get("wall_seconds", 0.0) + seconds
         record = {"epoch": epoch + 1, "seconds": round(seconds, 1), "lr": float(st["lr"]),
-                  **{k: float(v) for k, v in logs.items()}, **{f"val_{k}": v for k, v in val.items()}}
+                  **{k: float(v) for k, v in logs.items()},
+                  **{f"val_{k}": v for k, v in val.items() if k != "at_best_threshold"}}
         improved = val["loss"] < st["best_val_loss"]
         save_model(self.model, self.out / LAST)
         if improved:
@@ -364,7 +389,8 @@ class _RunCallback(_callback_base()):
             st.update(best_val_loss=val["loss"], best_epoch=epoch + 1, wait=0, lr_wait=0,
                       best_val={"loss": val["loss"], "threshold": self.cfg.threshold,
                                 **{k: val[k] for k in ("accuracy", "iou", "precision", "recall", "f1")},
-                                "best_threshold": val["best_threshold"], "best_threshold_f1": val["best_threshold_f1"]})
+                                "best_threshold": val["best_threshold"], "best_threshold_f1": val["best_threshold_f1"],
+                                "at_best_threshold": val["at_best_threshold"]})
         else:
             st["wait"] += 1
             st["lr_wait"] += 1
