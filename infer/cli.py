@@ -96,6 +96,9 @@ def infer(
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo maps whose output exists (default: skip them)."),
     copy_maps: bool = typer.Option(False, "--copy-maps", help="Also copy maps to OUT/.../mdgms/ and the _ls.txt (the original's layout)."),
     quicklook: bool = typer.Option(False, "--quicklook", help="Write a PNG quicklook beside each mask."),
+    dask: Optional[str] = typer.Option(
+        None, "--dask", help="Run on Dask: local[:N] (N worker processes here), tcp://HOST:PORT or a scheduler JSON file."
+    ),
     doctor: bool = typer.Option(False, "--doctor", help="Print versions, providers, CUDA libraries and threads, then exit."),
     version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."),
 ) -> None:
@@ -115,6 +118,7 @@ def infer(
 
     from .pipeline import InferOptions, OutputError, ensure_output_root, find_jobs, run_jobs
     from .runtime import ModelError, ProviderError, load_model
+    from . import cluster
 
     try:
         options = InferOptions(
@@ -122,8 +126,10 @@ def infer(
             tile_out=tile_out, threshold=threshold, overwrite=overwrite, copy_maps=copy_maps, quicklook=quicklook,
         )
         ensure_output_root(out)
-        loaded = load_model(model, provider=provider, threads=threads)
-    except (ValueError, ModelError, ProviderError, OutputError) as exc:
+        if dask:
+            cluster.check_address(dask)  # Dask installed, local:N well formed
+        loaded = load_model(model, provider="cpu" if dask else provider, threads=1 if dask else threads)
+    except (ValueError, ModelError, ProviderError, OutputError, cluster.ClusterError) as exc:
         raise _fatal(str(exc)) from None
     jobs, input_errors = find_jobs(roots)
     for err in input_errors:
@@ -143,10 +149,19 @@ def infer(
             bar.advance(task)
 
         try:
-            report = run_jobs(jobs, loaded, options, on_result=on_result, roots=roots, input_errors=input_errors)
-        except OutputError as exc:
+            if dask:
+                report = cluster.run_on_dask(
+                    jobs, loaded, options, dask, threads=threads, provider=provider,
+                    on_result=on_result, roots=roots, input_errors=input_errors,
+                )
+            else:
+                report = run_jobs(jobs, loaded, options, on_result=on_result, roots=roots, input_errors=input_errors)
+        except (OutputError, cluster.ClusterError) as exc:
             raise _fatal(str(exc)) from None
-    for line in summary_lines(report, loaded, time.perf_counter() - t0):
+    lines = summary_lines(report, loaded, time.perf_counter() - t0)
+    if dask:
+        lines.insert(2, cluster.summary_line(report))
+    for line in lines:
         typer.echo(line)
     raise typer.Exit(0 if report.ok else EXIT_FAILED)
 
