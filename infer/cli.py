@@ -87,7 +87,10 @@ def infer(
     bounds: Optional[Tuple[int, int, int, int]] = typer.Option(
         None, "--bounds", help="XMIN XMAX YMIN YMAX box (north-up px, exclusive max) instead of Ls bounds."
     ),
-    polar_offset: float = typer.Option(3.0, "--polar-offset", help="Move both Ls polar bounds this many degrees equatorwards."),
+    polar_offset: Optional[float] = typer.Option(
+        None, "--polar-offset",
+        help="Move both Ls polar bounds this many degrees equatorwards (default: the model's metadata, else 3).",
+    ),
     stitch: str = typer.Option("seamless", "--stitch", help="seamless | center (the original's) | blend."),
     batch_size: int = typer.Option(1, "--batch-size", help="Tiles per onnxruntime call."),
     tile_out: Optional[int] = typer.Option(None, "--tile-out", help="Output tile size, px (4 mod 16); default per stitch mode."),

@@ -33,7 +33,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -62,13 +62,13 @@ class InferOptions:
     """How to process maps (picklable: sent to Dask workers as is).
 
     ``bounds``: ``(xmin, xmax, ymin, ymax)`` for every map instead of Ls-derived bounds.
-    ``threshold``: None = the model's metadata.  ``tile_out``: None = the stitch mode's default.
+    ``threshold``, ``polar_offset``: None = the model's metadata (:func:`with_model_defaults`).  ``tile_out``: None = the stitch mode's default.
     """
 
     out: Path
     binary: bool = False
     bounds: tuple[int, int, int, int] | None = None
-    polar_offset: float = DEFAULT_POLAR_OFFSET
+    polar_offset: float | None = None
     stitch: str = "seamless"
     batch_size: int = 1
     tile_out: int | None = None
@@ -140,7 +140,8 @@ def load_job(job: MapJob, options: InferOptions) -> LoadedMap:
             entry = None  # Ls is only an attribute when the box is given
     rgb = read_map(job.path)
     ls = entry.ls if entry is not None else None
-    box = map_bounds(rgb, ls, options.bounds, options.polar_offset)
+    offset = DEFAULT_POLAR_OFFSET if options.polar_offset is None else options.polar_offset
+    box = map_bounds(rgb, ls, options.bounds, offset)
     return LoadedMap(job, rgb, entry, box)
 
 
@@ -153,6 +154,13 @@ def infer_loaded(model: CloudModel, loaded: LoadedMap, options: InferOptions) ->
     plan = plan_for(model, loaded.bounds, options.stitch, options.tile_out)
     prob = place_box(loaded.rgb, predict_box(model, loaded.rgb, plan, options.stitch, options.batch_size), loaded.bounds)
     return (threshold_mask(prob, threshold_of(model, options)) if options.binary else prob), plan
+
+
+def with_model_defaults(options: InferOptions, model: CloudModel) -> InferOptions:
+    """``options`` with the polar offset the model was validated with when none is given."""
+    if options.polar_offset is not None:
+        return options
+    return replace(options, polar_offset=model.info.polar_offset)
 
 
 def threshold_of(model: CloudModel, options: InferOptions) -> float:
@@ -253,6 +261,7 @@ def _done(loaded: LoadedMap, options: InferOptions, timings: dict[str, float], p
 
 def process_job(job: MapJob, model: CloudModel, options: InferOptions, on_mask: MaskHook | None = None) -> MapResult:
     """Everything for one map, sequentially; never raises for a bad map (status ``failed``)."""
+    options = with_model_defaults(options, model)
     if not options.overwrite and output_path(job, options).exists():
         return _result(job, options, "skipped", reason="output exists")
     timings: dict[str, float] = {}
@@ -405,6 +414,7 @@ def run_jobs(
     """
     from . import stitch
 
+    options = with_model_defaults(options, model)
     started = datetime.now(timezone.utc)
     t_start = time.perf_counter()
     ensure_output_root(options.out)

@@ -139,7 +139,7 @@ def predict(
     bounds: Bounds | Sequence[int] | None = None,
     *,
     stitch: str = "seamless",
-    polar_offset: float = DEFAULT_POLAR_OFFSET,
+    polar_offset: float | None = None,
     batch_size: int = 1,
     tile_out: int | None = None,
 ) -> np.ndarray:
@@ -152,7 +152,8 @@ def predict(
         bounds: ``Bounds`` / ``(xmin, xmax, ymin, ymax)`` box (exclusive max), overriding ``ls``.
         stitch: ``seamless`` (abutting 16-px aligned tiles), ``center`` (the original's hard
             selection over its ~50 % overlapping tiles) or ``blend`` (window-weighted average).
-        polar_offset: ``c`` of the polar bounds (deg), used with ``ls``.
+        polar_offset: ``c`` of the polar bounds (deg), used with ``ls``; None = the model's
+            metadata (the offset it was validated with), else 3.
         batch_size: tiles per onnxruntime call.
         tile_out: output tile size (4 mod 16); default: see :func:`plan_for`.
 
@@ -161,7 +162,8 @@ def predict(
         cloud probability in [0, 1].
     """
     check_map(rgb)
-    box_bounds = map_bounds(rgb, ls, bounds, polar_offset)
+    offset = model.info.polar_offset if polar_offset is None else polar_offset
+    box_bounds = map_bounds(rgb, ls, bounds, offset)
     if box_bounds is None:
         return np.full((MAP_HEIGHT, MAP_WIDTH), INVALID, np.float32)
     plan = plan_for(model, box_bounds, stitch, tile_out)

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .geometry import ALIGN, MARGIN, TILE_IN, TILE_OUT
+from .geometry import ALIGN, DEFAULT_POLAR_OFFSET, MARGIN, TILE_IN, TILE_OUT
 
 PROVIDERS = ("auto", "cuda", "cpu")
 CUDA_EP = "CUDAExecutionProvider"
@@ -64,6 +64,7 @@ class ModelInfo:
     tile_out: int
     margin: int
     align: int
+    polar_offset: float = DEFAULT_POLAR_OFFSET
     metadata: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -81,6 +82,7 @@ class ModelInfo:
                 tile_out=tile_out,
                 margin=margin,
                 align=int(meta.get("align", ALIGN)),
+                polar_offset=float(meta.get("polar_offset", DEFAULT_POLAR_OFFSET)),
                 metadata=dict(meta),
             )
         except ValueError as exc:

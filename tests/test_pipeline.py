@@ -238,3 +238,26 @@ def test_quicklook_with_the_real_module(model, map_tree, tmp_path):
     assert run_jobs(jobs, model, InferOptions(out=out, quicklook=True, binary=True)).ok
     png = output_path(jobs[0], InferOptions(out=out)).with_suffix(".png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_polar_offset_defaults_to_the_models_metadata_and_the_option_overrides_it(map_tree, tmp_path):
+    from tests.tiny_model import make_tiny_unet_onnx
+
+    validated = load_model(make_tiny_unet_onnx(tmp_path / "m.onnx", metadata={"polar_offset": "-3"}), provider="cpu")
+    assert validated.info.polar_offset == -3.0 and model_default_offset_of_tiny() == 3.0
+    jobs = find_maps(map_tree)
+    by_model = run_jobs(jobs, validated, InferOptions(out=tmp_path / "a"))
+    by_option = run_jobs(jobs, validated, InferOptions(out=tmp_path / "b", polar_offset=3.0))
+    a = read_attrs(Path(by_model.results[0].output))
+    b = read_attrs(Path(by_option.results[0].output))
+    assert a["polar_offset_deg"] == -3.0 and b["polar_offset_deg"] == 3.0
+    # a negative offset moves both bounds polewards: more rows predicted
+    ya, yb = a["bounds_xmin_xmax_ymin_ymax"], b["bounds_xmin_xmax_ymin_ymax"]
+    assert ya[2] < yb[2] and ya[3] > yb[3]
+
+
+def model_default_offset_of_tiny() -> float:
+    """A model without ``polar_offset`` metadata gets the domain default, 3 deg."""
+    from mars_cloudmask.infer.runtime import ModelInfo
+
+    return ModelInfo.from_metadata({}, Path("none.onnx")).polar_offset
