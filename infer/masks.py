@@ -18,12 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from .geometry import INVALID
+from .geometry import DEFAULT_THRESHOLD, INVALID
+from .maps import MAP_SUFFIXES
 
-DEFAULT_THRESHOLD = 0.912
-"""The original model's cloud threshold on the sigmoid output (domain.md 3)."""
 MASK_SUFFIXES = (".ncdf", ".nc")
-MAP_SUFFIXES = (".jpg", ".jpeg")
 _DAY = re.compile(r"([A-Za-z]+\d+)_?day(\d+)", re.IGNORECASE)
 
 

@@ -28,14 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from .geometry import ALIGN, DEFAULT_POLAR_OFFSET, MARGIN, TILE_IN, TILE_OUT
+from .geometry import ALIGN, DEFAULT_POLAR_OFFSET, DEFAULT_THRESHOLD, MARGIN, TILE_IN, TILE_OUT
 
 PROVIDERS = ("auto", "cuda", "cpu")
 CUDA_EP = "CUDAExecutionProvider"
 CPU_EP = "CPUExecutionProvider"
 
-DEFAULT_THRESHOLD = 0.912
-"""Cloud threshold on the sigmoid output when the model's metadata has none (domain.md 3)."""
 
 CUDA_LIBRARIES = {
     "CUDA runtime": ("libcudart.so.12", "libcudart.so.11.0", "libcudart.so"),
