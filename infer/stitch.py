@@ -71,40 +71,23 @@ def _kernels():
     import numba
 
     @numba.njit(cache=True, nogil=True)
-    def center_fold(out, best, pred, y0, x0, w):  # pragma: no cover - compiled
-        """Where ``w[i] * w[j] > best``, take the tile's value (strict: ties keep the earlier tile)."""
-        h, wd = out.shape
-        n = pred.shape[0]
-        for i in range(n):
-            r = y0 + i
-            if r < 0 or r >= h:
-                continue
-            wi = w[i]
+    def center_fold(out, best, pred, wy, wx):  # pragma: no cover - compiled
+        """Where ``wy[i] * wx[j] > best``, take the tile's value (strict: ties keep the earlier tile)."""
+        for i in range(pred.shape[0]):
             for j in range(pred.shape[1]):
-                c = x0 + j
-                if c < 0 or c >= wd:
-                    continue
-                v = wi * w[j]
-                if v > best[r, c]:
-                    best[r, c] = v
-                    out[r, c] = pred[i, j]
+                v = wy[i] * wx[j]
+                if v > best[i, j]:
+                    best[i, j] = v
+                    out[i, j] = pred[i, j]
 
     @numba.njit(cache=True, nogil=True)
-    def blend_fold(acc, wsum, pred, y0, x0, w):  # pragma: no cover - compiled
-        """Accumulate ``w[i] * w[j] * pred`` and the weights."""
-        h, wd = acc.shape
+    def blend_fold(acc, wsum, pred, wy, wx):  # pragma: no cover - compiled
+        """Accumulate ``wy[i] * wx[j] * pred`` and the weights."""
         for i in range(pred.shape[0]):
-            r = y0 + i
-            if r < 0 or r >= h:
-                continue
-            wi = w[i]
             for j in range(pred.shape[1]):
-                c = x0 + j
-                if c < 0 or c >= wd:
-                    continue
-                v = wi * w[j]
-                acc[r, c] += v * pred[i, j]
-                wsum[r, c] += v
+                v = wy[i] * wx[j]
+                acc[i, j] += v * pred[i, j]
+                wsum[i, j] += v
 
     @numba.njit(cache=True, nogil=True)
     def blend_finish(acc, wsum, out):  # pragma: no cover - compiled
@@ -117,20 +100,7 @@ def _kernels():
                 else:
                     out[r, c] = -999.0
 
-    @numba.njit(cache=True, nogil=True)
-    def paste(out, pred, y0, x0):  # pragma: no cover - compiled
-        """Copy the tile into ``out`` where it falls inside (seamless: each pixel written once)."""
-        h, wd = out.shape
-        for i in range(pred.shape[0]):
-            r = y0 + i
-            if r < 0 or r >= h:
-                continue
-            for j in range(pred.shape[1]):
-                c = x0 + j
-                if 0 <= c < wd:
-                    out[r, c] = pred[i, j]
-
-    _KERNELS = {"center": center_fold, "blend": blend_fold, "blend_finish": blend_finish, "paste": paste}
+    _KERNELS = {"center": center_fold, "blend": blend_fold, "blend_finish": blend_finish}
     return _KERNELS
 
 
@@ -163,6 +133,7 @@ class Stitcher:
         """``shape``: (rows, columns) of the box; ``tile_out``: output size of the tiles, px."""
         plan_mode(mode)
         self.mode = mode
+        self._shape = shape
         self._k = _kernels()
         self._w = spline_window(tile_out)
         if mode == "blend":
@@ -180,14 +151,25 @@ class Stitcher:
         return cls(mode, (plan.bounds.height, plan.bounds.width), plan.tile_out)
 
     def add(self, y: int, x: int, pred: np.ndarray) -> None:
-        """Fold one tile's output ``pred`` (tile_out, tile_out) at box origin ``(y, x)``."""
-        pred = np.ascontiguousarray(pred, dtype=np.float32)
+        """Fold one tile's output ``pred`` (tile_out, tile_out) at box origin ``(y, x)``.
+
+        The part of the tile outside the box (a tile may run past the box's far edges) is
+        cut off here, once, so the kernels loop over plain overlapping views.
+        """
+        h, w = self._shape
+        r0, r1 = max(int(y), 0), min(int(y) + pred.shape[0], h)
+        c0, c1 = max(int(x), 0), min(int(x) + pred.shape[1], w)
+        if r0 >= r1 or c0 >= c1:
+            return
+        rows, cols = slice(r0 - int(y), r1 - int(y)), slice(c0 - int(x), c1 - int(x))
+        part = np.asarray(pred, dtype=np.float32)[rows, cols]
+        box = (slice(r0, r1), slice(c0, c1))
         if self.mode == "center":
-            self._k["center"](self._out, self._best, pred, int(y), int(x), self._w)
+            self._k["center"](self._out[box], self._best[box], part, self._w[rows], self._w[cols])
         elif self.mode == "blend":
-            self._k["blend"](self._acc, self._wsum, pred, int(y), int(x), self._w)
+            self._k["blend"](self._acc[box], self._wsum[box], part, self._w[rows], self._w[cols])
         else:
-            self._k["paste"](self._out, pred, int(y), int(x))
+            self._out[box] = part  # seamless: each pixel is written by the tiles that hold it
 
     def result(self) -> np.ndarray:
         """The stitched box, float32 north-up, -999 where no tile fell."""
