@@ -24,6 +24,10 @@ def run_metadata(source: Path) -> dict[str, Any]:
             f"; reference: {', '.join(run['reference'])} (weight {run.get('reference_weight')})"
             if run.get("reference") else "")
         info["split"] = json.dumps(run.get("split", {}), sort_keys=True)
+        command = run.get("environment", {}).get("command")
+        if command:  # "/path/to/bin/cm-train --data ..." -> "cm-train --data ..."
+            program, _, args = command.partition(" ")
+            info["training_command"] = f"{Path(program).name} {args}".strip()
     if (folder / METRICS).is_file():
         metrics = read_json(folder / METRICS)
         best = metrics.get("best_val", {})
@@ -71,7 +75,7 @@ def export_command(
         training_data=info.get("training_data", ""),
         split=info.get("split", ""),
         val_metrics=info.get("val_metrics"),
-        extra=extra,
+        extra={**({"training_command": info["training_command"]} if "training_command" in info else {}), **(extra or {})},
     )
     tile_in = 484 + 2 * margin(depth)
     tiles = {"random": random_tiles(2, tile_in)}
