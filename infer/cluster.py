@@ -55,6 +55,8 @@ from .pipeline import (
     process_job,
     quicklook_writer,
     run_record,
+    split_existing,
+    with_model_defaults,
     write_json_atomic,
 )
 from .runtime import CloudModel, load_model, thread_settings
@@ -337,6 +339,7 @@ def run_on_dask(
     if options.quicklook:
         quicklook_writer()
     checked = model if isinstance(model, CloudModel) else load_model(Path(model).resolve(), provider="cpu", threads=1)
+    options = with_model_defaults(options, checked)  # the same polar offset on every worker
     model_path = str(checked.path.resolve())
     n_local = local_workers(address)
     per_worker = worker_threads(threads, n_local)
@@ -349,12 +352,7 @@ def run_on_dask(
         if on_result is not None:
             on_result(r)
 
-    todo: list[tuple[int, MapJob]] = []
-    for i, job in enumerate(jobs):
-        if not options.overwrite and output_path(job, options).exists():
-            finish(i, _result(job, options, "skipped", reason="output exists"))
-        else:
-            todo.append((i, job))
+    todo = split_existing(jobs, options, finish)
 
     dask_facts: dict[str, Any] = {"address": address, "retries": retries, "threads_per_worker": per_worker}
     interrupted = False
