@@ -104,6 +104,10 @@ def contract_metadata(
     return meta
 
 
+CONVERT_ATTEMPTS = 2
+"""Conversions tried when onnxruntime's output shape differs from Keras's (see export_onnx)."""
+
+
 def convert(model, opset: int = OPSET):
     """tf2onnx conversion of a Keras model with a uint8 ``(None, None, None, 3)`` input: ModelProto."""
     import tensorflow as tf
@@ -225,12 +229,22 @@ def export_onnx(
         from .fold import fold_batchnorm
 
         source = fold_batchnorm(model)
-    proto = convert(source)
-    set_metadata(proto, metadata)
     out = Path(out)
     with atomic_path(out) as tmp:  # nothing appears at ``out`` unless the check passes
-        onnx.save(proto, str(tmp))
-        report = parity(model, tmp, check_tiles)
+        for attempt in range(CONVERT_ATTEMPTS):
+            proto = convert(source)
+            set_metadata(proto, metadata)
+            onnx.save(proto, str(tmp))
+            try:
+                report = parity(model, tmp, check_tiles)
+                break
+            except ExportError as exc:
+                # Seen once in CI (not reproduced in 15 local runs, idle or loaded): a
+                # conversion whose output had an extra unit axis, (N, 1, H, W, 1).  The check
+                # caught it; converting again is cheap.  Any other error, or the same one
+                # twice, fails the export.
+                if "output shape" not in str(exc) or attempt == CONVERT_ATTEMPTS - 1:
+                    raise
         if report.worst() > tolerance:
             raise ExportError(
                 f"{out}: Keras and onnxruntime disagree: max abs diff "

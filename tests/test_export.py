@@ -87,3 +87,31 @@ def test_cli_exports_and_reports_missing_weights(run, tmp_path):
     assert read_metadata(out)["note"] == "test"
     missing = CliRunner().invoke(app, [str(tmp_path / "nothing"), "--out", str(tmp_path / "x.onnx")])
     assert missing.exit_code == 1 and "nothing: no such file or folder" in missing.output
+
+
+def test_a_conversion_with_a_wrong_output_shape_is_converted_again_once(run, tmp_path, monkeypatch):
+    from mars_cloudmask.export import onnx_export
+
+    real_parity, calls = onnx_export.parity, []
+
+    def parity_failing_first(model, path, tiles):
+        calls.append(path)
+        if len(calls) == 1:
+            raise ExportError(f"{path}: output shape (2, 1, 52, 52, 1) differs from Keras (2, 52, 52, 1) (random)")
+        return real_parity(model, path, tiles)
+
+    monkeypatch.setattr(onnx_export, "parity", parity_failing_first)
+    model = load_model(run)
+    report = export_onnx(model, tmp_path / "ok.onnx", {"name": "x"}, {"random": random_tiles(1, 236)})
+    assert len(calls) == 2 and report["parity_max_abs_diff"]["random"] < 1e-4
+
+    calls.clear()
+
+    def always_wrong(model, path, tiles):
+        calls.append(path)
+        raise ExportError(f"{path}: output shape (1, 1, 52, 52, 1) differs from Keras (1, 52, 52, 1) (random)")
+
+    monkeypatch.setattr(onnx_export, "parity", always_wrong)
+    with pytest.raises(ExportError, match="output shape"):
+        export_onnx(model, tmp_path / "bad.onnx", {"name": "x"}, {"random": random_tiles(1, 236)})
+    assert len(calls) == onnx_export.CONVERT_ATTEMPTS and not (tmp_path / "bad.onnx").exists()
