@@ -60,7 +60,7 @@ class VariantSpec:
     batch_size: int = 1
     tile_out: int | None = None
     bounds: list[int] | None = None
-    polar_offset: float = 3.0
+    polar_offset: float = 3.0  # the original's bounds for every variant: like-for-like boxes
     threshold: float = 0.912
     with_limit: bool = False
     note: str = ""
