@@ -54,6 +54,7 @@ from .pipeline import (
     output_path,
     process_job,
     quicklook_writer,
+    remove_stale_temporaries,
     run_record,
     split_existing,
     with_model_defaults,
@@ -196,28 +197,6 @@ def model_loads() -> int:
     return len(_MODELS)
 
 
-def remove_stale_temporaries(job: MapJob, options: InferOptions) -> list[Path]:
-    """Delete temporary files a killed worker left beside this map's outputs; returns them.
-
-    Atomic writes use hidden names ``.<final name>.<random>.tmp*`` in the output's folder:
-    ``.cloudmask_<name>.ncdf.*`` and ``.cloudmask_<name>.png.*`` (and ``.<map file>.*`` in
-    ``mdgms/`` with ``copy_maps``).  Only this map's task writes them, so any found before
-    it starts are left over from a dead attempt.
-    """
-    out = output_path(job, options)
-    spots = [(out.parent, f".{out.stem}.")]
-    if options.copy_maps:
-        spots.append((out.parent.parent / "mdgms", f".{job.path.name}."))
-    removed = []
-    for folder, prefix in spots:
-        if folder.is_dir():
-            for tmp in folder.glob(prefix + "*"):
-                if ".tmp" in tmp.name[len(prefix) :]:
-                    tmp.unlink(missing_ok=True)
-                    removed.append(tmp)
-    return removed
-
-
 def worker_facts(model: CloudModel, load_s: float) -> dict[str, Any]:
     """Who ran a task: worker address, host, pid, provider, threads, model loads of the process."""
     import socket
@@ -245,8 +224,6 @@ def map_task(
 ) -> tuple[MapResult, dict[str, Any]]:
     """One Dask task: one map through :func:`pipeline.process_job` with this worker's model."""
     model, load_s = worker_model(model_path, sha256, provider, threads)
-    if options.overwrite or not output_path(job, options).exists():
-        remove_stale_temporaries(job, options)
     return process_job(job, model, options), worker_facts(model, load_s)
 
 

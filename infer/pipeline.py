@@ -259,11 +259,34 @@ def _done(loaded: LoadedMap, options: InferOptions, timings: dict[str, float], p
     )
 
 
+def remove_stale_temporaries(job: MapJob, options: InferOptions) -> list[Path]:
+    """Delete temporary files a killed run or worker left beside this map's outputs; returns them.
+
+    Atomic writes use hidden names ``.<final name>.<random>.tmp*`` in the output's folder:
+    ``.cloudmask_<name>.ncdf.*`` and ``.cloudmask_<name>.png.*`` (and ``.<map file>.*`` in
+    ``mdgms/`` with ``copy_maps``).  Only the run processing this map writes them, so any
+    found before it starts are left over from a dead attempt.
+    """
+    out = output_path(job, options)
+    spots = [(out.parent, f".{out.stem}.")]
+    if options.copy_maps:
+        spots.append((out.parent.parent / "mdgms", f".{job.path.name}."))
+    removed = []
+    for folder, prefix in spots:
+        if folder.is_dir():
+            for tmp in folder.glob(prefix + "*"):
+                if ".tmp" in tmp.name[len(prefix) :]:
+                    tmp.unlink(missing_ok=True)
+                    removed.append(tmp)
+    return removed
+
+
 def process_job(job: MapJob, model: CloudModel, options: InferOptions, on_mask: MaskHook | None = None) -> MapResult:
     """Everything for one map, sequentially; never raises for a bad map (status ``failed``)."""
     options = with_model_defaults(options, model)
     if not options.overwrite and output_path(job, options).exists():
         return _result(job, options, "skipped", reason="output exists")
+    remove_stale_temporaries(job, options)
     timings: dict[str, float] = {}
     try:
         t0 = time.perf_counter()
@@ -432,6 +455,8 @@ def run_jobs(
             on_result(r)
 
     todo = split_existing(jobs, options, finish)
+    for _, job in todo:
+        remove_stale_temporaries(job, options)
 
     loaded_q: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
     stop = threading.Event()

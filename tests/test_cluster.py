@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 from mars_cloudmask.infer import cluster
+from mars_cloudmask.infer.pipeline import remove_stale_temporaries
 from mars_cloudmask.infer.cluster import (
     ClusterError,
     local_workers,
     map_task,
-    remove_stale_temporaries,
     run_on_dask,
     worker_model,
     worker_threads,

@@ -261,3 +261,18 @@ def model_default_offset_of_tiny() -> float:
     from mars_cloudmask.infer.runtime import ModelInfo
 
     return ModelInfo.from_metadata({}, Path("none.onnx")).polar_offset
+
+
+def test_a_rerun_removes_the_temporary_files_a_killed_run_left(model, map_tree, tmp_path):
+    out = tmp_path / "out"
+    options = InferOptions(out=out)
+    jobs = find_maps(map_tree)
+    folder = output_path(jobs[0], options).parent
+    folder.mkdir(parents=True)
+    stale = folder / ".cloudmask_P01_day01.ncdf.x1y2z3.tmp"
+    stale.write_bytes(b"half a file")
+    unrelated = folder / "notes.txt"
+    unrelated.write_text("kept")
+    report = run_jobs(jobs, model, options)
+    assert report.ok and not stale.exists() and unrelated.read_text() == "kept"
+    assert sorted(p.name for p in folder.iterdir()) == ["cloudmask_P01_day01.ncdf", "cloudmask_P01_day02.ncdf", "notes.txt"]
