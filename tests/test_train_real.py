@@ -68,3 +68,12 @@ def test_reference_seasons_as_weak_targets(data_dir: Path):
 
     assert set(np.unique(tm.target).tolist()) <= {-1, 0, 1}
     assert (tm.target[box.height:] == -1).all()
+
+
+def test_reference_of_one_subphase(data_dir: Path):
+    """A single subphase folder works as a reference root: its maps are found by subphase name."""
+    from mars_cloudmask.train_kit.data import scan_reference
+
+    refs = scan_reference(data_dir / "mdgm" / "P", data_dir / "reference" / "P" / "P07")
+    assert refs and {r.mask.parent.name for r in refs} == {"P07"}
+    assert all(r.image.parent.name == "P07" and r.image.is_file() for r in refs)

@@ -132,6 +132,8 @@ def scan_reference(mdgm_root: str | Path, reference_root: str | Path, exclude: S
     """Maps of other seasons (``mdgm/P/PXX/PXX_dayNN_zequat.jpg``) paired with the original
     model's masks (``reference/P/PXX/cloudmask_PXX_dayNN.ncdf``), subphases in ``exclude`` left out.
 
+    ``reference_root`` is either the root of all subphases (``reference/P``) or one subphase
+    (``reference/P/P07``): the map of a mask is found by its subphase name under ``mdgm_root``.
     Maps without a reference mask are skipped (the reference covers what the original ran on);
     Ls comes from the subphase's ``_ls.txt``.
     """
@@ -145,11 +147,10 @@ def scan_reference(mdgm_root: str | Path, reference_root: str | Path, exclude: S
         sub = ref.parent.name
         if sub in exclude or not name:
             continue
-        rel = ref.parent.relative_to(reference_root)
-        image = mdgm_root / rel / f"{name}_zequat.jpg"
+        image = mdgm_root / sub / f"{name}_zequat.jpg"
         if not image.is_file():
             continue
-        ls_path = mdgm_root / rel / f"{sub}_ls.txt"
+        ls_path = mdgm_root / sub / f"{sub}_ls.txt"
         try:
             table = read_ls_table(ls_path)
         except MapError as exc:
