@@ -127,3 +127,27 @@ def test_cli_trains_and_resumes(labelled, tmp_path):
     assert again.exit_code == 0, again.output
     assert "resuming" in again.output
     assert json.loads((tmp_path / "run" / STATE).read_text())["epoch"] == 2
+
+
+def test_a_run_recorded_before_a_setting_existed_resumes_with_its_default(labelled, trained, tmp_path):
+    """run.json of an older version lacks bn_momentum: resuming with the default is the same run."""
+    import shutil
+
+    run = tmp_path / "tiny"
+    shutil.copytree(trained, run)
+    record = json.loads((run / "run.json").read_text())
+    del record["config"]["bn_momentum"]
+    (run / "run.json").write_text(json.dumps(record))
+    train(tiny(labelled, run, epochs=4), log=lambda _: None)
+    assert json.loads((run / STATE).read_text())["epoch"] == 4
+    with pytest.raises(ValueError, match=r"bn_momentum=0\.99 \(now 0\.9\)"):
+        train(tiny(labelled, run, epochs=5, bn_momentum=0.9), log=lambda _: None)
+
+
+def test_bn_momentum_reaches_every_batchnorm_layer(labelled, tmp_path):
+    run = tmp_path / "m09"
+    train(tiny(labelled, run, epochs=1, bn_momentum=0.9), log=lambda _: None)
+    model = load_model(run / BEST)
+    momenta = {layer.momentum for layer in model.layers if layer.__class__.__name__ == "BatchNormalization"}
+    assert momenta == {0.9}
+    assert json.loads((run / "run.json").read_text())["config"]["bn_momentum"] == 0.9

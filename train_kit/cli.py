@@ -47,6 +47,7 @@ def train_command(
     reference_fraction: float = typer.Option(0.25, help="Share of each batch drawn from reference maps."),
     tile_out: int = typer.Option(484, help="Output tile size (4 mod 16); input is this + 184."),
     threads: int = typer.Option(2, help="TensorFlow intra-op threads."),
+    bn_momentum: float = typer.Option(0.99, help="BatchNorm moving-statistics momentum (0.9: they follow the weights faster)."),
 ) -> None:
     """Train (or resume) a run; checkpoints, metrics.json and curves.png go to --out."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -63,6 +64,7 @@ def train_command(
         depth=depth, lr=lr, lr_patience=lr_patience, w0=w0, dice_weight=dice_weight, patience=patience,
         brightness=brightness, reference=[str(r) for r in reference], mdgm=str(mdgm) if mdgm else None,
         reference_weight=reference_weight, reference_fraction=reference_fraction, tile_out=tile_out, threads=threads,
+        bn_momentum=bn_momentum,
     )
     try:
         metrics = train(cfg, log=lambda msg: console.print(msg, highlight=False))

@@ -57,9 +57,17 @@ def valid_input_size(n: int, depth: int) -> bool:
     return n - 4 > 0
 
 
-def batchnorm(x, name: str):
-    """The normalisation after each ReLU: a BatchNormalization layer named ``name``."""
-    return layers.BatchNormalization(name=name)(x)
+DEFAULT_BN_MOMENTUM = 0.99  # Keras's default
+
+
+def batchnorm(x, name: str, momentum: float = DEFAULT_BN_MOMENTUM):
+    """The normalisation after each ReLU: a BatchNormalization layer named ``name``.
+
+    ``momentum``: weight of the old value in the moving mean and variance per step; 0.99 (the
+    Keras default) averages over about 100 steps, 0.9 over about 10 (inference statistics
+    that follow fast-changing weights more closely early in training).
+    """
+    return layers.BatchNormalization(momentum=momentum, name=name)(x)
 
 
 def _conv_block(x, filters: int, name: str, norm: Callable):

@@ -16,6 +16,7 @@ import platform
 import sys
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -52,6 +53,7 @@ from .data import (
 )
 from .loss import MaskedWeightedBCE, cloudy_fraction
 from .metrics import DEFAULT_THRESHOLD, confusion_counts, pixel_metrics, scores_from_counts
+from .model import DEFAULT_BN_MOMENTUM
 
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.96, 0.01), 2)
 
@@ -83,6 +85,7 @@ class TrainConfig:
     reference_fraction: float = 0.25
     threshold: float = DEFAULT_THRESHOLD
     threads: int = 2
+    bn_momentum: float = DEFAULT_BN_MOMENTUM
 
 
 # --------------------------------------------------------------------------- data
@@ -292,15 +295,16 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
     """
     import keras
 
-    from .model import build_unet
+    from .model import batchnorm, build_unet
 
     out = Path(cfg.out)
     train_s, val_s, test_s, ref_s = collect_samples(cfg)
     resuming = (out / STATE).is_file()
     if resuming:
         previous = read_json(out / RUN)["config"]
-        changed = {k: (previous.get(k), v) for k, v in asdict(cfg).items()
-                   if k not in ("epochs", "out", "threads") and previous.get(k) != v}
+        defaults = asdict(TrainConfig(data=[], out="", val_days=[]))  # settings older runs did not record
+        changed = {k: (previous.get(k, defaults[k]), v) for k, v in asdict(cfg).items()
+                   if k not in ("epochs", "out", "threads") and previous.get(k, defaults[k]) != v}
         if changed:
             raise ValueError(f"{out / RUN}: the run was started with other settings: "
                              + ", ".join(f"{k}={a!r} (now {b!r})" for k, (a, b) in changed.items()))
@@ -329,7 +333,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
             f"at epoch {state['best_epoch']})")
     else:
         out.mkdir(parents=True, exist_ok=True)
-        model = build_unet(cfg.width, cfg.depth)
+        model = build_unet(cfg.width, cfg.depth, norm=partial(batchnorm, momentum=cfg.bn_momentum))
         _compile(model, cfg, w0)
         write_json(out / RUN, {"config": asdict(cfg), "w0": w0, "environment": _environment(),
                                "data": cfg.data, "reference": cfg.reference,
