@@ -64,3 +64,16 @@ def test_f1_on_two_held_out_days_does_not_drop_below_the_model_card(shipped, dat
     f1 = result.pooled_metrics()["f1"]
     assert f1 >= recorded["model"]["f1"] - 0.02, f"F1 {f1:.4f} < card {recorded['model']['f1']} - 0.02"
     assert result.pooled_metrics()["coverage"] >= recorded["model"]["coverage"] - 0.02
+
+
+def test_every_shipped_onnx_file_has_the_card_of_its_own_bytes():
+    """Each model in models/ (the default and the faster width-8 version 1) has a card whose
+    sha256 is that file's, so no figure is quoted for a file it was not measured on."""
+    from mars_cloudmask.infer.runtime import file_sha256
+
+    folder = default_model_path().parent
+    for onnx in sorted(folder.glob("cloudmask-unet*.onnx")):
+        if onnx.stem.endswith("-fp16"):
+            continue  # the fp16 twin of the default: its difference is in the export report
+        card = json.loads(onnx.with_suffix(".card.json").read_text())
+        assert card["model"]["sha256"] == file_sha256(onnx), f"{onnx.name}: card is from another file"
