@@ -53,7 +53,7 @@ from .data import (
 )
 from .loss import MaskedWeightedBCE, cloudy_fraction
 from .metrics import DEFAULT_THRESHOLD, confusion_counts, pixel_metrics, scores_from_counts
-from .model import DEFAULT_BN_MOMENTUM
+from .model import DEFAULT_BN_MOMENTUM, batchnorm, build_unet
 
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.96, 0.01), 2)
 
@@ -295,16 +295,14 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
     """
     import keras
 
-    from .model import batchnorm, build_unet
-
     out = Path(cfg.out)
     train_s, val_s, test_s, ref_s = collect_samples(cfg)
     resuming = (out / STATE).is_file()
     if resuming:
-        previous = read_json(out / RUN)["config"]
-        defaults = asdict(TrainConfig(data=[], out="", val_days=[]))  # settings older runs did not record
-        changed = {k: (previous.get(k, defaults[k]), v) for k, v in asdict(cfg).items()
-                   if k not in ("epochs", "out", "threads") and previous.get(k, defaults[k]) != v}
+        # settings an older run did not record take their defaults
+        previous = {**asdict(TrainConfig(data=[], out="", val_days=[])), **read_json(out / RUN)["config"]}
+        changed = {k: (previous[k], v) for k, v in asdict(cfg).items()
+                   if k not in ("epochs", "out", "threads") and previous[k] != v}
         if changed:
             raise ValueError(f"{out / RUN}: the run was started with other settings: "
                              + ", ".join(f"{k}={a!r} (now {b!r})" for k, (a, b) in changed.items()))
