@@ -28,12 +28,17 @@ def run_metadata(source: Path) -> dict[str, Any]:
         if command:  # "/path/to/bin/cm-train --data ..." -> "cm-train --data ..."
             program, _, args = command.partition(" ")
             info["training_command"] = f"{Path(program).name} {args}".strip()
-    if (folder / METRICS).is_file():
-        metrics = read_json(folder / METRICS)
+    # an averaged model (cm-average) has its own scores beside it; otherwise the run's best epoch
+    beside = source.with_suffix(".json") if source.suffix == ".keras" else None
+    scores = beside if beside is not None and beside.is_file() else folder / METRICS
+    if scores.is_file():
+        metrics = read_json(scores)
         best = metrics.get("best_val", {})
+        epoch = ({"epochs_averaged": metrics["epochs"]} if "epochs" in metrics
+                 else {"epoch": metrics.get("best_epoch")})
         # the scores at the threshold the model ships with, when the run recorded them
         info["val_metrics"] = ({"threshold": best.get("best_threshold"), "loss": best.get("loss"),
-                                **best["at_best_threshold"], "epoch": metrics.get("best_epoch")}
+                                **best["at_best_threshold"], **epoch}
                                if "at_best_threshold" in best else best)
         if metrics.get("threshold") is not None:
             info["threshold"] = float(metrics["threshold"])

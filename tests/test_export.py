@@ -137,3 +137,18 @@ def test_a_conversion_with_a_wrong_output_shape_is_converted_again_once(run, tmp
     with pytest.raises(ExportError, match="output shape"):
         export_onnx(model, tmp_path / "bad.onnx", {"name": "x"}, {"random": random_tiles(1, 236)})
     assert len(calls) == onnx_export.CONVERT_ATTEMPTS and not (tmp_path / "bad.onnx").exists()
+
+
+def test_an_averaged_model_exports_with_its_own_validation_scores(run, tmp_path):
+    import shutil
+
+    from mars_cloudmask.train_kit.train import average_epochs
+
+    folder = tmp_path / "run"
+    shutil.copytree(run, folder)
+    averaged = average_epochs(folder, [1, 2])
+    report = export_command(folder / "average-001-002.keras", tmp_path / "avg.onnx")
+    scores = json.loads(read_metadata(tmp_path / "avg.onnx")["val_metrics"])
+    assert scores["epochs_averaged"] == [1, 2] and "epoch" not in scores
+    assert scores["f1"] == pytest.approx(averaged["best_val"]["at_best_threshold"]["f1"])
+    assert float(report["metadata"]["threshold"]) == pytest.approx(averaged["threshold"])

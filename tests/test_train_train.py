@@ -11,10 +11,20 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mars_cloudmask.train_kit.checkpoint import BEST, CURVES, LAST, METRICS, STATE, CheckpointError, load_model
-from mars_cloudmask.train_kit.cli import app
+from mars_cloudmask.train_kit.checkpoint import (
+    BEST,
+    CURVES,
+    EPOCHS,
+    LAST,
+    METRICS,
+    STATE,
+    CheckpointError,
+    epoch_weights,
+    load_model,
+)
+from mars_cloudmask.train_kit.cli import app, average_app
 from mars_cloudmask.train_kit.data import DataError
-from mars_cloudmask.train_kit.train import TrainConfig, revalidate, train
+from mars_cloudmask.train_kit.train import TrainConfig, average_epochs, average_name, revalidate, train
 from tests.test_train_data import TILE_OUT, write_labelled
 
 
@@ -151,3 +161,53 @@ def test_bn_momentum_reaches_every_batchnorm_layer(labelled, tmp_path):
     momenta = {layer.momentum for layer in model.layers if layer.__class__.__name__ == "BatchNormalization"}
     assert momenta == {0.9}
     assert json.loads((run / "run.json").read_text())["config"]["bn_momentum"] == 0.9
+
+
+def test_each_epoch_keeps_its_weights_and_the_last_ones_are_last_keras(trained):
+    import numpy as np
+
+    kept = sorted(p.name for p in (trained / EPOCHS).iterdir())
+    assert kept == ["epoch-001.weights.h5", "epoch-002.weights.h5", "epoch-003.weights.h5"]
+    model = load_model(trained / LAST)
+    last = model.get_weights()
+    model.load_weights(epoch_weights(trained, 3))
+    assert all(np.array_equal(a, b) for a, b in zip(last, model.get_weights()))
+
+
+def test_average_of_epochs_is_the_mean_of_their_weights_and_is_scored(trained, tmp_path):
+    import shutil
+
+    import numpy as np
+
+    run = tmp_path / "tiny"
+    shutil.copytree(trained, run)
+    result = average_epochs(run, [2, 3])
+    assert result["epochs"] == [2, 3]
+    assert 0.05 <= result["threshold"] <= 0.95 and result["best_val"]["loss"] > 0
+    averaged = load_model(run / "average-002-003.keras")
+    model = load_model(run / LAST)
+    model.load_weights(epoch_weights(run, 2))
+    second = model.get_weights()
+    model.load_weights(epoch_weights(run, 3))
+    for a, b, mean in zip(second, model.get_weights(), averaged.get_weights()):
+        np.testing.assert_allclose(mean, (a.astype(np.float64) + b) / 2, rtol=1e-6, atol=1e-7)
+    assert json.loads((run / "average-002-003.json").read_text())["epochs"] == [2, 3]
+    assert average_name([3, 1, 2]) == "average-001-003" and average_name([1, 3]) == "average-001+003"
+
+
+def test_cm_average_names_a_missing_epoch_on_one_line(trained, tmp_path):
+    import shutil
+
+    run = tmp_path / "tiny"
+    shutil.copytree(trained, run)
+    result = CliRunner().invoke(average_app, [str(run), "--epochs", "2-4"])
+    assert result.exit_code == 1
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "epoch-004.weights.h5: missing" in lines[0]
+    assert not list(run.glob("average-*"))
+
+
+def test_no_keep_epochs_keeps_no_weights(labelled, tmp_path):
+    run = tmp_path / "lean"
+    train(tiny(labelled, run, epochs=1, keep_epochs=False), log=lambda _: None)
+    assert (run / LAST).is_file() and not (run / EPOCHS).exists()

@@ -2,8 +2,10 @@
 
 A run folder holds ``best.keras`` (lowest validation loss so far), ``last.keras`` (end of the
 latest epoch, for resuming), ``state.json`` (epoch, best loss, early-stopping counter),
-``history.json``, ``metrics.json``, ``run.json`` (the exact configuration and command) and
-``curves.png``.  Weights are in the backend-neutral ``.keras`` format.
+``history.json``, ``metrics.json``, ``run.json`` (the exact configuration and command),
+``curves.png`` and ``epochs/epoch-NNN.weights.h5`` (the weights at the end of each epoch, for
+weight averaging; about 4 bytes a parameter each).  Models are in the backend-neutral ``.keras``
+format.
 """
 
 from __future__ import annotations
@@ -23,6 +25,12 @@ RUN = "run.json"
 METRICS = "metrics.json"
 HISTORY = "history.json"
 CURVES = "curves.png"
+EPOCHS = "epochs"
+
+
+def epoch_weights(run: str | Path, epoch: int) -> Path:
+    """Where a run keeps the weights of the end of ``epoch`` (1-based)."""
+    return Path(run) / EPOCHS / f"epoch-{epoch:03d}.weights.h5"
 
 
 class CheckpointError(ValueError):
@@ -74,20 +82,55 @@ def read_json(path: str | Path) -> Any:
         raise CheckpointError(f"{path}: unreadable JSON ({exc})") from None
 
 
-def save_model(model, path: str | Path) -> Path:
-    """Save a model atomically to a ``.keras`` file."""
+def _save_atomic(path: str | Path, suffix: str, write) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path`` (ending in ``suffix``), then rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".keras", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     try:
-        model.save(tmp)
+        write(tmp)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def save_model(model, path: str | Path) -> Path:
+    """Save a model atomically to a ``.keras`` file."""
+    return _save_atomic(path, ".keras", model.save)
+
+
+def save_weights(model, path: str | Path) -> Path:
+    """Save a model's weights atomically to a ``.weights.h5`` file."""
+    return _save_atomic(path, ".weights.h5", model.save_weights)
+
+
+def average_weights(model, paths: list[Path]):
+    """Set ``model``'s variables (BatchNorm statistics included) to the mean of the weight files.
+
+    Every file must hold weights of ``model``'s architecture; a missing or unreadable one
+    raises CheckpointError naming it.  Returns ``model``.
+    """
+    import numpy as np
+
+    if not paths:
+        raise CheckpointError("no weight file to average")
+    total = None
+    for path in paths:
+        if not Path(path).is_file():
+            raise CheckpointError(f"{path}: missing (was the run made with --no-keep-epochs?)")
+        try:
+            model.load_weights(path)
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CheckpointError(f"{path}: unreadable weights or another architecture ({first[:200]})") from None
+        weights = [np.asarray(w, dtype=np.float64) for w in model.get_weights()]
+        total = weights if total is None else [t + w for t, w in zip(total, weights)]
+    model.set_weights([t / len(paths) for t in total])
+    return model
 
 
 def _jsonable(obj: Any) -> Any:

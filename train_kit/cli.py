@@ -1,4 +1,4 @@
-"""``cm-train``: thin CLI over :func:`mars_cloudmask.train_kit.train.train`."""
+"""``cm-train`` and ``cm-average``: thin CLIs over :func:`.train.train` and :func:`.train.average_epochs`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ app = typer.Typer(add_completion=False, help="Train the cloud-mask U-Net on labe
 
 
 def _days(text: str) -> list[int]:
-    """'16,17' or '16-17' or '16-17,20' -> [16, 17, 20]."""
+    """'16,17' or '16-17' or '16-17,20' -> [16, 17, 20] (day or epoch numbers)."""
     days: list[int] = []
     for part in filter(None, (p.strip() for p in text.split(","))):
         if "-" in part:
@@ -48,6 +48,7 @@ def train_command(
     tile_out: int = typer.Option(484, help="Output tile size (4 mod 16); input is this + 184."),
     threads: int = typer.Option(2, help="TensorFlow intra-op threads."),
     bn_momentum: float = typer.Option(0.99, help="BatchNorm moving-statistics momentum (0.9: they follow the weights faster)."),
+    keep_epochs: bool = typer.Option(True, "--keep-epochs/--no-keep-epochs", help="Keep each epoch's weights in OUT/epochs/ (for cm-average)."),
 ) -> None:
     """Train (or resume) a run; checkpoints, metrics.json and curves.png go to --out."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -64,7 +65,7 @@ def train_command(
         depth=depth, lr=lr, lr_patience=lr_patience, w0=w0, dice_weight=dice_weight, patience=patience,
         brightness=brightness, reference=[str(r) for r in reference], mdgm=str(mdgm) if mdgm else None,
         reference_weight=reference_weight, reference_fraction=reference_fraction, tile_out=tile_out, threads=threads,
-        bn_momentum=bn_momentum,
+        bn_momentum=bn_momentum, keep_epochs=keep_epochs,
     )
     try:
         metrics = train(cfg, log=lambda msg: console.print(msg, highlight=False))
@@ -77,6 +78,38 @@ def train_command(
                   f"F1 {best.get('best_threshold_f1', float('nan')):.4f} at {best.get('best_threshold')}")
 
 
+average_app = typer.Typer(add_completion=False, help="Average the weights of a run's last epochs.")
+
+
+@average_app.command()
+def average_command(
+    run: Path = typer.Argument(..., help="Run folder made by cm-train (with its epochs/ weights)."),
+    epochs: str = typer.Option(..., "--epochs", help="Epochs to average, e.g. '14-20'."),
+) -> None:
+    """Write RUN/average-A-B.keras (mean weights) and its validation scores RUN/average-A-B.json."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from rich.console import Console
+
+    from .checkpoint import CheckpointError
+    from .data import DataError
+    from .train import average_epochs, average_name
+
+    console = Console(stderr=True, width=200)
+    try:
+        result = average_epochs(run, _days(epochs))
+    except (DataError, CheckpointError, ValueError) as exc:
+        console.print(f"[red]error:[/] {exc}", soft_wrap=True, highlight=False)
+        raise typer.Exit(1)
+    best = result["best_val"]
+    console.print(f"{run / average_name(result['epochs'])}.keras: val loss {best['loss']:.4f}, "
+                  f"F1 {best['best_threshold_f1']:.4f} at {best['best_threshold']}", highlight=False)
+
+
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point of cm-train."""
     app()
+
+
+def average_main() -> None:
+    """Console-script entry point of cm-average."""
+    average_app()

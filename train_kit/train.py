@@ -33,9 +33,12 @@ from .checkpoint import (
     RUN,
     STATE,
     CheckpointError,
+    average_weights,
+    epoch_weights,
     load_model,
     read_json,
     save_model,
+    save_weights,
     write_json,
 )
 from .data import (
@@ -86,6 +89,7 @@ class TrainConfig:
     threshold: float = DEFAULT_THRESHOLD
     threads: int = 2
     bn_momentum: float = DEFAULT_BN_MOMENTUM
+    keep_epochs: bool = True
 
 
 # --------------------------------------------------------------------------- data
@@ -208,6 +212,19 @@ def evaluate_tiles(model, images: np.ndarray, targets: np.ndarray, loss: MaskedW
             "at_best_threshold": scores_from_counts(*counts[k])}
 
 
+def _validation_scores(run: Path, model) -> dict[str, Any]:
+    """``model`` scored on the validation days of the run in ``run`` (its own ``run.json``), as ``best_val``."""
+    cfg = TrainConfig(**read_json(run / RUN)["config"])
+    _, val_s, _, _ = collect_samples(cfg)
+    val_x, val_y = grid_tiles(load_all(val_s, cfg.tile_out))
+    w0 = read_json(run / RUN)["w0"]
+    val = evaluate_tiles(model, val_x, val_y, MaskedWeightedBCE(w0, cfg.dice_weight), cfg.threshold)
+    return {"loss": val["loss"], "threshold": cfg.threshold,
+            **{k: val[k] for k in ("accuracy", "iou", "precision", "recall", "f1")},
+            "best_threshold": val["best_threshold"], "best_threshold_f1": val["best_threshold_f1"],
+            "at_best_threshold": val["at_best_threshold"]}
+
+
 def revalidate(run: str | Path) -> dict[str, Any]:
     """Re-score a run's ``best.keras`` on its validation days and store the result in ``metrics.json``.
 
@@ -215,19 +232,40 @@ def revalidate(run: str | Path) -> dict[str, Any]:
     own configuration (``run.json``).  Returns the new ``best_val``.
     """
     run = Path(run)
-    cfg = TrainConfig(**read_json(run / RUN)["config"])
-    _, val_s, _, _ = collect_samples(cfg)
-    val_x, val_y = grid_tiles(load_all(val_s, cfg.tile_out))
-    w0 = read_json(run / RUN)["w0"]
-    val = evaluate_tiles(load_model(run / BEST), val_x, val_y, MaskedWeightedBCE(w0, cfg.dice_weight), cfg.threshold)
     metrics = read_json(run / METRICS)
-    metrics["best_val"] = {"loss": val["loss"], "threshold": cfg.threshold,
-                           **{k: val[k] for k in ("accuracy", "iou", "precision", "recall", "f1")},
-                           "best_threshold": val["best_threshold"], "best_threshold_f1": val["best_threshold_f1"],
-                           "at_best_threshold": val["at_best_threshold"]}
-    metrics["threshold"] = val["best_threshold"]
+    metrics["best_val"] = _validation_scores(run, load_model(run / BEST))
+    metrics["threshold"] = metrics["best_val"]["best_threshold"]
     write_json(run / METRICS, metrics)
     return metrics["best_val"]
+
+
+def average_name(epochs: Sequence[int]) -> str:
+    """File stem of the average of ``epochs``: ``average-018-025`` for a range, else ``average-018+020``."""
+    ep = sorted(set(epochs))
+    if ep == list(range(ep[0], ep[-1] + 1)):
+        return f"average-{ep[0]:03d}-{ep[-1]:03d}"
+    return "average-" + "+".join(f"{e:03d}" for e in ep)
+
+
+def average_epochs(run: str | Path, epochs: Sequence[int]) -> dict[str, Any]:
+    """Average the weights a run kept at the end of ``epochs``; score the mean on its validation days.
+
+    Writes ``RUN/average-A-B.keras`` (the averaged model, exportable like ``best.keras``) and
+    ``RUN/average-A-B.json`` (``{"epochs", "best_val", "threshold"}``, the shape of
+    ``metrics.json``, read by ``cm-export``).  Uniform mean of every variable, BatchNorm moving
+    statistics included (stochastic weight averaging over a run's last epochs).  Returns the JSON.
+    """
+    run = Path(run)
+    if not epochs:
+        raise ValueError("no epoch to average")
+    model = load_model(run / LAST)
+    average_weights(model, [epoch_weights(run, e) for e in sorted(set(epochs))])
+    best_val = _validation_scores(run, model)
+    stem = run / average_name(epochs)
+    save_model(model, stem.with_suffix(".keras"))
+    result = {"epochs": sorted(set(epochs)), "best_val": best_val, "threshold": best_val["best_threshold"]}
+    write_json(stem.with_suffix(".json"), result)
+    return result
 
 
 # --------------------------------------------------------------------------- the run
@@ -302,7 +340,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
         # settings an older run did not record take their defaults
         previous = {**asdict(TrainConfig(data=[], out="", val_days=[])), **read_json(out / RUN)["config"]}
         changed = {k: (previous[k], v) for k, v in asdict(cfg).items()
-                   if k not in ("epochs", "out", "threads") and previous[k] != v}
+                   if k not in ("epochs", "out", "threads", "keep_epochs") and previous[k] != v}
         if changed:
             raise ValueError(f"{out / RUN}: the run was started with other settings: "
                              + ", ".join(f"{k}={a!r} (now {b!r})" for k, (a, b) in changed.items()))
@@ -386,6 +424,8 @@ class _RunCallback(_callback_base()):
                   **{f"val_{k}": v for k, v in val.items() if k != "at_best_threshold"}}
         improved = val["loss"] < st["best_val_loss"]
         save_model(self.model, self.out / LAST)
+        if self.cfg.keep_epochs:
+            save_weights(self.model, epoch_weights(self.out, epoch + 1))
         if improved:
             save_model(self.model, self.out / BEST)
             st.update(best_val_loss=val["loss"], best_epoch=epoch + 1, wait=0, lr_wait=0,
