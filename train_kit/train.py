@@ -133,8 +133,9 @@ class TileBatches:
     Each batch draws maps uniformly, a random tile origin in each, one of the four flips and
     (optionally) a brightness factor in ``1 +- brightness``; a ``reference_fraction`` of the
     batch comes from reference maps (weight ``reference_weight``) when there are any.  Batch
-    ``i`` of epoch ``e`` is a pure function of ``(seed, e, i)``: runs are reproducible and a
-    resumed run draws the same batches it would have drawn.
+    ``i`` of epoch ``e`` is a pure function of ``(seed, e, i)`` and ``fit`` takes them in order
+    (``shuffle=False``; Keras' own shuffling draws from a global RNG whose state a resumed run
+    does not have): a resumed run is the same run, step for step.
     """
 
     def __init__(self, maps: Sequence[TiledMap], reference: Sequence[TiledMap], batch_size: int, steps: int,
@@ -391,7 +392,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
     else:
         model.optimizer.learning_rate.assign(state["lr"])
         model.fit(_py_dataset(batches, state["epoch"]), epochs=cfg.epochs, initial_epoch=state["epoch"],
-                  callbacks=[_RichProgress(steps), callback], verbose=0)
+                  callbacks=[_RichProgress(steps), callback], verbose=0, shuffle=False)
     return read_json(out / METRICS) if (out / METRICS).is_file() else {}
 
 
