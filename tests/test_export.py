@@ -150,5 +150,6 @@ def test_an_averaged_model_exports_with_its_own_validation_scores(run, tmp_path)
     report = export_command(folder / "average-001-002.keras", tmp_path / "avg.onnx")
     scores = json.loads(read_metadata(tmp_path / "avg.onnx")["val_metrics"])
     assert scores["epochs_averaged"] == [1, 2] and "epoch" not in scores
+    assert report["metadata"]["training_command"].endswith(f"; cm-average {folder} --epochs 1-2")
     assert scores["f1"] == pytest.approx(averaged["best_val"]["at_best_threshold"]["f1"])
     assert float(report["metadata"]["threshold"]) == pytest.approx(averaged["threshold"])
