@@ -39,7 +39,8 @@ def run_metadata(source: Path) -> dict[str, Any]:
         if "epochs" in metrics and "training_command" in info:
             ep = metrics["epochs"]
             span = f"{ep[0]}-{ep[-1]}" if ep == list(range(ep[0], ep[-1] + 1)) else ",".join(map(str, ep))
-            info["training_command"] += f"; cm-average {folder} --epochs {span}"
+            bn = f" --recompute-bn {metrics['bn_batches']}" if metrics.get("bn_batches") else ""
+            info["training_command"] += f"; cm-average {folder} --epochs {span}{bn}"
         # the scores at the threshold the model ships with, when the run recorded them
         info["val_metrics"] = ({"threshold": best.get("best_threshold"), "loss": best.get("loss"),
                                 **best["at_best_threshold"], **epoch}

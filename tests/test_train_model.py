@@ -10,6 +10,7 @@ from mars_cloudmask.train_kit.model import (
     architecture_of,
     build_unet,
     margin,
+    recompute_batchnorm,
     skip_crops,
     valid_input_size,
 )
@@ -45,3 +46,27 @@ def test_translation_equivariance_on_the_alignment_grid():
     whole = model.predict(big, verbose=0)
     shifted = model.predict(big[:, 32:], verbose=0)
     np.testing.assert_allclose(whole[:, 32:], shifted, atol=1e-6)
+
+
+def test_recompute_batchnorm_sets_the_mean_of_the_batch_statistics():
+    """Precise BN: the first BatchNorm's moving mean/variance become the mean over the batches
+    of its input's per-channel mean/variance; weights stay; momentum is restored."""
+    import keras
+
+    model = build_unet(2, 4)
+    rng = np.random.default_rng(2)
+    batches = [rng.integers(0, 256, (2, 188, 188, 3), dtype=np.uint8) for _ in range(3)]
+    conv = model.get_layer("down0_conv1")
+    before = [w.copy() for w in conv.get_weights()]
+    features = keras.Model(model.input, conv.output)  # the first BN's input (conv + ReLU)
+    stats = [np.asarray(features(b)) for b in batches]
+    want_mean = np.mean([s.mean(axis=(0, 1, 2)) for s in stats], axis=0)
+    want_var = np.mean([s.var(axis=(0, 1, 2)) for s in stats], axis=0)
+
+    assert recompute_batchnorm(model, iter(batches)) == 3
+    bn = model.get_layer("down0_bn1")
+    np.testing.assert_allclose(np.asarray(bn.moving_mean), want_mean, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(bn.moving_variance), want_var, rtol=1e-3, atol=1e-6)
+    assert bn.momentum == 0.99
+    for a, b in zip(before, conv.get_weights()):
+        np.testing.assert_array_equal(a, b)

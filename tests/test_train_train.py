@@ -195,6 +195,30 @@ def test_average_of_epochs_is_the_mean_of_their_weights_and_is_scored(trained, t
     assert average_name([3, 1, 2]) == "average-001-003" and average_name([1, 3]) == "average-001+003"
 
 
+def test_cm_average_recompute_bn_keeps_the_mean_weights_and_renews_the_statistics(trained, tmp_path):
+    import shutil
+
+    import numpy as np
+
+    run = tmp_path / "tiny"
+    shutil.copytree(trained, run)
+    result = CliRunner().invoke(average_app, [str(run), "--epochs", "2-3", "--recompute-bn", "2"])
+    assert result.exit_code == 0, result.output
+    assert "average-002-003-bn.keras" in result.output
+    plain = average_epochs(run, [2, 3])
+    assert json.loads((run / "average-002-003-bn.json").read_text())["bn_batches"] == 2 and plain["bn_batches"] == 0
+    mean, renewed = load_model(run / "average-002-003.keras"), load_model(run / "average-002-003-bn.keras")
+    for layer in mean.layers:
+        a, b = layer.get_weights(), renewed.get_layer(layer.name).get_weights()
+        if layer.__class__.__name__ == "BatchNormalization":  # gamma, beta kept; moving mean, variance new
+            np.testing.assert_array_equal(a[0], b[0])
+            np.testing.assert_array_equal(a[1], b[1])
+            assert not np.allclose(a[2], b[2])
+        else:
+            for x, y in zip(a, b):
+                np.testing.assert_array_equal(x, y)
+
+
 def test_cm_average_names_a_missing_epoch_on_one_line(trained, tmp_path):
     import shutil
 

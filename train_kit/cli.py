@@ -85,8 +85,9 @@ average_app = typer.Typer(add_completion=False, help="Average the weights of a r
 def average_command(
     run: Path = typer.Argument(..., help="Run folder made by cm-train (with its epochs/ weights)."),
     epochs: str = typer.Option(..., "--epochs", help="Epochs to average, e.g. '14-20'."),
+    recompute_bn: int = typer.Option(0, "--recompute-bn", help="Then recompute the BatchNorm statistics over this many fresh training batches (0: keep the mean of the epochs')."),
 ) -> None:
-    """Write RUN/average-A-B.keras (mean weights) and its validation scores RUN/average-A-B.json."""
+    """Write RUN/average-A-B[-bn].keras (mean weights) and its validation scores RUN/average-A-B[-bn].json."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from rich.console import Console
 
@@ -96,12 +97,12 @@ def average_command(
 
     console = Console(stderr=True, width=200)
     try:
-        result = average_epochs(run, _days(epochs))
+        result = average_epochs(run, _days(epochs), bn_batches=recompute_bn)
     except (DataError, CheckpointError, ValueError) as exc:
         console.print(f"[red]error:[/] {exc}", soft_wrap=True, highlight=False)
         raise typer.Exit(1)
     best = result["best_val"]
-    console.print(f"{run / average_name(result['epochs'])}.keras: val loss {best['loss']:.4f}, "
+    console.print(f"{run / average_name(result['epochs'], recompute_bn)}.keras: val loss {best['loss']:.4f}, "
                   f"F1 {best['best_threshold_f1']:.4f} at {best['best_threshold']}", highlight=False)
 
 

@@ -10,7 +10,9 @@ input size with ``(H - 4) / 2`` integer ``depth`` times in a row.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterable
+
+import numpy as np
 
 import keras
 from keras import layers
@@ -119,3 +121,28 @@ def architecture_of(model: keras.Model) -> tuple[int, int]:
     depth = sum(1 for layer in model.layers if layer.name.endswith("_pool"))
     width = model.get_layer("down0_conv1").filters
     return width, depth
+
+
+def recompute_batchnorm(model: keras.Model, batches: Iterable[np.ndarray]) -> int:
+    """Set every BatchNormalization layer's moving mean and variance to the mean of its batch
+    statistics over ``batches`` ("precise BN"); no trainable weight changes.
+
+    The moving statistics of a training run lag behind its weights (momentum 0.99 averages
+    over about 100 steps, i.e. two epochs here), and a mean of several epochs' weights has
+    statistics of none of them; a forward pass in training mode over fresh batches gives
+    the statistics of the weights as they are.  ``batches``: uint8 ``(N, H, W, 3)`` image
+    batches (training tiles).  Returns the number of batches used.
+    """
+    norms = [layer for layer in model.layers if isinstance(layer, layers.BatchNormalization)]
+    saved = [layer.momentum for layer in norms]
+    n = 0
+    try:
+        for images in batches:
+            n += 1
+            for layer in norms:  # running mean over batches: new = old * (n-1)/n + batch / n
+                layer.momentum = (n - 1) / n
+            model(images, training=True)
+    finally:
+        for layer, momentum in zip(norms, saved):
+            layer.momentum = momentum
+    return n
