@@ -213,9 +213,14 @@ def evaluate_tiles(model, images: np.ndarray, targets: np.ndarray, loss: MaskedW
             "at_best_threshold": scores_from_counts(*counts[k])}
 
 
+def run_config(run: str | Path) -> TrainConfig:
+    """The configuration a run was made with (its ``run.json``)."""
+    return TrainConfig(**read_json(Path(run) / RUN)["config"])
+
+
 def _validation_scores(run: Path, model) -> dict[str, Any]:
     """``model`` scored on the validation days of the run in ``run`` (its own ``run.json``), as ``best_val``."""
-    cfg = TrainConfig(**read_json(run / RUN)["config"])
+    cfg = run_config(run)
     _, val_s, _, _ = collect_samples(cfg)
     val_x, val_y = grid_tiles(load_all(val_s, cfg.tile_out))
     w0 = read_json(run / RUN)["w0"]
@@ -259,7 +264,7 @@ tiles that recompute BatchNorm statistics are fresh draws, reproducible from the
 def training_images(run: str | Path, n: int) -> Iterator[np.ndarray]:
     """``n`` augmented training batches (uint8 images only) of the run in ``run``, drawn as its
     training draws them (same maps, reference share, flips, brightness)."""
-    cfg = TrainConfig(**read_json(Path(run) / RUN)["config"])
+    cfg = run_config(run)
     train_s, _, _, ref_s = collect_samples(cfg)
     batches = TileBatches(load_all(train_s, cfg.tile_out), load_all(ref_s, cfg.tile_out), cfg.batch_size, n,
                           cfg.seed, cfg.brightness, cfg.reference_weight, cfg.reference_fraction)
