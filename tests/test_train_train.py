@@ -249,3 +249,44 @@ def test_a_resumed_run_is_the_run_it_would_have_been(labelled, trained, tmp_path
     assert [h["loss"] for h in resumed] == [h["loss"] for h in once]
     for a, b in zip(load_model(run / LAST).get_weights(), load_model(trained / LAST).get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_init_starts_from_another_models_weights(labelled, trained, tmp_path):
+    """Fine-tuning: before its first step the new run holds the given model's weights exactly,
+    and its first epoch starts far below a fresh run's loss (the weights were already trained)."""
+    import numpy as np
+
+    from mars_cloudmask.train_kit.train import initial_model
+
+    cfg = tiny(labelled, tmp_path / "ft", epochs=1, init=str(trained / BEST), bn_momentum=0.9)
+    start = initial_model(cfg)
+    for a, b in zip(start.get_weights(), load_model(trained / BEST).get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert {layer.momentum for layer in start.layers if layer.__class__.__name__ == "BatchNormalization"} == {0.9}
+    train(cfg, log=lambda _: None)
+    fresh = json.loads((trained / "history.json").read_text())[0]["loss"]
+    tuned = json.loads((tmp_path / "ft" / "history.json").read_text())[0]["loss"]
+    assert tuned < 0.8 * fresh
+
+
+def test_init_of_another_architecture_is_named(labelled, trained, tmp_path):
+    with pytest.raises(CheckpointError, match=r"best\.keras: width/depth \(2, 4\) differ from the run's \(4, 4\)"):
+        train(tiny(labelled, tmp_path / "wide", width=4, init=str(trained)), log=lambda _: None)
+    assert not (tmp_path / "wide").exists()
+
+
+def test_cosine_schedule_decays_the_lr_per_epoch_and_never_halves(labelled, tmp_path):
+    import math
+
+    run = tmp_path / "cos"
+    train(tiny(labelled, run, epochs=4, lr_schedule="cosine", lr_patience=1), log=lambda _: None)
+    lrs = [h["lr"] for h in json.loads((run / "history.json").read_text())]
+    assert lrs == pytest.approx([1e-2 * 0.5 * (1 + math.cos(math.pi * e / 4)) for e in range(4)])
+    with pytest.raises(ValueError, match=r"epochs=4 \(now 6\)"):  # the schedule depends on --epochs
+        train(tiny(labelled, run, epochs=6, lr_schedule="cosine", lr_patience=1), log=lambda _: None)
+
+
+def test_unknown_lr_schedule_is_refused_before_training(labelled, tmp_path):
+    with pytest.raises(ValueError, match="--lr-schedule 'step'"):
+        train(tiny(labelled, tmp_path / "x", lr_schedule="step"), log=lambda _: None)
+    assert not (tmp_path / "x").exists()

@@ -49,6 +49,8 @@ def train_command(
     threads: int = typer.Option(2, help="TensorFlow intra-op threads."),
     bn_momentum: float = typer.Option(0.99, help="BatchNorm moving-statistics momentum (0.9: they follow the weights faster)."),
     keep_epochs: bool = typer.Option(True, "--keep-epochs/--no-keep-epochs", help="Keep each epoch's weights in OUT/epochs/ (for cm-average)."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Start from this model's weights (.keras file or run folder; same width and depth): fine-tuning, e.g. the shipped models/cloudmask-unet.keras on your own labels."),
+    lr_schedule: str = typer.Option("plateau", "--lr-schedule", help="plateau: halve the LR after --lr-patience flat epochs; cosine: decay --lr to 0 over --epochs."),
 ) -> None:
     """Train (or resume) a run; checkpoints, metrics.json and curves.png go to --out."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -65,7 +67,7 @@ def train_command(
         depth=depth, lr=lr, lr_patience=lr_patience, w0=w0, dice_weight=dice_weight, patience=patience,
         brightness=brightness, reference=[str(r) for r in reference], mdgm=str(mdgm) if mdgm else None,
         reference_weight=reference_weight, reference_fraction=reference_fraction, tile_out=tile_out, threads=threads,
-        bn_momentum=bn_momentum, keep_epochs=keep_epochs,
+        bn_momentum=bn_momentum, keep_epochs=keep_epochs, init=str(init) if init else None, lr_schedule=lr_schedule,
     )
     try:
         metrics = train(cfg, log=lambda msg: console.print(msg, highlight=False))

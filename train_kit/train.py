@@ -37,6 +37,7 @@ from .checkpoint import (
     epoch_weights,
     load_model,
     read_json,
+    resolve_weights,
     save_model,
     save_weights,
     write_json,
@@ -56,7 +57,7 @@ from .data import (
 )
 from .loss import MaskedWeightedBCE, cloudy_fraction
 from .metrics import DEFAULT_THRESHOLD, confusion_counts, pixel_metrics, scores_from_counts
-from .model import DEFAULT_BN_MOMENTUM, batchnorm, build_unet, recompute_batchnorm
+from .model import DEFAULT_BN_MOMENTUM, architecture_of, batchnorm, build_unet, recompute_batchnorm
 
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.96, 0.01), 2)
 
@@ -90,6 +91,36 @@ class TrainConfig:
     threads: int = 2
     bn_momentum: float = DEFAULT_BN_MOMENTUM
     keep_epochs: bool = True
+    init: str | None = None
+    """Start from this model's weights (a ``.keras`` file or a run folder) instead of random ones."""
+    lr_schedule: str = "plateau"
+    """``plateau``: halve the LR after ``lr_patience`` flat epochs; ``cosine``: ``lr`` decays to 0
+    along half a cosine over ``epochs`` (set per epoch, so ``epochs`` is part of the run)."""
+
+
+LR_SCHEDULES = ("plateau", "cosine")
+
+
+def scheduled_lr(cfg: TrainConfig, epoch: int, current: float) -> float:
+    """Learning rate for ``epoch`` (0-based): the cosine schedule's, or ``current`` (plateau halving
+    happens at the end of an epoch, in the run's callback)."""
+    if cfg.lr_schedule == "cosine":
+        return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * epoch / cfg.epochs))
+    return current
+
+
+def initial_model(cfg: TrainConfig):
+    """A fresh U-Net of ``cfg``'s width, depth and BatchNorm momentum; with ``cfg.init``, holding
+    that model's weights (fine-tuning).  Raises CheckpointError naming the file when its
+    architecture differs."""
+    model = build_unet(cfg.width, cfg.depth, norm=partial(batchnorm, momentum=cfg.bn_momentum))
+    if cfg.init:
+        source = load_model(cfg.init)
+        if architecture_of(source) != (cfg.width, cfg.depth):
+            raise CheckpointError(f"{resolve_weights(cfg.init)}: width/depth {architecture_of(source)} "
+                                  f"differ from the run's ({cfg.width}, {cfg.depth})")
+        model.set_weights(source.get_weights())
+    return model
 
 
 # --------------------------------------------------------------------------- data
@@ -369,8 +400,8 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
     if resuming:
         # settings an older run did not record take their defaults
         previous = {**asdict(TrainConfig(data=[], out="", val_days=[])), **read_json(out / RUN)["config"]}
-        changed = {k: (previous[k], v) for k, v in asdict(cfg).items()
-                   if k not in ("epochs", "out", "threads", "keep_epochs") and previous[k] != v}
+        free = ("out", "threads", "keep_epochs") + (("epochs",) if cfg.lr_schedule != "cosine" else ())
+        changed = {k: (previous[k], v) for k, v in asdict(cfg).items() if k not in free and previous[k] != v}
         if changed:
             raise ValueError(f"{out / RUN}: the run was started with other settings: "
                              + ", ".join(f"{k}={a!r} (now {b!r})" for k, (a, b) in changed.items()))
@@ -398,8 +429,10 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
         log(f"resuming {out} after epoch {state['epoch']} (best val loss {state['best_val_loss']:.5f} "
             f"at epoch {state['best_epoch']})")
     else:
+        if cfg.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"--lr-schedule {cfg.lr_schedule!r}: expected one of {', '.join(LR_SCHEDULES)}")
+        model = initial_model(cfg)
         out.mkdir(parents=True, exist_ok=True)
-        model = build_unet(cfg.width, cfg.depth, norm=partial(batchnorm, momentum=cfg.bn_momentum))
         _compile(model, cfg, w0)
         write_json(out / RUN, {"config": asdict(cfg), "w0": w0, "environment": _environment(),
                                "data": cfg.data, "reference": cfg.reference,
@@ -442,6 +475,8 @@ class _RunCallback(_callback_base()):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.t0 = time.time()
+        self.state["lr"] = scheduled_lr(self.cfg, epoch, float(self.state["lr"]))
+        self.model.optimizer.learning_rate.assign(self.state["lr"])
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
@@ -466,7 +501,7 @@ class _RunCallback(_callback_base()):
         else:
             st["wait"] += 1
             st["lr_wait"] += 1
-            if self.cfg.lr_patience and st["lr_wait"] >= self.cfg.lr_patience:
+            if self.cfg.lr_schedule == "plateau" and self.cfg.lr_patience and st["lr_wait"] >= self.cfg.lr_patience:
                 st["lr"] = float(st["lr"]) / 2
                 st["lr_wait"] = 0
                 self.model.optimizer.learning_rate.assign(st["lr"])
