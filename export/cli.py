@@ -14,7 +14,7 @@ app = typer.Typer(add_completion=False, help="Export a trained cloud-mask U-Net 
 
 def run_metadata(source: Path) -> dict[str, Any]:
     """What a run folder says about its model: training data, split, threshold, val metrics."""
-    from mars_cloudmask.train_kit.checkpoint import METRICS, RUN, read_json
+    from mars_cloudmask.train_kit.checkpoint import BEST, METRICS, RUN, read_json
 
     folder = source if source.is_dir() else source.parent
     info: dict[str, Any] = {}
@@ -31,7 +31,10 @@ def run_metadata(source: Path) -> dict[str, Any]:
     # an averaged model (cm-average) has its own scores beside it; otherwise the run's best epoch
     beside = source.with_suffix(".json") if source.suffix == ".keras" else None
     scores = beside if beside is not None and beside.is_file() else folder / METRICS
-    if scores.is_file():
+    if source.suffix == ".keras" and source.name != BEST and scores == folder / METRICS and scores.is_file():
+        # e.g. last.keras: the run's metrics are its best epoch's, not this file's
+        info["unscored"] = f"cm-average {folder} --epochs N"
+    elif scores.is_file():
         metrics = read_json(scores)
         best = metrics.get("best_val", {})
         epoch = ({"epochs_averaged": metrics["epochs"]} if "epochs" in metrics
@@ -76,6 +79,9 @@ def export_command(
     model = load_model(weights)
     width, depth = architecture_of(model)
     info = run_metadata(source)
+    if "unscored" in info and threshold is None:
+        raise ValueError(f"{source}: not the run's best epoch, so the run's threshold and validation scores are not "
+                         f"this file's; score it with `{info['unscored']}` and export that file, or give --threshold")
     meta = contract_metadata(
         width,
         depth,

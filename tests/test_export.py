@@ -153,3 +153,15 @@ def test_an_averaged_model_exports_with_its_own_validation_scores(run, tmp_path)
     assert report["metadata"]["training_command"].endswith(f"; cm-average {folder} --epochs 1-2")
     assert scores["f1"] == pytest.approx(averaged["best_val"]["at_best_threshold"]["f1"])
     assert float(report["metadata"]["threshold"]) == pytest.approx(averaged["threshold"])
+
+
+def test_a_run_checkpoint_other_than_the_best_is_not_given_the_best_epochs_scores(run, tmp_path):
+    """last.keras is not the best epoch: exporting it with the run's threshold and scores would
+    mislabel it, so the export asks for --threshold (or a cm-average file with its own scores)."""
+    with pytest.raises(ValueError, match=r"last\.keras: not the run's best epoch.*cm-average .* --epochs N"):
+        export_command(run / "last.keras", tmp_path / "last.onnx")
+    assert not (tmp_path / "last.onnx").exists()
+    export_command(run / "last.keras", tmp_path / "last.onnx", threshold=0.4)
+    meta = read_metadata(tmp_path / "last.onnx")
+    assert float(meta["threshold"]) == 0.4
+    assert json.loads(meta["val_metrics"]) == {}  # no scores rather than another epoch's
