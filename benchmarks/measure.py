@@ -201,7 +201,7 @@ def staged_map(spec: VariantSpec, job, runner: Runner, options, clock: StageCloc
     else:
         with clock.stage("tile"):
             plan = variant_plan(spec, runner, loaded.bounds)
-            canvas = build_canvas(loaded.rgb, plan, margin=runner.info.margin)
+            canvas = build_canvas(loaded.rgb, plan)
         with clock.stage("stitch"):
             stitcher = make_stitcher(spec, plan)
         origins = plan.origins()
@@ -255,7 +255,7 @@ def tile_batches(spec: VariantSpec, job, runner: Runner, options) -> Iterator[np
     if loaded.bounds is None:
         return
     plan = variant_plan(spec, runner, loaded.bounds)
-    canvas = build_canvas(loaded.rgb, plan, margin=runner.info.margin)
+    canvas = build_canvas(loaded.rgb, plan)
     origins = plan.origins()
     for k in range(0, len(origins), spec.batch_size):
         yield np.ascontiguousarray(np.stack([tile_input(canvas, plan, int(y), int(x)) for y, x in origins[k : k + spec.batch_size]]))

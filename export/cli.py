@@ -96,7 +96,7 @@ def export_command(
     tile_in = 484 + 2 * margin(depth)
     tiles = {"random": random_tiles(2, tile_in)}
     if check_maps:
-        tiles["real"] = tiles_from_maps(check_maps, per_map=2)
+        tiles["real"] = tiles_from_maps(check_maps, per_map=2, depth=depth)
     fp16_out = out.with_name(out.stem + "-fp16.onnx") if fp16 else None
     report = export_onnx(model, out, meta, tiles, fp16_out=fp16_out, fold=fold)
     report["weights"] = str(weights)

@@ -275,14 +275,18 @@ def export_onnx(
     return result
 
 
-def tiles_from_maps(paths: Sequence[str | Path], per_map: int = 2, tile_out: int = 484, seed: int = 0) -> np.ndarray:
-    """Real input tiles: ``per_map`` random tiles of the seamless plan of each map's data box."""
+def tiles_from_maps(paths: Sequence[str | Path], per_map: int = 2, tile_out: int = 484, seed: int = 0,
+                    depth: int = 4) -> np.ndarray:
+    """Real input tiles for a net of this depth: ``per_map`` random tiles of the seamless plan of
+    each map's data box."""
     from mars_cloudmask.train_kit.data import map_grid_tiles
+    from mars_cloudmask.train_kit.model import alignment, margin
 
     rng = np.random.default_rng(seed)
     tiles = []
     for p in paths:
-        grid = map_grid_tiles(p, tile_out=tile_out)
+        grid = map_grid_tiles(p, tile_out, margin(depth), alignment(depth))
         pick = rng.choice(len(grid), size=min(per_map, len(grid)), replace=False)
         tiles.extend(grid[i] for i in sorted(pick))
-    return np.stack(tiles) if tiles else np.zeros((0, tile_out + 184, tile_out + 184, 3), np.uint8)
+    n = tile_out + 2 * margin(depth)
+    return np.stack(tiles) if tiles else np.zeros((0, n, n, 3), np.uint8)

@@ -93,7 +93,7 @@ def infer(
     ),
     stitch: str = typer.Option("seamless", "--stitch", help="seamless | center (the original's) | blend."),
     batch_size: int = typer.Option(1, "--batch-size", help="Tiles per onnxruntime call."),
-    tile_out: Optional[int] = typer.Option(None, "--tile-out", help="Output tile size, px (4 mod 16); default per stitch mode."),
+    tile_out: Optional[int] = typer.Option(None, "--tile-out", help="Output tile size, px (4 mod 16 for a depth-4 model, 4 mod its align in general); default per stitch mode."),
     provider: str = typer.Option("auto", "--provider", help="auto | cuda | cpu."),
     threads: Optional[int] = typer.Option(None, "--threads", help="onnxruntime intra-op threads (default: all cores)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo maps whose output exists (default: skip them)."),

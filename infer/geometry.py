@@ -10,8 +10,10 @@ Conventions used throughout the package:
   column 0 = longitude -180, 0.1 deg per pixel.
 * Rows and columns are 0-based pixel indices of that north-up map.
 * A :class:`Bounds` box is ``[ymin, ymax) x [xmin, xmax)`` (exclusive max).
-* The network is a valid-padded U-Net: an input of ``n`` px gives ``n - 184`` px of output,
-  92 px lost on each side (:data:`MARGIN`); it accepts ``n`` with ``n % 16 == 12``.
+* The network is a valid-padded U-Net: an input of ``n`` px gives ``n - 2 * margin`` px of
+  output.  The shipped depth 4 loses 92 px on each side (:data:`MARGIN`), accepts ``n`` with
+  ``n % 16 == 12`` and is equivariant to 16-px shifts (:data:`ALIGN`); a model of another depth
+  says its ``margin`` and ``align`` in its metadata, and a :class:`TilePlan` carries them.
 """
 
 from __future__ import annotations
@@ -169,20 +171,21 @@ def valid_pixels(rgb: np.ndarray, bounds: Bounds | None = None) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- tile plans
-def aligned_extent(extent: int, tile_out: int = TILE_OUT) -> int:
+def aligned_extent(extent: int, tile_out: int = TILE_OUT, align: int = ALIGN) -> int:
     """Smallest output extent >= ``extent`` (and >= ``tile_out``) that a net pass can produce.
 
-    Output sizes of the net are ``4 mod 16``; a whole-map pass over a canvas of this extent
-    (+ 2 * MARGIN) gives the same values as :func:`seamless_origins` tiles.
+    Output sizes of the net are ``4 mod align`` (``4 mod 16`` at depth 4); a whole-map pass over
+    a canvas of this extent (+ 2 * margin) gives the same values as :func:`seamless_origins` tiles.
     """
     e = max(extent, tile_out)
-    return e + (4 - e) % ALIGN
+    return e + (4 - e) % align
 
 
-def check_tile_out(tile_out: int) -> None:
-    """Raise ValueError unless the net can produce outputs of ``tile_out`` px (``4 mod 16``)."""
-    if tile_out < 4 or tile_out % ALIGN != 4:
-        raise ValueError(f"output tile size {tile_out} px is not 4 mod 16 (e.g. 484, 676, 964)")
+def check_tile_out(tile_out: int, align: int = ALIGN) -> None:
+    """Raise ValueError unless the net can produce outputs of ``tile_out`` px (``4 mod align``)."""
+    if tile_out < 4 or tile_out % align != 4 % align:
+        examples = ", ".join(str(4 + align * k) for k in (484 // align, 676 // align, 964 // align))
+        raise ValueError(f"output tile size {tile_out} px is not 4 mod {align} (e.g. {examples})")
 
 
 def original_origins(extent: int, tile_out: int = TILE_OUT) -> np.ndarray:
@@ -201,14 +204,14 @@ def original_origins(extent: int, tile_out: int = TILE_OUT) -> np.ndarray:
     return origins
 
 
-def seamless_origins(extent: int, tile_out: int = TILE_OUT) -> np.ndarray:
-    """Tile output origins on the 16-px grid with abutting outputs (each pixel computed once).
+def seamless_origins(extent: int, tile_out: int = TILE_OUT, align: int = ALIGN) -> np.ndarray:
+    """Tile output origins on the ``align``-px grid with abutting outputs (each pixel computed once).
 
-    Step ``tile_out - 4`` (a multiple of 16); the last tile ends at :func:`aligned_extent`,
-    so every origin is a multiple of 16 and all tiles together equal one whole-map pass.
+    Step ``tile_out - 4`` (a multiple of ``align``); the last tile ends at :func:`aligned_extent`,
+    so every origin is a multiple of ``align`` and all tiles together equal one whole-map pass.
     """
-    check_tile_out(tile_out)
-    full = aligned_extent(extent, tile_out)
+    check_tile_out(tile_out, align)
+    full = aligned_extent(extent, tile_out, align)
     step = tile_out - 4
     origins = list(range(0, full - tile_out, step))
     origins.append(full - tile_out)
@@ -221,9 +224,10 @@ class TilePlan:
 
     ``ys`` / ``xs`` are output origins (px, relative to ``bounds.ymin`` / ``bounds.xmin``);
     the tiles are every ``(y, x)`` pair, numbered column by column (x outer, y inner), the
-    original's order.  Tile ``(y, x)`` reads canvas rows ``y .. y + tile_out + 2*MARGIN`` and
+    original's order.  Tile ``(y, x)`` reads canvas rows ``y .. y + tile_out + 2*margin`` and
     writes output rows ``y .. y + tile_out`` (same for columns).  ``canvas_h`` / ``canvas_w``
-    are the output extents the canvas must cover (>= the box).
+    are the output extents the canvas must cover (>= the box).  ``margin`` and ``align`` are
+    the net's (92 and 16 at depth 4).
     """
 
     bounds: Bounds
@@ -232,10 +236,12 @@ class TilePlan:
     tile_out: int
     canvas_h: int
     canvas_w: int
+    margin: int = MARGIN
+    align: int = ALIGN
 
     @property
     def tile_in(self) -> int:
-        return self.tile_out + 2 * MARGIN
+        return self.tile_out + 2 * self.margin
 
     @property
     def n_tiles(self) -> int:
@@ -247,21 +253,24 @@ class TilePlan:
         return np.stack([yy.ravel(), xx.ravel()], axis=1)
 
 
-def plan_tiles(bounds: Bounds, mode: str = "seamless", tile_out: int = TILE_OUT) -> TilePlan:
+def plan_tiles(
+    bounds: Bounds, mode: str = "seamless", tile_out: int = TILE_OUT, margin: int = MARGIN, align: int = ALIGN
+) -> TilePlan:
     """Tile plan for a box: ``"original"`` (the original's ~50 % overlap, for ``center`` and
-    ``blend`` stitching) or ``"seamless"`` (16-px aligned, abutting)."""
-    check_tile_out(tile_out)
+    ``blend`` stitching) or ``"seamless"`` (``align``-px aligned, abutting), for a net that
+    loses ``margin`` px per side and is equivariant to ``align``-px shifts."""
+    check_tile_out(tile_out, align)
     if mode == "original":
         ys, xs = original_origins(bounds.height, tile_out), original_origins(bounds.width, tile_out)
         canvas_h = max(bounds.height, tile_out)
         canvas_w = max(bounds.width, tile_out)
     elif mode == "seamless":
-        ys, xs = seamless_origins(bounds.height, tile_out), seamless_origins(bounds.width, tile_out)
-        canvas_h = aligned_extent(bounds.height, tile_out)
-        canvas_w = aligned_extent(bounds.width, tile_out)
+        ys, xs = seamless_origins(bounds.height, tile_out, align), seamless_origins(bounds.width, tile_out, align)
+        canvas_h = aligned_extent(bounds.height, tile_out, align)
+        canvas_w = aligned_extent(bounds.width, tile_out, align)
     else:
         raise ValueError(f"unknown tile plan {mode!r}: use 'original' or 'seamless'")
-    return TilePlan(bounds, ys, xs, tile_out, canvas_h, canvas_w)
+    return TilePlan(bounds, ys, xs, tile_out, canvas_h, canvas_w, margin, align)
 
 
 # --------------------------------------------------------------------------- padding
@@ -293,14 +302,14 @@ def canvas_cols(bounds: Bounds, out_w: int, margin: int = MARGIN) -> np.ndarray:
     return np.arange(bounds.xmin - margin, bounds.xmin + out_w + margin, dtype=np.int64) % MAP_WIDTH
 
 
-def build_canvas(rgb: np.ndarray, plan: TilePlan, margin: int = MARGIN) -> np.ndarray:
+def build_canvas(rgb: np.ndarray, plan: TilePlan) -> np.ndarray:
     """The padded uint8 canvas that every tile of ``plan`` is cut from, north-up.
 
-    Shape ``(plan.canvas_h + 2*margin, plan.canvas_w + 2*margin, 3)``; canvas pixel
-    ``(margin, margin)`` is map pixel ``(ymin, xmin)``.
+    Shape ``(plan.canvas_h + 2*margin, plan.canvas_w + 2*margin, 3)`` with the plan's margin;
+    canvas pixel ``(margin, margin)`` is map pixel ``(ymin, xmin)``.
     """
-    rows = canvas_rows(plan.bounds, plan.canvas_h, margin)
-    cols = canvas_cols(plan.bounds, plan.canvas_w, margin)
+    rows = canvas_rows(plan.bounds, plan.canvas_h, plan.margin)
+    cols = canvas_cols(plan.bounds, plan.canvas_w, plan.margin)
     return np.ascontiguousarray(rgb[rows[:, None], cols[None, :]])
 
 

@@ -37,7 +37,7 @@ from .runtime import CloudModel
 from .stitch import Stitcher, plan_mode
 
 SEAMLESS_TILE_RANGE = (228, 868)
-"""Output tile sizes (px, 4 mod 16) :func:`seamless_tile_out` chooses from.
+"""Output tile sizes (px; those 4 mod the model's align) :func:`seamless_tile_out` chooses from.
 
 Measured on this project's 2-core CPU with the real architecture (onnxruntime 1.32, batch 1):
 the time of a tile is proportional to its *input* pixels (0.22-0.23 us per input px) for
@@ -88,7 +88,7 @@ def predict_box(
     model: CloudModel, rgb: np.ndarray, plan: TilePlan, stitch: str = "seamless", batch_size: int = 1
 ) -> np.ndarray:
     """Run every tile of ``plan`` and stitch: float32 (box rows, box columns), north-up."""
-    canvas = build_canvas(rgb, plan, margin=model.info.margin)
+    canvas = build_canvas(rgb, plan)
     stitcher = Stitcher.for_plan(stitch, plan)
     for batch in _batches(plan, batch_size):
         if len(batch) == 1:
@@ -109,27 +109,33 @@ def place_box(rgb: np.ndarray, box: np.ndarray, bounds: Bounds) -> np.ndarray:
     return out
 
 
-def seamless_tile_out(bounds: Bounds, margin: int = MARGIN, sizes: tuple[int, int] = SEAMLESS_TILE_RANGE) -> int:
+def seamless_tile_out(
+    bounds: Bounds, margin: int = MARGIN, sizes: tuple[int, int] = SEAMLESS_TILE_RANGE, align: int = ALIGN
+) -> int:
     """Output tile size of a ``seamless`` plan that feeds the net the fewest input pixels.
 
-    Minimises ``n_tiles * (tile_out + 2 * margin) ** 2`` over ``sizes`` (step 16; ties: the
-    smaller tile).  Any choice gives the same values (the net is equivariant to 16-px shifts);
-    only the time differs.  A typical Ls box (3600 x ~1090 px) gets 548 or 612 px tiles:
-    7.5 M input px instead of 10.7 M with 484 px tiles.
+    Minimises ``n_tiles * (tile_out + 2 * margin) ** 2`` over the sizes in ``sizes`` that are
+    ``4 mod align`` (ties: the smaller tile).  Any choice gives the same values (the net is
+    equivariant to ``align``-px shifts); only the time differs.  A typical Ls box
+    (3600 x ~1090 px) gets 548 or 612 px tiles at depth 4: 7.5 M input px instead of 10.7 M
+    with 484 px tiles.
     """
     def cost(t: int) -> tuple[int, int]:
-        return plan_tiles(bounds, "seamless", t).n_tiles * (t + 2 * margin) ** 2, t
+        return plan_tiles(bounds, "seamless", t, margin, align).n_tiles * (t + 2 * margin) ** 2, t
 
-    return min(range(sizes[0], sizes[1] + 1, ALIGN), key=cost)
+    first = sizes[0] + (4 - sizes[0]) % align
+    return min(range(first, max(sizes[1], first) + 1, align), key=cost)
 
 
 def plan_for(model: CloudModel, bounds: Bounds, stitch: str, tile_out: int | None = None) -> TilePlan:
-    """The tile plan of a stitch mode: the original plan with the model's tile (484) for
-    ``center``/``blend``, a 16-px aligned plan with :func:`seamless_tile_out` for ``seamless``."""
+    """The tile plan of a stitch mode for this model's margin and alignment: the original plan
+    with the model's tile (484) for ``center``/``blend``, an aligned plan with
+    :func:`seamless_tile_out` for ``seamless``."""
     mode = plan_mode(stitch)
+    info = model.info
     if tile_out is None:
-        tile_out = seamless_tile_out(bounds, model.info.margin) if mode == "seamless" else model.info.tile_out
-    return plan_tiles(bounds, mode, tile_out)
+        tile_out = seamless_tile_out(bounds, info.margin, align=info.align) if mode == "seamless" else info.tile_out
+    return plan_tiles(bounds, mode, tile_out, info.margin, info.align)
 
 
 def predict(
@@ -155,7 +161,7 @@ def predict(
         polar_offset: ``c`` of the polar bounds (deg), used with ``ls``; None = the model's
             metadata (the offset it was validated with), else 3.
         batch_size: tiles per onnxruntime call.
-        tile_out: output tile size (4 mod 16); default: see :func:`plan_for`.
+        tile_out: output tile size (4 mod the model's align: 16 at depth 4); default: see :func:`plan_for`.
 
     Returns:
         float32 (1801, 3600), north-up: -999 outside the box and on invalid pixels, else the
@@ -177,8 +183,8 @@ def predict_whole_pass(model: CloudModel, rgb: np.ndarray, bounds: Bounds | Sequ
     Costs much more memory than tiles; meant for tests and measurements.
     """
     box = as_bounds(bounds)
-    plan = plan_tiles(box, "seamless")
-    canvas = build_canvas(rgb, plan, margin=model.info.margin)
+    plan = plan_tiles(box, "seamless", model.info.tile_out, model.info.margin, model.info.align)
+    canvas = build_canvas(rgb, plan)
     whole = model.run(canvas[None])[0]
     return np.ascontiguousarray(whole[: box.height, : box.width])
 

@@ -165,3 +165,23 @@ def test_a_run_checkpoint_other_than_the_best_is_not_given_the_best_epochs_score
     meta = read_metadata(tmp_path / "last.onnx")
     assert float(meta["threshold"]) == 0.4
     assert json.loads(meta["val_metrics"]) == {}  # no scores rather than another epoch's
+
+
+def test_a_model_of_another_depth_exports_its_geometry_and_runs_in_cm_infer(tmp_path):
+    from mars_cloudmask.infer.maps import read_map
+    from mars_cloudmask.infer.predict import predict
+    from mars_cloudmask.infer.runtime import load_model as load_onnx
+
+    labelled = write_labelled(tmp_path / "P01", days=(1, 2))
+    run = tmp_path / "d3"
+    train(TrainConfig(data=[str(labelled)], out=str(run), val_days=[2], epochs=1, batch_size=2, steps_per_epoch=2,
+                      width=2, depth=3, lr=1e-2, w0=0.5, tile_out=TILE_OUT), log=lambda _: None)
+    out = tmp_path / "d3.onnx"
+    day1 = labelled / "mdgms" / "P01day01.jpeg"
+    report = export_command(run, out, name="d3", version="1", check_maps=[day1])
+    assert report["parity_tiles"] == {"random": 2, "real": 2} and report["parity_max_abs_diff"]["real"] < 1e-4
+    meta = read_metadata(out)
+    assert (meta["depth"], meta["margin"], meta["align"], meta["tile_in"]) == ("3", "44", "8", "572")
+    prob = predict(load_onnx(out, provider="cpu"), read_map(day1), bounds=(0, 3600, 300, 1500))
+    inside = prob[300:1500]
+    assert ((inside >= 0) & (inside <= 1) | (inside == -999)).all() and (inside >= 0).mean() > 0.5

@@ -50,3 +50,18 @@ def test_data_columns_match_the_definition():
     assert g.data_columns(rgb) == (int(expected[0]), int(expected[-1]))
     assert g.data_columns(rgb)[0] == 3 and g.data_columns(rgb)[1] < 3590
     assert g.data_columns(np.zeros((4, 5, 3), np.uint8)) is None
+
+
+def test_a_deeper_net_gets_a_coarser_grid_and_a_wider_margin():
+    # depth 5: 188 px of context per side, equivariant to 32-px shifts (a model says so in its metadata)
+    box = g.Bounds(0, 3600, 238, 1324)
+    plan = g.plan_tiles(box, "seamless", 484, margin=188, align=32)
+    assert (plan.ys % 32 == 0).all() and (plan.xs % 32 == 0).all()
+    assert set(np.diff(plan.xs[:-1]).tolist()) == {480}  # abutting outputs, 4 px shared
+    assert plan.tile_in == 484 + 2 * 188
+    assert plan.canvas_w % 32 == 4 and plan.canvas_h >= box.height
+    canvas = g.build_canvas(make_map(seed=2), plan)
+    assert canvas.shape == (plan.canvas_h + 376, plan.canvas_w + 376, 3)
+    g.check_tile_out(500)  # 4 mod 16: fine at depth 4 ...
+    with pytest.raises(ValueError, match=r"output tile size 500 px is not 4 mod 32 \(e\.g\. 484, 676, 964\)"):
+        g.plan_tiles(box, "seamless", 500, margin=188, align=32)  # ... not at depth 5

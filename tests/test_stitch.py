@@ -8,9 +8,10 @@ from scipy.signal.windows import triang
 
 from mars_cloudmask.infer import stitch as st
 from mars_cloudmask.infer.geometry import INVALID, Bounds, plan_tiles
-from mars_cloudmask.infer.predict import predict_box, predict_whole_pass
+from mars_cloudmask.infer.predict import plan_for, predict_box, predict_whole_pass
 from mars_cloudmask.infer.runtime import load_model
 from tests.synthetic import make_map
+from tests.tiny_model import make_tiny_unet_onnx
 
 
 def vooban_window(n: int, power: int = 2) -> np.ndarray:
@@ -143,3 +144,22 @@ def test_original_plan_modes_cover_every_box_pixel(model, rgb, name, mode):
     box = predict_box(model, rgb, plan_tiles(bounds, "original", 484), mode)
     assert box.shape == (bounds.height, bounds.width)
     assert (box > 0).all() and (box < 1).all()
+
+
+@pytest.fixture(scope="module", params=[3, 5], ids=["depth3", "depth5"])
+def other_depth_model(request, tmp_path_factory):
+    """A tiny model of depth 3 (44 px margin, 8-px grid) or 5 (188 px, 32-px grid)."""
+    path = make_tiny_unet_onnx(tmp_path_factory.mktemp(f"depth{request.param}") / "m.onnx", seed=1, depth=request.param)
+    return load_model(path, provider="cpu")
+
+
+@pytest.mark.parametrize("name", ["typical Ls box", "narrower than one tile", "touching the bottom row"])
+def test_a_model_of_another_depth_is_tiled_on_its_own_grid(other_depth_model, rgb, name):
+    bounds, info = SHAPES[name], other_depth_model.info
+    plan = plan_for(other_depth_model, bounds, "seamless")
+    assert (plan.margin, plan.align) == (info.margin, info.align) and plan.tile_out % info.align == 4 % info.align
+    tiled = predict_box(other_depth_model, rgb, plan, "seamless")
+    np.testing.assert_allclose(tiled, predict_whole_pass(other_depth_model, rgb, bounds), rtol=0, atol=1e-5)
+    assert tiled.std() > 1e-3
+    center = predict_box(other_depth_model, rgb, plan_for(other_depth_model, bounds, "center"), "center")
+    assert center.shape == tiled.shape and (center > 0).all() and (center < 1).all()

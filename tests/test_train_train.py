@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -290,3 +291,19 @@ def test_unknown_lr_schedule_is_refused_before_training(labelled, tmp_path):
     with pytest.raises(ValueError, match="--lr-schedule 'step'"):
         train(tiny(labelled, tmp_path / "x", lr_schedule="step"), log=lambda _: None)
     assert not (tmp_path / "x").exists()
+
+
+def test_a_net_of_another_depth_trains_on_tiles_of_its_own_margin(labelled, tmp_path):
+    # depth 3: 44 px of context per side, so 52-px output tiles are cut 140 px wide
+    train(tiny(labelled, tmp_path / "d3", depth=3, epochs=1, steps_per_epoch=2), log=lambda _: None)
+    model = load_model(tmp_path / "d3")
+    assert model.input_shape[1:] == (None, None, 3)
+    x = np.zeros((1, TILE_OUT + 88, TILE_OUT + 88, 3), np.uint8)
+    assert model.predict(x, verbose=0).shape == (1, TILE_OUT, TILE_OUT, 1)
+    assert json.loads((tmp_path / "d3" / "history.json").read_text())[0]["epoch"] == 1
+
+
+def test_a_tile_size_the_depth_cannot_produce_is_refused_before_training(labelled, tmp_path):
+    with pytest.raises(ValueError, match=r"--tile-out 52 does not fit --depth 5: output tile size 52 px is not 4 mod 32"):
+        train(tiny(labelled, tmp_path / "d5", depth=5), log=lambda _: None)
+    assert not (tmp_path / "d5").exists()

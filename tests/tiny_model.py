@@ -26,8 +26,22 @@ from pathlib import Path
 import numpy as np
 
 DEPTH = 4
-SKIP_CROPS = (88, 40, 16, 4)
-"""Crop (px per side) of the skip of level 0..3 before concatenation: constant for any size."""
+
+
+def skip_crops(depth: int) -> tuple[int, ...]:
+    """Crop (px per side) of the skip of level 0..depth-1 before concatenation, constant for any
+    size: 4 px at the deepest level, ``2 c + 8`` one level up ((88, 40, 16, 4) at depth 4)."""
+    crops = [4]
+    for _ in range(depth - 1):
+        crops.append(2 * crops[-1] + 8)
+    return tuple(reversed(crops))
+
+
+def depth_metadata(depth: int) -> dict[str, str]:
+    """The geometry keys of a depth-``depth`` model's metadata (margin ``6 * 2**d - 4``, align ``2**d``)."""
+    margin = 6 * 2**depth - 4
+    return {"depth": str(depth), "margin": str(margin), "align": str(2**depth),
+            "tile_out": "484", "tile_in": str(484 + 2 * margin)}
 
 DEFAULT_METADATA = {
     "name": "tiny-random-unet",
@@ -49,7 +63,7 @@ DEFAULT_METADATA = {
 
 
 def make_tiny_unet_onnx(
-    path: str | Path, seed: int = 0, metadata: dict | None = None, width: int = 2
+    path: str | Path, seed: int = 0, metadata: dict | None = None, width: int = 2, depth: int = DEPTH
 ) -> Path:
     """Write a tiny valid-padded U-Net ONNX file with random weights and return its path.
 
@@ -59,6 +73,7 @@ def make_tiny_unet_onnx(
         metadata: metadata_props merged over :data:`DEFAULT_METADATA` (values made strings);
             a key mapped to None is left out.
         width: filters of the first level (doubled at each level).
+        depth: number of poolings; the metadata's margin, align and tile sizes follow it.
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -103,17 +118,18 @@ def make_tiny_unet_onnx(
 
     x, cin = "x0", 3
     skips: list[tuple[str, int]] = []
-    for level in range(DEPTH):
+    for level in range(depth):
         cout = width * 2**level
         x = conv(conv(x, cin, cout), cout, cout)
         skips.append((x, cout))
         p = name("pool")
         nodes.append(helper.make_node("MaxPool", [x], [p], kernel_shape=[2, 2], strides=[2, 2]))
         x, cin = p, cout
-    cout = width * 2**DEPTH
+    cout = width * 2**depth
     x = conv(conv(x, cin, cout), cout, cout)
     cin = cout
-    for level in reversed(range(DEPTH)):
+    crops = skip_crops(depth)
+    for level in reversed(range(depth)):
         skip, cskip = skips[level]
         cout = cskip
         w = rng.normal(0.0, np.sqrt(2.0 / (cin * 4)), size=(cin, cout, 2, 2)).astype(np.float32)
@@ -125,7 +141,7 @@ def make_tiny_unet_onnx(
         upr = name("relu")
         nodes.append(helper.make_node("Relu", [up], [upr]))
         cat = name("cat")
-        nodes.append(helper.make_node("Concat", [upr, crop(skip, SKIP_CROPS[level])], [cat], axis=1))
+        nodes.append(helper.make_node("Concat", [upr, crop(skip, crops[level])], [cat], axis=1))
         x = conv(conv(cat, 2 * cout, cout), cout, cout)
         cin = cout
     logits = conv(x, cin, 1, k=1, relu=False, gain=40.0)
@@ -143,7 +159,7 @@ def make_tiny_unet_onnx(
         graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="cloudmask-tests"
     )
     model.ir_version = 8  # readable by every onnxruntime >= 1.15
-    meta = dict(DEFAULT_METADATA, width=str(width))
+    meta = dict(DEFAULT_METADATA, width=str(width), **(depth_metadata(depth) if depth != DEPTH else {}))
     meta.update(metadata or {})
     for key, value in meta.items():
         if value is not None:

@@ -26,6 +26,7 @@ from typing import Sequence
 import numpy as np
 
 from mars_cloudmask.infer.geometry import (
+    ALIGN,
     INVALID,
     MARGIN,
     TILE_OUT,
@@ -60,9 +61,10 @@ class Sample:
 class TiledMap:
     """A map's padded canvas and target canvas, ready to cut tiles from.
 
-    ``image``: uint8 ``(canvas_h + 2*MARGIN, canvas_w + 2*MARGIN, 3)``; ``target``: int8
+    ``image``: uint8 ``(canvas_h + 2*margin, canvas_w + 2*margin, 3)``; ``target``: int8
     ``(canvas_h, canvas_w)`` output-aligned, 1 cloud / 0 clear / -1 ignored (outside the box
     or invalid).  ``origins``: the seamless tile plan's ``(y, x)`` output origins.
+    ``margin``: the net's context per side (92 at depth 4).
     """
 
     sample: Sample
@@ -70,10 +72,11 @@ class TiledMap:
     target: np.ndarray
     origins: np.ndarray
     tile_out: int
+    margin: int = MARGIN
 
     @property
     def tile_in(self) -> int:
-        return self.tile_out + 2 * MARGIN
+        return self.tile_out + 2 * self.margin
 
     def tile(self, y: int, x: int) -> tuple[np.ndarray, np.ndarray]:
         """``(image uint8 (tile_in, tile_in, 3), target float32 (tile_out, tile_out))`` at output origin (y, x)."""
@@ -220,20 +223,23 @@ def target_bounds(target: np.ndarray) -> Bounds:
     return Bounds(int(cols[0]), int(cols[-1]) + 1, int(rows[0]), int(rows[-1]) + 1)
 
 
-def tile_map(rgb: np.ndarray, target: np.ndarray, bounds: Bounds, sample: Sample, tile_out: int = TILE_OUT) -> TiledMap:
-    """Pad and plan one map: the shared seamless plan and canvas, the target cut to the box."""
-    plan = plan_tiles(bounds, "seamless", tile_out)
+def tile_map(rgb: np.ndarray, target: np.ndarray, bounds: Bounds, sample: Sample, tile_out: int = TILE_OUT,
+             margin: int = MARGIN, align: int = ALIGN) -> TiledMap:
+    """Pad and plan one map: the shared seamless plan and canvas (for a net of this ``margin``
+    and ``align``, :func:`~mars_cloudmask.train_kit.model.margin` / ``alignment`` of its depth),
+    the target cut to the box."""
+    plan = plan_tiles(bounds, "seamless", tile_out, margin, align)
     image = build_canvas(rgb, plan)
     canvas_target = np.full((plan.canvas_h, plan.canvas_w), _MASK_INVALID, dtype=np.int8)
     h = min(bounds.height, plan.canvas_h)
     w = min(bounds.width, plan.canvas_w)
     canvas_target[:h, :w] = target[bounds.ymin : bounds.ymin + h, bounds.xmin : bounds.xmin + w]
-    # sanity: the first tile's input starts MARGIN px before the box (the shared geometry)
+    # sanity: the first tile's input starts `margin` px before the box (the shared geometry)
     assert tile_input(image, plan, 0, 0).shape == (plan.tile_in, plan.tile_in, 3)
-    return TiledMap(sample, image, canvas_target, plan.origins(), tile_out)
+    return TiledMap(sample, image, canvas_target, plan.origins(), tile_out, margin)
 
 
-def load_sample(sample: Sample, tile_out: int = TILE_OUT) -> TiledMap:
+def load_sample(sample: Sample, tile_out: int = TILE_OUT, margin: int = MARGIN, align: int = ALIGN) -> TiledMap:
     """Read, check and tile one sample.  Labels: box from the label; references: box from Ls."""
     try:
         rgb = read_map(sample.image)
@@ -251,16 +257,16 @@ def load_sample(sample: Sample, tile_out: int = TILE_OUT) -> TiledMap:
         inside = np.zeros(target.shape, dtype=bool)
         inside[bounds.ymin : bounds.ymax, bounds.xmin : bounds.xmax] = True
         target = np.where(inside, target, _MASK_INVALID).astype(np.int8)
-    return tile_map(rgb, target, bounds, sample, tile_out)
+    return tile_map(rgb, target, bounds, sample, tile_out, margin, align)
 
 
-def map_grid_tiles(path: str | Path, tile_out: int = TILE_OUT) -> np.ndarray:
+def map_grid_tiles(path: str | Path, tile_out: int = TILE_OUT, margin: int = MARGIN, align: int = ALIGN) -> np.ndarray:
     """All seamless-plan input tiles of a map over its data columns and rows 300..1500 (uint8)."""
     from mars_cloudmask.infer.geometry import data_columns
 
     rgb = read_map(path)
     cols = data_columns(rgb) or (0, rgb.shape[1] - 1)
-    plan = plan_tiles(Bounds(cols[0], cols[1] + 1, 300, 1500), "seamless", tile_out)
+    plan = plan_tiles(Bounds(cols[0], cols[1] + 1, 300, 1500), "seamless", tile_out, margin, align)
     canvas = build_canvas(rgb, plan)
     return np.stack([tile_input(canvas, plan, int(y), int(x)) for y, x in plan.origins()])
 

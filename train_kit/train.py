@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from mars_cloudmask.infer.atomic import atomic_path
+from mars_cloudmask.infer.geometry import check_tile_out
 
 from .checkpoint import (
     BEST,
@@ -57,7 +58,7 @@ from .data import (
 )
 from .loss import MaskedWeightedBCE, cloudy_fraction
 from .metrics import DEFAULT_THRESHOLD, confusion_counts, pixel_metrics, scores_from_counts
-from .model import DEFAULT_BN_MOMENTUM, architecture_of, batchnorm, build_unet, recompute_batchnorm
+from .model import DEFAULT_BN_MOMENTUM, alignment, architecture_of, batchnorm, build_unet, margin, recompute_batchnorm
 
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.96, 0.01), 2)
 
@@ -148,13 +149,14 @@ def collect_samples(cfg: TrainConfig) -> tuple[list[Sample], list[Sample], list[
     return train, val, test, reference
 
 
-def load_all(samples: Sequence[Sample], tile_out: int, progress: Callable[[str], None] | None = None) -> list[TiledMap]:
-    """Read and tile every sample (checks every file: errors name it)."""
+def load_all(samples: Sequence[Sample], tile_out: int, depth: int = 4,
+             progress: Callable[[str], None] | None = None) -> list[TiledMap]:
+    """Read and tile every sample for a net of this depth (checks every file: errors name it)."""
     maps = []
     for s in samples:
         if progress:
             progress(s.name)
-        maps.append(load_sample(s, tile_out))
+        maps.append(load_sample(s, tile_out, margin(depth), alignment(depth)))
     return maps
 
 
@@ -253,7 +255,7 @@ def _validation_scores(run: Path, model) -> dict[str, Any]:
     """``model`` scored on the validation days of the run in ``run`` (its own ``run.json``), as ``best_val``."""
     cfg = run_config(run)
     _, val_s, _, _ = collect_samples(cfg)
-    val_x, val_y = grid_tiles(load_all(val_s, cfg.tile_out))
+    val_x, val_y = grid_tiles(load_all(val_s, cfg.tile_out, cfg.depth))
     w0 = read_json(run / RUN)["w0"]
     val = evaluate_tiles(model, val_x, val_y, MaskedWeightedBCE(w0, cfg.dice_weight), cfg.threshold)
     return {"loss": val["loss"], "threshold": cfg.threshold,
@@ -297,7 +299,7 @@ def training_images(run: str | Path, n: int) -> Iterator[np.ndarray]:
     training draws them (same maps, reference share, flips, brightness)."""
     cfg = run_config(run)
     train_s, _, _, ref_s = collect_samples(cfg)
-    batches = TileBatches(load_all(train_s, cfg.tile_out), load_all(ref_s, cfg.tile_out), cfg.batch_size, n,
+    batches = TileBatches(load_all(train_s, cfg.tile_out, cfg.depth), load_all(ref_s, cfg.tile_out, cfg.depth), cfg.batch_size, n,
                           cfg.seed, cfg.brightness, cfg.reference_weight, cfg.reference_fraction)
     return (batches.batch(PRECISE_BN_EPOCH, i)[0] for i in range(n))
 
@@ -395,6 +397,10 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
     import keras
 
     out = Path(cfg.out)
+    try:
+        check_tile_out(cfg.tile_out, alignment(cfg.depth))
+    except ValueError as exc:
+        raise ValueError(f"--tile-out {cfg.tile_out} does not fit --depth {cfg.depth}: {exc}") from None
     train_s, val_s, test_s, ref_s = collect_samples(cfg)
     resuming = (out / STATE).is_file()
     if resuming:
@@ -414,9 +420,9 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
 
     log(f"loading {len(train_s)} training, {len(val_s)} validation, {len(ref_s)} reference maps "
         f"(test days {sorted(day_number(s.name) for s in test_s)} set aside)")
-    train_maps = load_all(train_s, cfg.tile_out)
-    val_maps = load_all(val_s, cfg.tile_out)
-    ref_maps = load_all(ref_s, cfg.tile_out)
+    train_maps = load_all(train_s, cfg.tile_out, cfg.depth)
+    val_maps = load_all(val_s, cfg.tile_out, cfg.depth)
+    ref_maps = load_all(ref_s, cfg.tile_out, cfg.depth)
     w0 = cfg.w0 if cfg.w0 is not None else cloudy_fraction(tm.target for tm in train_maps)
     val_x, val_y = grid_tiles(val_maps)
     n_grid = sum(len(tm.origins) for tm in train_maps)
