@@ -81,6 +81,11 @@ class TrainConfig:
     lr_patience: int = 2
     w0: float | None = None
     dice_weight: float = 0.0
+    focal_gamma: float = 0.0
+    """Focal factor ``(1 - p_t) ** focal_gamma`` on each pixel's BCE (0: plain BCE)."""
+    edge_weight: float = 1.0
+    """BCE weight multiplier of pixels within ``edge_radius`` px of a labelled cloud edge."""
+    edge_radius: int = 1
     patience: int = 5
     tile_out: int = 484
     brightness: float = 0.0
@@ -108,6 +113,12 @@ def scheduled_lr(cfg: TrainConfig, epoch: int, current: float) -> float:
     if cfg.lr_schedule == "cosine":
         return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * epoch / cfg.epochs))
     return current
+
+
+def run_loss(cfg: TrainConfig, w0: float) -> MaskedWeightedBCE:
+    """The loss a run of ``cfg`` trains and validates with (``w0``: its clear-pixel weight)."""
+    return MaskedWeightedBCE(w0, cfg.dice_weight, focal_gamma=cfg.focal_gamma,
+                             edge_weight=cfg.edge_weight, edge_radius=cfg.edge_radius)
 
 
 def initial_model(cfg: TrainConfig):
@@ -257,7 +268,7 @@ def _validation_scores(run: Path, model) -> dict[str, Any]:
     _, val_s, _, _ = collect_samples(cfg)
     val_x, val_y = grid_tiles(load_all(val_s, cfg.tile_out, cfg.depth))
     w0 = read_json(run / RUN)["w0"]
-    val = evaluate_tiles(model, val_x, val_y, MaskedWeightedBCE(w0, cfg.dice_weight), cfg.threshold)
+    val = evaluate_tiles(model, val_x, val_y, run_loss(cfg, w0), cfg.threshold)
     return {"loss": val["loss"], "threshold": cfg.threshold,
             **{k: val[k] for k in ("accuracy", "iou", "precision", "recall", "f1")},
             "best_threshold": val["best_threshold"], "best_threshold_f1": val["best_threshold_f1"],
@@ -383,7 +394,7 @@ def _configure_threads(threads: int) -> None:
 def _compile(model, cfg: TrainConfig, w0: float) -> None:
     import keras
 
-    model.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss=MaskedWeightedBCE(w0, cfg.dice_weight),
+    model.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss=run_loss(cfg, w0),
                   metrics=pixel_metrics(cfg.threshold))
 
 
@@ -448,7 +459,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
                                          "reference": [s.name for s in ref_s]},
                                "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     history = read_json(out / HISTORY) if (out / HISTORY).is_file() and resuming else []
-    loss_fn = MaskedWeightedBCE(w0, cfg.dice_weight)
+    loss_fn = run_loss(cfg, w0)
     batches = TileBatches(train_maps, ref_maps, cfg.batch_size, steps, cfg.seed, cfg.brightness,
                           cfg.reference_weight, cfg.reference_fraction)
     log(f"w0 {w0:.4f}, {steps} steps of {cfg.batch_size} tiles per epoch, {len(val_x)} validation tiles, "
