@@ -6,7 +6,8 @@ ones ``w0``; the original used ``w0 = 0.03688``, the cloudy fraction of its trai
 (:func:`cloudy_fraction` computes it for any set of masks).  Optional terms: soft Dice (helps
 F1 directly), a focal factor ``(1 - p_t) ** gamma`` (weighs hard pixels more) and an edge
 weight for the pixels near a cloud/clear boundary of the labels (where hand labels are least
-sure; :func:`edge_band`).  Everything is written with ``keras.ops``: it runs unchanged on TensorFlow and JAX.
+sure; :func:`edge_band`).  Everything is written with ``keras.ops``: it runs unchanged on
+TensorFlow and JAX.
 """
 
 from __future__ import annotations
