@@ -1,37 +1,132 @@
-"""Atomic file output: write to a temporary name in the same folder, then rename.
+"""Atomic file output: write to a temporary name in the same folder, fsync, then rename.
 
-Readers never see a half-written file, and a failed write leaves nothing behind.
+Readers never see a half-written file, and a failed write leaves nothing behind.  While a
+temporary file ``.<name>.<random>.tmp`` is being written, its writer holds an exclusive
+``flock`` on a sidecar ``.<name>.<random>.lock``, so another run (or a rerun after a crash)
+can tell a temporary that is still being written from one a dead process left behind
+(:func:`remove_if_stale`): the kernel drops the lock when its owner dies, however it dies.
+(The lock is on a sidecar, not on the temporary itself: HDF5 takes an ``flock`` of its own on
+the files it writes, and would find them locked.)
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+TMP_SUFFIX = ".tmp"
+LOCK_SUFFIX = ".lock"
+
+
+def temporary_prefix(path: str | Path) -> str:
+    """The hidden prefix of the temporaries of ``path``: ``.<name>.``."""
+    return f".{Path(path).name}."
+
+
+def is_temporary_of(candidate: Path, path: Path) -> bool:
+    """True when ``candidate`` is named like a temporary of ``path`` (same folder)."""
+    prefix = temporary_prefix(path)
+    return candidate.name.startswith(prefix) and candidate.name.endswith(TMP_SUFFIX) and candidate.parent == path.parent
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _lock_of(tmp: Path) -> Path:
+    return tmp.with_name(tmp.name[: -len(TMP_SUFFIX)] + LOCK_SUFFIX)
+
 
 @contextmanager
 def atomic_path(path: str | Path, mode: int = 0o644) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success rename it to ``path``.
+    """Yield a temporary path beside ``path``; on success fsync it and rename it to ``path``.
 
     The temporary name is hidden and ends in ``.tmp`` (``.x.ncdf.k3j9.tmp``), so globs for the
     real suffix never see it: writers that pick the format from the extension (Pillow,
-    matplotlib) must be given the format explicitly.  The folder is created if missing.  On any exception the temporary file is removed and ``path`` is untouched.
+    matplotlib) must be given the format explicitly.  The folder is created if missing.  The
+    writer holds the lock of the temporary's sidecar until it is renamed or removed.  On any
+    exception the temporary file is removed and ``path`` is untouched.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    lock_fd, lock_name = tempfile.mkstemp(prefix=temporary_prefix(path), suffix=LOCK_SUFFIX, dir=path.parent)
+    lock = Path(lock_name)
+    fd = -1
+    tmp = lock.with_name(lock.name[: -len(LOCK_SUFFIX)] + TMP_SUFFIX)
     try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # before the temporary exists
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         yield tmp
         os.chmod(tmp, mode)
+        os.fsync(fd)  # the inode's data, whichever descriptor wrote it
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        try:
+            if fd >= 0:
+                os.close(fd)
+            tmp.unlink(missing_ok=True)
+            lock.unlink(missing_ok=True)
+        finally:
+            os.close(lock_fd)  # releases the lock last
+
+
+def remove_if_stale(tmp: Path) -> bool:
+    """Delete the temporary ``tmp`` (and its lock sidecar) unless a live process holds its
+    lock; True when it was deleted.
+
+    A temporary whose sidecar is missing or can be locked was left by a writer that died (or
+    by a version without locks): it is removed.  One still being written is left alone.
+    """
+    lock = _lock_of(tmp)
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except FileNotFoundError:
+        fd = -1
+    try:
+        if fd >= 0:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False  # its writer is alive
+        existed = tmp.exists()
+        tmp.unlink(missing_ok=True)
+        lock.unlink(missing_ok=True)
+        return existed
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def remove_stale_temporaries_of(path: str | Path) -> list[Path]:
+    """Remove the stale temporaries of ``path`` (see :func:`remove_if_stale`) and orphan lock
+    sidecars; returns the temporaries removed."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    removed = []
+    prefix = temporary_prefix(path)
+    for candidate in path.parent.glob(prefix + "*" + TMP_SUFFIX):
+        if remove_if_stale(candidate):
+            removed.append(candidate)
+    for lock in path.parent.glob(prefix + "*" + LOCK_SUFFIX):
+        tmp = lock.with_name(lock.name[: -len(LOCK_SUFFIX)] + TMP_SUFFIX)
+        if not tmp.exists():
+            remove_if_stale(tmp)  # an orphan sidecar: removed unless its writer lives
+    return removed
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:

@@ -1,7 +1,8 @@
-"""``cm-infer``: folders of MDGMs in, NetCDF cloud masks out (a thin shell over :mod:`pipeline`).
+"""``cm-infer``: folders of MDGMs in, NetCDF cloud masks out (a thin shell over :mod:`engine`).
 
-Exit status: 0 when every map was written or skipped, 1 when any map or input failed,
-2 when the run could not start (bad model, unwritable --out, bad options).
+Exit status: 0 when every map was written or skipped, 1 when any map or input failed (or the
+run stopped on a full disk), 2 when the run could not start (bad model, unwritable --out, bad
+options: nothing is written then), 128 + N when stopped by signal N (130 SIGINT, 143 SIGTERM).
 """
 
 from __future__ import annotations
@@ -57,20 +58,30 @@ def _progress():
 def summary_lines(report, model, wall_s: float) -> list[str]:
     """The end-of-run summary: counts, failures (one line each), provider, timing, record."""
     c = report.counts()
-    done = c["done"]
-    lines = [
-        f"done {done}, skipped {c['skipped']} (outputs exist; --overwrite to redo), "
-        f"failed {c['failed'] + len(report.input_errors)}",
-        f"model {model.info.name} {model.info.version} on {model.provider.upper()} "
-        f"({', '.join(model.providers)})",
+    done, skipped = c["done"], c["skipped"]
+    head = f"done {done}, skipped {skipped}" + (" (outputs exist; --overwrite to redo)" if skipped else "")
+    head += f", failed {c['failed'] + len(report.input_errors)}"
+    if report.not_processed:
+        head += f", not processed {report.not_processed} (run the same command again to finish them)"
+    lines = [head]
+    if report.interrupted:
+        lines.append(f"STOPPED by {report.interrupted}: finished maps are kept; the same command finishes the rest")
+    if report.halted:
+        lines.append(f"STOPPED: {report.halted}")
+    lines += [
+        f"model {model.info.name} {model.info.version} on {model.provider.upper()} ({', '.join(model.providers)})",
         f"wall {wall_s:.1f} s" + (f", {wall_s / done:.2f} s per map written" if done else ""),
     ]
+    noted = [f"{r.source}: {n}" for r in report.results for n in r.notes]
+    lines += [f"note: {n}" for n in noted[:10]]
     failures = list(report.input_errors) + [r.reason for r in report.by_status("failed")]
     shown = failures[:15]
     lines += [f"FAILED: {reason}" for reason in shown]
     if len(failures) > len(shown):
         lines.append(f"... and {len(failures) - len(shown)} more failures: see the run record")
-    if report.record_path is not None:
+    if report.record_error:
+        lines.append(f"FAILED: {report.record_error}")
+    elif report.record_path is not None:
         lines.append(f"run record: {report.record_path}")
     return lines
 
@@ -83,9 +94,12 @@ def infer(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (OUT/<phase>/<subphase>/cloudmasks/)."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="ONNX model (default: the shipped one)."),
     binary: bool = typer.Option(False, "--binary/--probability", help="Write 0/1 at the model's threshold, or probabilities."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Override the model's cloud threshold (with --binary)."),
+    threshold: Optional[float] = typer.Option(
+        None, "--threshold", help="Cloud threshold on the probability, 0 < T < 1 (default: the model's, from its metadata)."
+    ),
     bounds: Optional[Tuple[int, int, int, int]] = typer.Option(
-        None, "--bounds", help="XMIN XMAX YMIN YMAX box (north-up px, exclusive max) instead of Ls bounds."
+        None, "--bounds", metavar="XMIN XMAX YMIN YMAX",
+        help="A fixed box (north-up px, exclusive max, four numbers separated by spaces) instead of Ls bounds.",
     ),
     polar_offset: Optional[float] = typer.Option(
         None, "--polar-offset",
@@ -119,20 +133,25 @@ def infer(
 
     import time
 
-    from .pipeline import InferOptions, OutputError, ensure_output_root, find_jobs, run_jobs
-    from .runtime import ModelError, ProviderError, load_model
     from . import cluster
+    from .engine import OutputError, RunInterrupted, ensure_output_root, run
+    from .maps import find_jobs
+    from .plan import InferOptions, PlanError, resolve_plan
+    from .runtime import ModelError, ProviderError, load_model
 
+    # Everything is settled before OUT is touched: a bad option writes nothing.
     try:
-        options = InferOptions(
-            out=out, binary=binary, bounds=box, polar_offset=polar_offset, stitch=stitch, batch_size=batch_size,
-            tile_out=tile_out, threshold=threshold, overwrite=overwrite, copy_maps=copy_maps, quicklook=quicklook,
-        )
-        ensure_output_root(out)
-        if dask:
-            cluster.check_address(dask)  # Dask installed, local:N well formed
+        executor = cluster.DaskExecutor(dask, threads=threads, provider=provider) if dask else None
         loaded = load_model(model, provider="cpu" if dask else provider, threads=1 if dask else threads)
-    except (ValueError, ModelError, ProviderError, OutputError, cluster.ClusterError) as exc:
+        plan = resolve_plan(
+            InferOptions(
+                out=out, binary=binary, bounds=box, polar_offset=polar_offset, stitch=stitch, batch_size=batch_size,
+                tile_out=tile_out, threshold=threshold, overwrite=overwrite, copy_maps=copy_maps, quicklook=quicklook,
+            ),
+            loaded,
+        )
+        ensure_output_root(plan.out)
+    except (PlanError, ModelError, ProviderError, OutputError, cluster.ClusterError) as exc:
         raise _fatal(str(exc)) from None
     jobs, input_errors = find_jobs(roots)
     for err in input_errors:
@@ -143,6 +162,7 @@ def infer(
     typer.echo(f"cm-infer: {len(jobs)} maps, model {loaded.path.name} on {loaded.provider.upper()}", err=True)
 
     t0 = time.perf_counter()
+    status: int | None = None
     with _progress() as bar:
         task = bar.add_task("maps", total=len(jobs))
 
@@ -152,13 +172,12 @@ def infer(
             bar.advance(task)
 
         try:
-            if dask:
-                report = cluster.run_on_dask(
-                    jobs, loaded, options, dask, threads=threads, provider=provider,
-                    on_result=on_result, roots=roots, input_errors=input_errors,
-                )
-            else:
-                report = run_jobs(jobs, loaded, options, on_result=on_result, roots=roots, input_errors=input_errors)
+            report = run(
+                jobs, loaded, plan, executor=executor, on_result=on_result, roots=roots, input_errors=input_errors,
+                record_extra=executor.add_to_record if executor is not None else None,
+            )
+        except RunInterrupted as stopped:
+            report, status = stopped.report, stopped.exit_status
         except (OutputError, cluster.ClusterError) as exc:
             raise _fatal(str(exc)) from None
     lines = summary_lines(report, loaded, time.perf_counter() - t0)
@@ -166,7 +185,7 @@ def infer(
         lines.insert(2, cluster.summary_line(report))
     for line in lines:
         typer.echo(line)
-    raise typer.Exit(0 if report.ok else EXIT_FAILED)
+    raise typer.Exit(status if status is not None else (0 if report.ok else EXIT_FAILED))
 
 
 def main() -> None:

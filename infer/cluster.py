@@ -1,17 +1,18 @@
-"""Running ``cm-infer`` on a Dask cluster: one task per map, the model loaded once per worker.
+"""The Dask executor of the run engine: one task per map, the model loaded once per worker.
 
-The client (this process) finds the maps, skips those whose output exists, and submits one
-task per remaining map to a Dask ``distributed`` scheduler.  Each worker process loads the
-ONNX model once (cached per process, keyed by file, SHA-256, provider and threads) and calls
-:func:`pipeline.process_job`, so the files are exactly those of a local run: same values,
-same names, atomic writes, a failed map reported and the run going on.  Results stream back
-as they finish (``on_result`` drives the progress bar) and the same run record as
-:func:`pipeline.run_jobs` is written, plus a ``dask`` section (workers, providers, model loads).
+The client (this process) does what every run does in :func:`mars_cloudmask.infer.engine.run`:
+the plan resolved once, the triage of existing outputs, the cleanup, the run record.  This
+module only schedules: :class:`DaskExecutor` submits one task per map to a Dask
+``distributed`` scheduler; each worker process loads the ONNX model once (cached per
+process, keyed by file, SHA-256, provider and threads) and runs the map through the same
+:class:`~mars_cloudmask.infer.engine.Stages` as a local run, so the files are exactly those
+of a local run.  Results stream back as they finish, and the run record gets a ``dask``
+section (workers, providers, model loads).
 
 A worker that dies mid-map (killed, out of memory) loses only its maps in flight: the
 scheduler reruns them on another worker (``distributed.scheduler.allowed-failures``, 3 by
-default), and the rerun first deletes the temporary files the dead worker left beside the
-map's output.  Exceptions inside a task are retried ``retries`` times.
+default), and the rerun first deletes the temporary files the dead worker left (their write
+lock died with it).  Exceptions inside a task are retried ``retries`` times.
 
 Maps, the model and ``--out`` must be readable (and ``--out`` writable) at the same paths on
 the client and on every worker (a shared filesystem on a cluster).
@@ -21,12 +22,12 @@ inside the functions here.
 
 Example::
 
-    from pathlib import Path
     from mars_cloudmask.infer.cluster import run_on_dask
-    from mars_cloudmask.infer.pipeline import InferOptions, find_jobs
+    from mars_cloudmask.infer.maps import find_jobs
+    from mars_cloudmask.infer.plan import InferOptions
 
     jobs, errors = find_jobs(["data/P"])
-    report = run_on_dask(jobs, "model.onnx", InferOptions(out=Path("out")), "local:2")
+    report = run_on_dask(jobs, "model.onnx", InferOptions(out="out"), "local:2")
     print(report.counts(), report.record["dask"]["workers"])
 """
 
@@ -36,30 +37,13 @@ import os
 import threading
 import time
 import uuid
-from contextlib import contextmanager, nullcontext
-from dataclasses import replace
-from datetime import datetime, timezone
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+from .engine import MapResult, RunReport, Stages, WorkItem, failure_reason, remove_stale_temporaries, result_for, run
 from .maps import MapJob
-from .pipeline import (
-    RUN_RECORD,
-    InferOptions,
-    MapResult,
-    RunReport,
-    _result,
-    ensure_output_root,
-    failure_reason,
-    output_path,
-    process_job,
-    quicklook_writer,
-    remove_stale_temporaries,
-    run_record,
-    split_existing,
-    with_model_defaults,
-    write_json_atomic,
-)
+from .plan import InferOptions, RunPlan, as_plan
 from .runtime import CloudModel, load_model, thread_settings
 
 LOCAL = "local"
@@ -220,11 +204,11 @@ def worker_facts(model: CloudModel, load_s: float) -> dict[str, Any]:
 
 
 def map_task(
-    job: MapJob, model_path: str, sha256: str, provider: str, threads: int | None, options: InferOptions
+    item: WorkItem, model_path: str, sha256: str, provider: str, threads: int | None, plan: RunPlan
 ) -> tuple[MapResult, dict[str, Any]]:
-    """One Dask task: one map through :func:`pipeline.process_job` with this worker's model."""
+    """One Dask task: one item through the engine's :class:`Stages` with this worker's model."""
     model, load_s = worker_model(model_path, sha256, provider, threads)
-    return process_job(job, model, options), worker_facts(model, load_s)
+    return Stages(model, plan).run_item(item), worker_facts(model, load_s)
 
 
 # --------------------------------------------------------------------------- client side
@@ -250,39 +234,76 @@ def summary_line(report: RunReport) -> str:
     )
 
 
-def map_results(
-    client: Any, todo: Sequence[tuple[int, MapJob]], options: InferOptions, task: dict[str, Any], retries: int
-) -> Iterator[tuple[int, MapResult, dict[str, Any] | None]]:
-    """Submit one :func:`map_task` per ``(index, job)``; yield ``(index, result, worker facts)``
-    as tasks finish (facts None for a task that failed outside ``process_job``)."""
-    from distributed import as_completed
+class DaskExecutor:
+    """Runs the engine's work items as Dask tasks (see the module docstring).
 
-    run_id = uuid.uuid4().hex[:8]
-    futures = client.map(
-        map_task,
-        [job for _, job in todo],
-        options=options,
-        key=[f"cm-infer-{job.name}-{run_id}-{i}" for i, job in todo],
-        pure=False,
-        retries=retries,
-        **task,
-    )
-    index = {fut.key: item for fut, item in zip(futures, todo)}
-    for fut in as_completed(futures):
-        i, job = index.pop(fut.key)
-        if fut.status == "finished":
-            result, facts = fut.result()
-            yield i, result, facts
-        else:
-            remove_stale_temporaries(job, options)
-            yield i, _result(job, options, "failed", reason=task_failure(job, fut.exception())), None
-        fut.release()
+    ``address``: see :func:`dask_client`; ``threads``: onnxruntime threads per worker (None:
+    ``local:N`` shares the CPUs evenly, a remote worker uses onnxruntime's default);
+    ``provider``: what each worker loads; ``retries``: reruns of a task that raised.
+    After :meth:`run`, :attr:`facts` holds the ``dask`` section of the run record.
+    """
+
+    name = "dask"
+
+    def __init__(self, address: str, *, threads: int | None = None, provider: str = "auto", retries: int = 2):
+        check_address(address)  # fail first, before any work
+        self.address = address
+        self.provider = provider
+        self.retries = retries
+        self.threads = worker_threads(threads, local_workers(address))
+        self.workers: dict[str, dict[str, Any]] = {}
+        self.facts: dict[str, Any] = {"address": address, "retries": retries, "threads_per_worker": self.threads}
+
+    def run(self, stages: Stages, items: Sequence[WorkItem], finish: Callable[[int, MapResult], None]) -> None:
+        if not items:  # nothing to do: no cluster
+            return
+        from distributed import as_completed
+
+        plan = stages.plan
+        with dask_client(self.address) as client:
+            self.facts["scheduler"] = client.scheduler.address
+            self.facts["workers_at_start"] = len(client.scheduler_info().get("workers", {}))
+            run_id = uuid.uuid4().hex[:8]
+            futures = client.map(
+                map_task, list(items), model_path=plan.model_path, sha256=plan.model_sha256,
+                provider=self.provider, threads=self.threads, plan=plan,
+                key=[f"cm-infer-{it.job.name}-{run_id}-{it.index}" for it in items], pure=False, retries=self.retries,
+            )
+            index = {fut.key: item for fut, item in zip(futures, items)}
+            try:
+                for fut in as_completed(futures):
+                    item = index.pop(fut.key)
+                    if fut.status == "finished":
+                        result, facts = fut.result()
+                        seen = self.workers.setdefault(facts["worker"], dict(facts, maps=0))
+                        seen.update(model_loads=facts["model_loads"], maps=seen["maps"] + 1)
+                    else:
+                        remove_stale_temporaries(item.job, plan)
+                        result = result_for(item.job, plan, "failed", reason=task_failure(item.job, fut.exception()))
+                    fut.release()
+                    finish(item.index, result)
+                    if stages.state.stop.is_set():
+                        break
+            finally:
+                client.cancel([f for f in futures if f.key in index])
+
+    def add_to_record(self, record: dict[str, Any]) -> None:
+        """The ``dask`` section, and the providers the workers really ran."""
+        record["dask"] = dict(self.facts, workers=self.workers)
+        record["timings"]["jit_warmup_s"] = max((w["model_load_s"] for w in self.workers.values()), default=0.0)
+        if self.workers:
+            record["provider"] = "+".join(sorted({w["provider"] for w in self.workers.values()}))
+            record["model"].update(
+                provider=record["provider"],
+                session_providers=sorted({p for w in self.workers.values() for p in w["session_providers"]}),
+                threads=self.threads,
+            )
 
 
 def run_on_dask(
     jobs: Sequence[MapJob],
     model: str | Path | CloudModel,
-    options: InferOptions,
+    options: InferOptions | RunPlan,
     address: str,
     *,
     threads: int | None = None,
@@ -293,74 +314,20 @@ def run_on_dask(
     write_record: bool = True,
     retries: int = 2,
 ) -> RunReport:
-    """Process every job on a Dask cluster; the twin of :func:`pipeline.run_jobs`.
+    """Process every job on a Dask cluster: :func:`engine.run` with a :class:`DaskExecutor`.
 
-    ``model``: the ONNX file (or a model loaded here, only used for its path and metadata);
-    the client checks it (CPU session, 1 thread) and every worker loads it once with
-    ``provider`` and ``threads`` (None: ``local:N`` shares the CPUs evenly, a remote worker
-    uses onnxruntime's default).  ``address``: see :func:`dask_client`.  ``on_result`` is
-    called in the calling thread as each map finishes (maps skipped because their output
-    exists first).  ``retries``: reruns of a task that raised (a dead worker's maps are rerun
-    by the scheduler anyway).  Returns a :class:`RunReport` in job order; its record (written
-    to ``OUT/cm-infer-run.json``) has a ``dask`` section.
+    ``model``: the ONNX file (or a model loaded here, used for its path, hash and metadata);
+    the client checks it on a CPU session and every worker loads it once with ``provider``
+    and ``threads``.  Returns the :class:`RunReport`; its record has a ``dask`` section.
 
     Raises:
-        ClusterError: Dask missing or the scheduler unreachable.
-        ModelError: the model file cannot be used.  OutputError: ``options.out`` not writable.
+        ClusterError: Dask missing or the scheduler unreachable.  ModelError: the model file
+        cannot be used.  OutputError: ``OUT`` not writable.  PlanError: a bad option.
     """
-    check_address(address)  # fail first, before any work
-    started = datetime.now(timezone.utc)
-    t_start = time.perf_counter()
-    options = replace(options, out=Path(options.out).resolve())  # workers may start elsewhere
-    ensure_output_root(options.out)
-    if options.quicklook:
-        quicklook_writer()
+    executor = DaskExecutor(address, threads=threads, provider=provider, retries=retries)
     checked = model if isinstance(model, CloudModel) else load_model(Path(model).resolve(), provider="cpu", threads=1)
-    options = with_model_defaults(options, checked)  # the same polar offset on every worker
-    model_path = str(checked.path.resolve())
-    n_local = local_workers(address)
-    per_worker = worker_threads(threads, n_local)
-
-    results: dict[int, MapResult] = {}
-    workers: dict[str, dict[str, Any]] = {}
-
-    def finish(i: int, r: MapResult) -> None:
-        results[i] = r
-        if on_result is not None:
-            on_result(r)
-
-    todo = split_existing(jobs, options, finish)
-
-    dask_facts: dict[str, Any] = {"address": address, "retries": retries, "threads_per_worker": per_worker}
-    interrupted = False
-    with dask_client(address) if todo else nullcontext() as client:  # nothing to do: no cluster
-        try:
-            if client is not None:
-                dask_facts["scheduler"] = client.scheduler.address
-                dask_facts["workers_at_start"] = len(client.scheduler_info().get("workers", {}))
-                task = {"model_path": model_path, "sha256": checked.sha256, "provider": provider, "threads": per_worker}
-                for i, result, facts in map_results(client, todo, options, task, retries):
-                    if facts is not None:
-                        seen = workers.setdefault(facts["worker"], dict(facts, maps=0))
-                        seen.update(model_loads=facts["model_loads"], maps=seen["maps"] + 1)
-                    finish(i, result)
-        except KeyboardInterrupt:
-            interrupted = True
-            raise
-        finally:
-            ordered = [results[i] for i in sorted(results)]
-            record = run_record(
-                ordered, jobs, checked, options, started=started, wall_s=time.perf_counter() - t_start,
-                warmup_s=max((w["model_load_s"] for w in workers.values()), default=0.0),
-                interrupted=interrupted, roots=roots, input_errors=input_errors,
-            )
-            record["dask"] = dict(dask_facts, workers=workers)
-            if workers:
-                record["provider"] = "+".join(sorted({w["provider"] for w in workers.values()}))
-                record["model"].update(
-                    provider=record["provider"],
-                    session_providers=sorted({p for w in workers.values() for p in w["session_providers"]}),
-                    threads=per_worker,
-                )
-            record_path = write_json_atomic(Path(options.out) / RUN_RECORD, record) if write_record else None
-    return RunReport(ordered, record, record_path, list(input_errors))
+    plan = as_plan(options, checked)
+    return run(
+        jobs, checked, plan, executor=executor, on_result=on_result, roots=roots, input_errors=input_errors,
+        write_record=write_record, record_extra=executor.add_to_record,
+    )

@@ -44,9 +44,9 @@ class MapJob:
     subphase: str
     ls_file: Path | None
 
-    def relative_output(self) -> Path:
+    def relative_output(self, suffix: str = ".ncdf") -> Path:
         """Output path relative to ``--out``."""
-        return Path(self.phase) / self.subphase / "cloudmasks" / f"cloudmask_{self.name}.ncdf"
+        return Path(self.phase) / self.subphase / "cloudmasks" / f"cloudmask_{self.name}{suffix}"
 
 
 def map_name(path: str | Path) -> str:
@@ -165,3 +165,27 @@ def find_maps(*roots: str | Path) -> list[MapJob]:
             job = _job(p)
             jobs[job.path] = job
     return sorted(jobs.values(), key=lambda j: (j.phase, j.subphase, j.name, str(j.path)))
+
+
+def ls_entry(job: MapJob) -> LsEntry:
+    """The map's row of its subphase's ``_ls.txt``; MapError naming the file when absent."""
+    if job.ls_file is None:
+        raise MapError(f"{job.path}: no _ls.txt in {job.path.parent} (give --bounds to run without Ls)")
+    table = read_ls_table(job.ls_file)
+    if job.name not in table:
+        raise MapError(f"{job.path}: no row for {job.name} in {job.ls_file}")
+    return table[job.name]
+
+
+def find_jobs(roots) -> tuple[list[MapJob], list[str]]:
+    """Maps under every root, and one-line errors for roots that cannot be searched."""
+    jobs: dict[Path, MapJob] = {}
+    errors: list[str] = []
+    for root in roots:
+        try:
+            for job in find_maps(root):
+                jobs[job.path] = job
+        except MapError as exc:
+            errors.append(str(exc))
+    ordered = sorted(jobs.values(), key=lambda j: (j.phase, j.subphase, j.name, str(j.path)))
+    return ordered, errors

@@ -59,7 +59,7 @@ def test_options_reach_the_files(tiny_model, map_tree, tmp_path):
     )
     assert res.exit_code == 0, res.output
     record = json.loads((out / "cm-infer-run.json").read_text())
-    opts = record["options"]
+    opts = record["plan"]
     assert opts["binary"] and opts["threshold"] == 0.45 and opts["bounds"] == [0, 1800, 400, 1400]
     assert opts["stitch"] == "blend" and opts["batch_size"] == 2 and record["model"]["threads"] == 1
     mask = read_mask(out / "P" / "P01" / "cloudmasks" / "cloudmask_P01_day01.ncdf")
@@ -81,7 +81,7 @@ def test_a_bad_map_fails_the_exit_status_but_not_the_run(tiny_model, map_tree, t
     "args, expected",
     [
         (("--model", "{tmp}/missing.onnx"), "{tmp}/missing.onnx: model file not found"),
-        (("--stitch", "smooth"), "unknown stitch mode 'smooth'"),
+        (("--stitch", "smooth"), "--stitch smooth: use one of seamless, center, blend"),
         (("--bounds", 10, 5, 0, 100), "bounds out of range"),
     ],
 )

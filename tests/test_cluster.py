@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from mars_cloudmask.infer import cluster
-from mars_cloudmask.infer.pipeline import remove_stale_temporaries
+from mars_cloudmask.infer.engine import Stages, WorkItem, remove_stale_temporaries, run
 from mars_cloudmask.infer.cluster import (
     ClusterError,
     local_workers,
@@ -26,7 +26,8 @@ from mars_cloudmask.infer.cluster import (
 )
 from mars_cloudmask.infer.maps import find_maps
 from mars_cloudmask.infer.netcdf import read_mask
-from mars_cloudmask.infer.pipeline import RUN_RECORD, InferOptions, output_path, run_jobs
+from mars_cloudmask.infer.plan import InferOptions, resolve_plan
+from mars_cloudmask.infer.records import RUN_RECORD
 from mars_cloudmask.infer.runtime import ModelError, file_sha256, load_model
 from tests.synthetic import write_map_tree
 
@@ -66,7 +67,7 @@ def maps_and_reference(tiny_model, tmp_path_factory):
     root = tmp_path_factory.mktemp("dask") / "maps"
     write_map_tree(root, days=(1, 2, 3, 4))
     reference = root.parent / "local"
-    report = run_jobs(find_maps(root), load_model(tiny_model, provider="cpu", threads=1), InferOptions(out=reference))
+    report = run(find_maps(root), load_model(tiny_model, provider="cpu", threads=1), InferOptions(out=reference))
     assert report.counts()["done"] == 4
     return root, reference
 
@@ -97,10 +98,11 @@ def test_unreachable_scheduler_is_one_line(monkeypatch, tiny_model, map_tree, tm
 
 
 def test_a_task_loads_the_model_once_per_process_and_checks_its_hash(tiny_model, map_tree, tmp_path):
-    jobs, options = find_maps(map_tree), InferOptions(out=tmp_path / "out")
+    jobs = find_maps(map_tree)
+    plan = resolve_plan(InferOptions(out=tmp_path / "out"), load_model(tiny_model, provider="cpu"))
     sha = file_sha256(tiny_model)
-    first, facts = map_task(jobs[0], str(tiny_model), sha, "cpu", 1, options)
-    second, facts2 = map_task(jobs[1], str(tiny_model), sha, "cpu", 1, options)
+    first, facts = map_task(WorkItem(0, jobs[0]), str(tiny_model), sha, "cpu", 1, plan)
+    second, facts2 = map_task(WorkItem(1, jobs[1]), str(tiny_model), sha, "cpu", 1, plan)
     assert first.status == second.status == "done" and Path(second.output).is_file()
     assert worker_model(str(tiny_model), sha, "cpu", 1)[0] is worker_model(str(tiny_model), sha, "cpu", 1)[0]
     assert facts["worker"] == f"pid:{os.getpid()}" and facts["provider"] == "cpu" and facts["threads"] == 1
@@ -109,9 +111,10 @@ def test_a_task_loads_the_model_once_per_process_and_checks_its_hash(tiny_model,
         worker_model(str(tiny_model), "0" * 64, "cpu", 1)
 
 
-def test_stale_temporaries_of_one_map_are_removed_and_nothing_else(map_tree, tmp_path):
-    jobs, options = find_maps(map_tree), InferOptions(out=tmp_path / "out", copy_maps=True)
-    out0, out1 = output_path(jobs[0], options), output_path(jobs[1], options)
+def test_stale_temporaries_of_one_map_are_removed_and_nothing_else(tiny_model, map_tree, tmp_path):
+    jobs = find_maps(map_tree)
+    options = resolve_plan(InferOptions(out=tmp_path / "out", copy_maps=True), load_model(tiny_model, provider="cpu"))
+    out0, out1 = options.output_path(jobs[0]), options.output_path(jobs[1])
     out0.parent.mkdir(parents=True)
     mdgms = out0.parent.parent / "mdgms"
     mdgms.mkdir()
@@ -172,29 +175,32 @@ def test_a_rerun_skips_existing_outputs(two_workers, tiny_model, maps_and_refere
 
 def die_on_first_map(marker: str) -> None:
     """Installed on every worker: the first map anywhere leaves a partial temporary file
-    beside its output and kills its worker process (os._exit), as a crash mid-write would."""
-    real = cluster.process_job
+    beside its output, holding its write lock as a real writer does, and kills its worker
+    process (os._exit), as a crash mid-write would."""
+    import fcntl
 
-    def process_job(job, model, options, *args, **kwargs):
-        try:
-            fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            return real(job, model, options, *args, **kwargs)
-        os.write(fd, f"{os.getpid()} {job.name}".encode())
-        os.close(fd)
-        out = output_path(job, options)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp_fd, _ = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-        os.write(tmp_fd, b"CDF\x01 half a file")
-        os._exit(1)
+    class DyingStages(Stages):
+        def run_item(self, item):
+            try:
+                fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                return super().run_item(item)
+            os.write(fd, f"{os.getpid()} {item.job.name}".encode())
+            os.close(fd)
+            out = self.plan.output_path(item.job)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp_fd, _ = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+            fcntl.flock(tmp_fd, fcntl.LOCK_EX)
+            os.write(tmp_fd, b"CDF\x01 half a file")
+            os._exit(1)
 
-    cluster.process_job = process_job
+    cluster.Stages = DyingStages
 
 
 def restore_process_job() -> None:
-    from mars_cloudmask.infer import pipeline
+    from mars_cloudmask.infer import engine
 
-    cluster.process_job = pipeline.process_job
+    cluster.Stages = engine.Stages
 
 
 def process_gone(pid: int, wait_s: float = 10.0) -> bool:

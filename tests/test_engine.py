@@ -1,4 +1,5 @@
-"""Whole runs (infer/pipeline.py): outputs, attributes, bad input, resume, interruption, run record."""
+"""Whole runs (infer/engine.py): outputs, attributes, bad input, resume, interruption, run records, and the
+faults real archives bring (symlinks, corrupt files, collisions, full disks, signals, two runs on one OUT)."""
 
 from __future__ import annotations
 
@@ -16,15 +17,18 @@ from PIL import Image
 from mars_cloudmask.infer.geometry import INVALID
 from mars_cloudmask.infer.maps import MapJob, find_maps, read_map
 from mars_cloudmask.infer.netcdf import read_attrs, read_mask
-from mars_cloudmask.infer.pipeline import (
-    RUN_RECORD,
-    InferOptions,
+from mars_cloudmask.infer.engine import (
     OutputError,
-    output_path,
-    process_job,
+    RunInterrupted,
+    SequentialExecutor,
+    Stages,
+    ThreadedExecutor,
+    WorkItem,
+    run,
     run_folder,
-    run_jobs,
 )
+from mars_cloudmask.infer.plan import InferOptions, resolve_plan
+from mars_cloudmask.infer.records import CONTENTS, RUN_RECORD, RUNS_FOLDER
 from mars_cloudmask.infer.predict import predict
 from mars_cloudmask.infer.runtime import load_model
 from tests.synthetic import make_map, write_map, write_map_tree
@@ -39,9 +43,14 @@ def ncdf_files(root: Path) -> list[Path]:
     return sorted(root.rglob("*.ncdf"))
 
 
+def output_path(job: MapJob, out: Path) -> Path:
+    """Where a run with ``--out out`` writes the mask of ``job``."""
+    return out / job.relative_output()
+
+
 def test_a_run_writes_masks_equal_to_predict_with_attributes(model, map_tree, tmp_path):
     out = tmp_path / "out"
-    report = run_jobs(find_maps(map_tree), model, InferOptions(out=out))
+    report = run(find_maps(map_tree), model, InferOptions(out=out))
     assert report.ok and report.counts() == {"done": 2, "skipped": 0, "failed": 0}
     nc = out / "P" / "P01" / "cloudmasks" / "cloudmask_P01_day02.ncdf"
     assert ncdf_files(out) == [nc.with_name("cloudmask_P01_day01.ncdf"), nc]
@@ -65,11 +74,11 @@ def test_a_run_writes_masks_equal_to_predict_with_attributes(model, map_tree, tm
 def test_binary_output_and_copies_of_the_maps(model, map_tree, tmp_path):
     out = tmp_path / "out"
     jobs = find_maps(map_tree)[:1]
-    report = run_jobs(jobs, model, InferOptions(out=out, binary=True, copy_maps=True, stitch="center"))
+    report = run(jobs, model, InferOptions(out=out, binary=True, copy_maps=True, stitch="center"))
     assert report.ok
-    mask = read_mask(output_path(jobs[0], report_options := InferOptions(out=out)))
+    mask = read_mask(output_path(jobs[0], out))
     assert set(np.unique(mask)) == {INVALID, 0.0, 1.0}
-    assert read_attrs(output_path(jobs[0], report_options))["stitch_mode"] == "center"
+    assert read_attrs(output_path(jobs[0], out))["stitch_mode"] == "center"
     sub = out / "P" / "P01"
     assert (sub / "mdgms" / "P01_day01_zequat.jpg").read_bytes() == jobs[0].path.read_bytes()
     assert (sub / "P01_ls.txt").read_text() == (map_tree / "P" / "P01" / "P01_ls.txt").read_text()
@@ -108,7 +117,7 @@ def test_every_bad_input_fails_alone_with_a_one_line_reason(model, tmp_path):
     out = tmp_path / "out"
     jobs = find_maps(tmp_path / "maps")
     assert len(jobs) == 8  # readme.txt and list/ are not maps
-    report = run_jobs(jobs, model, InferOptions(out=out))
+    report = run(jobs, model, InferOptions(out=out))
     assert not report.ok
     assert [r.name for r in report.by_status("done")] == ["P01_day01"]
     failed = {r.name: r.reason for r in report.by_status("failed")}
@@ -126,7 +135,7 @@ def test_every_bad_input_fails_alone_with_a_one_line_reason(model, tmp_path):
 def test_bounds_replace_a_missing_ls_table(model, tmp_path):
     write_map_tree(tmp_path / "maps", days=(1,), ls_rows=False)
     out = tmp_path / "out"
-    report = run_jobs(find_maps(tmp_path / "maps"), model, InferOptions(out=out, bounds=(0, 3600, 300, 1500)))
+    report = run(find_maps(tmp_path / "maps"), model, InferOptions(out=out, bounds=(0, 3600, 300, 1500)))
     assert report.ok
     mask = read_mask(ncdf_files(out)[0])
     assert (mask[:300] == INVALID).all() and (mask[1500:] == INVALID).all() and (mask[300:1500] > INVALID).any()
@@ -137,21 +146,21 @@ def test_an_unwritable_out_is_one_clear_error(model, map_tree, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     with pytest.raises(OutputError) as exc:
-        run_jobs(find_maps(map_tree), model, InferOptions(out=blocker / "out"))
+        run(find_maps(map_tree), model, InferOptions(out=blocker / "out"))
     assert str(blocker / "out") in str(exc.value) and "not writable" in str(exc.value)
 
 
 def test_a_rerun_resumes_without_redoing(model, map_tree, tmp_path):
     out = tmp_path / "out"
     jobs = find_maps(map_tree)
-    run_jobs(jobs, model, InferOptions(out=out))
+    run(jobs, model, InferOptions(out=out))
     first, second = ncdf_files(out)
     stamp = first.stat().st_mtime_ns
     second.unlink()
-    report = run_jobs(jobs, model, InferOptions(out=out))
+    report = run(jobs, model, InferOptions(out=out))
     assert [r.status for r in report.results] == ["skipped", "done"]
     assert first.stat().st_mtime_ns == stamp and second.exists()
-    again = run_jobs(jobs, model, InferOptions(out=out, overwrite=True))
+    again = run(jobs, model, InferOptions(out=out, overwrite=True))
     assert [r.status for r in again.results] == ["done", "done"] and first.stat().st_mtime_ns != stamp
 
 
@@ -163,29 +172,30 @@ def test_an_interrupted_run_leaves_only_whole_files_and_a_rerun_finishes(model, 
     def stop_after_first(job, rgb, mask):
         raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt):
-        run_jobs(jobs, model, InferOptions(out=out), on_mask=stop_after_first, prefetch=1)
+    with pytest.raises(RunInterrupted) as stopped:
+        run(jobs, model, InferOptions(out=out), on_mask=stop_after_first)
     written = ncdf_files(out)
     assert 1 <= len(written) < 3
     for nc in written:
         assert read_mask(nc).shape == (1801, 3600)
-    assert json.loads((out / RUN_RECORD).read_text())["interrupted"] is True
-    report = run_jobs(jobs, model, InferOptions(out=out))
+    record = json.loads((out / RUN_RECORD).read_text())
+    assert record["interrupted"] == "SIGINT" and stopped.value.exit_status == 130
+    assert record["counts"]["done"] == len(written) == stopped.value.report.counts()["done"]
+    report = run(jobs, model, InferOptions(out=out))
     assert report.counts() == {"done": 3 - len(written), "skipped": len(written), "failed": 0}
     assert len(ncdf_files(out)) == 3
 
 
-def test_process_job_is_the_per_map_unit_with_picklable_options(model, map_tree, tmp_path):
-    options = InferOptions(out=tmp_path / "out", stitch="blend")
-    options = pickle.loads(pickle.dumps(options))
-    job = find_maps(map_tree)[0]
-    job = pickle.loads(pickle.dumps(job))
-    result = process_job(job, model, options)
+def test_the_stage_runner_is_the_per_map_unit_with_a_picklable_plan(model, map_tree, tmp_path):
+    plan = resolve_plan(InferOptions(out=tmp_path / "out", stitch="blend"), model)
+    plan = pickle.loads(pickle.dumps(plan))
+    job = pickle.loads(pickle.dumps(find_maps(map_tree)[0]))
+    stages = Stages(model, plan)
+    result = stages.run_item(WorkItem(0, job))
     assert result.status == "done" and result.ls == pytest.approx(132.5) and result.bounds is not None
     assert Path(result.output).exists() and set(result.timings) == {"read_s", "predict_s", "write_s"}
-    assert process_job(job, model, options).status == "skipped"
-    missing = MapJob(tmp_path / "gone.jpg", "gone.jpg", "P", "P01", None)
-    failed = process_job(missing, model, options)
+    missing = MapJob(tmp_path / "gone.jpg", "gone", "P", "P01", None)
+    failed = stages.run_item(WorkItem(1, missing))
     assert failed.status == "failed" and str(missing.path) in failed.reason
 
 
@@ -202,8 +212,8 @@ def test_quicklook_writes_a_png_beside_each_mask(model, map_tree, tmp_path, monk
     monkeypatch.setitem(sys.modules, "mars_cloudmask.infer.quicklook", fake)
     out = tmp_path / "out"
     jobs = find_maps(map_tree)[:1]
-    assert run_jobs(jobs, model, InferOptions(out=out, quicklook=True)).ok
-    nc = output_path(jobs[0], InferOptions(out=out))
+    assert run(jobs, model, InferOptions(out=out, quicklook=True)).ok
+    nc = output_path(jobs[0], out)
     assert calls == [(nc.with_suffix(".png"), (1801, 3600, 3), (1801, 3600), 0.5)]
     assert nc.with_suffix(".png").exists()
 
@@ -219,7 +229,7 @@ def test_real_maps(model, data_dir, tmp_path):
     if not jpg.exists():
         pytest.skip(f"{jpg} absent")
     out = tmp_path / "out"
-    report = run_jobs(find_maps(jpg), model, InferOptions(out=out))
+    report = run(find_maps(jpg), model, InferOptions(out=out))
     assert report.ok
     nc = out / "P" / "P01" / "cloudmasks" / "cloudmask_P01_day01.ncdf"
     mask = read_mask(nc)
@@ -232,11 +242,10 @@ def test_real_maps(model, data_dir, tmp_path):
 
 
 def test_quicklook_with_the_real_module(model, map_tree, tmp_path):
-    pytest.importorskip("mars_cloudmask.infer.quicklook")
     out = tmp_path / "out"
     jobs = find_maps(map_tree)[:1]
-    assert run_jobs(jobs, model, InferOptions(out=out, quicklook=True, binary=True)).ok
-    png = output_path(jobs[0], InferOptions(out=out)).with_suffix(".png")
+    assert run(jobs, model, InferOptions(out=out, quicklook=True, binary=True)).ok
+    png = output_path(jobs[0], out).with_suffix(".png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -246,8 +255,8 @@ def test_the_polar_offset_defaults_to_the_models_metadata_and_the_option_overrid
     validated = load_model(make_tiny_unet_onnx(tmp_path / "m.onnx", metadata={"polar_offset": "-3"}), provider="cpu")
     assert validated.info.polar_offset == -3.0 and model_default_offset_of_tiny() == 3.0
     jobs = find_maps(map_tree)
-    by_model = run_jobs(jobs, validated, InferOptions(out=tmp_path / "a"))
-    by_option = run_jobs(jobs, validated, InferOptions(out=tmp_path / "b", polar_offset=3.0))
+    by_model = run(jobs, validated, InferOptions(out=tmp_path / "a"))
+    by_option = run(jobs, validated, InferOptions(out=tmp_path / "b", polar_offset=3.0))
     a = read_attrs(Path(by_model.results[0].output))
     b = read_attrs(Path(by_option.results[0].output))
     assert a["polar_offset_deg"] == -3.0 and b["polar_offset_deg"] == 3.0
@@ -267,12 +276,12 @@ def test_a_rerun_removes_the_temporary_files_a_killed_run_left(model, map_tree, 
     out = tmp_path / "out"
     options = InferOptions(out=out)
     jobs = find_maps(map_tree)
-    folder = output_path(jobs[0], options).parent
+    folder = output_path(jobs[0], out).parent
     folder.mkdir(parents=True)
     stale = folder / ".cloudmask_P01_day01.ncdf.x1y2z3.tmp"
     stale.write_bytes(b"half a file")
     unrelated = folder / "notes.txt"
     unrelated.write_text("kept")
-    report = run_jobs(jobs, model, options)
+    report = run(jobs, model, options)
     assert report.ok and not stale.exists() and unrelated.read_text() == "kept"
     assert sorted(p.name for p in folder.iterdir()) == ["cloudmask_P01_day01.ncdf", "cloudmask_P01_day02.ncdf", "notes.txt"]

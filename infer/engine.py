@@ -1,0 +1,742 @@
+"""The run engine: the one place a map is run, whatever executes it.
+
+A run (:func:`run`) is: a :class:`~mars_cloudmask.infer.plan.RunPlan` resolved once; a
+triage of every map against what ``OUT`` already holds (:func:`triage`: run it, add the extras
+asked for now from the existing mask, or skip it); the maps run through :class:`Stages` by an
+executor; and, whatever happens (a bad map, a full disk, SIGINT or SIGTERM), an accurate run
+record (:mod:`mars_cloudmask.infer.records`).
+
+:class:`Stages` is the stage runner: ``load`` (the ``_ls.txt`` row, the JPEG, the box),
+``predict`` (tiles, model, stitching), ``save`` (quicklook, map copies, then the mask last:
+the mask in ``OUT`` is the mark of a finished map, so a map whose extras fail leaves no mask
+and a rerun redoes it).  Each stage is timed and turns its exception into the map's
+:class:`MapResult`.
+
+Executors decide only *how* the stages are scheduled; they share the stages, the triage, the
+cleanup and the record:
+
+* :class:`SequentialExecutor`: one map after another (cm-bench's staged timing);
+* :class:`ThreadedExecutor`: decoding and writing overlapped with inference (the default);
+* ``cluster.DaskExecutor``: one task per map on a Dask cluster.
+
+Example::
+
+    from mars_cloudmask.infer.engine import run
+    from mars_cloudmask.infer.maps import find_jobs
+    from mars_cloudmask.infer.plan import InferOptions
+    from mars_cloudmask.infer.runtime import load_model
+
+    jobs, errors = find_jobs(["../shared/data/mdgm/P/P01"])
+    report = run(jobs, load_model(), InferOptions(out="masks"), input_errors=errors)
+    print(report.counts())
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import queue
+import signal
+import shutil
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence
+
+import numpy as np
+
+from .atomic import atomic_path, remove_stale_temporaries_of
+from .geometry import INVALID, MAP_HEIGHT, MAP_WIDTH, Bounds, TilePlan
+from .maps import LsEntry, MapError, MapJob, ls_entry, read_map
+from .plan import InferOptions, RunPlan, as_plan
+from .predict import check_map, map_bounds, place_box, plan_for, predict_box, threshold_mask
+from .runtime import CloudModel
+
+MaskHook = Callable[[MapJob, np.ndarray, np.ndarray], None]
+"""``on_mask(job, rgb, mask)``: called after each mask is written (mask as written, north-up)."""
+
+PredictHook = Callable[[CloudModel, "LoadedMap", RunPlan], "tuple[np.ndarray, TilePlan | None]"]
+"""A replacement predict stage (cm-bench's reference stitchings): returns the mask and plan."""
+
+FULL_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+
+
+class OutputError(RuntimeError):
+    """The output folder cannot be created or written; the message names it."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A run stopped by SIGINT or SIGTERM; ``report`` is what it finished (its record written).
+
+    ``exit_status`` is the shell's convention for a signal: 128 + the signal number.
+    """
+
+    def __init__(self, signum: int, report: "RunReport"):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.report = report
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum
+
+
+class _Signalled(BaseException):
+    """Raised in the main thread by the engine's signal handler."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+# --------------------------------------------------------------------------- data
+@dataclass
+class MapResult:
+    """What happened to one map: ``status`` is ``done``, ``skipped`` or ``failed``.
+
+    ``reason``: one line (why it failed or was skipped); ``notes``: what else a user should know
+    (an existing bad mask redone, extras made from an existing mask, Ls unknown...).
+    """
+
+    name: str
+    source: str
+    output: str
+    status: str
+    reason: str | None = None
+    ls: float | None = None
+    mars_year: int | None = None
+    bounds: tuple[int, int, int, int] | None = None
+    tile_out: int | None = None
+    n_tiles: int | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LoadedMap:
+    """A decoded map ready for the model: ``rgb`` uint8 (1801, 3600, 3) north-up; ``bounds``
+    None for a map without a data pixel (its mask is all -999)."""
+
+    job: MapJob
+    rgb: np.ndarray
+    entry: LsEntry | None
+    bounds: Bounds | None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One map to process: ``index`` in the run's job order, ``kind`` ``map`` (everything) or
+    ``extras`` (the mask exists and is sound: only the quicklook / copies asked for now)."""
+
+    index: int
+    job: MapJob
+    kind: str = "map"
+    note: str | None = None
+
+
+@dataclass
+class RunReport:
+    """Results of a run, in job order, plus the run-level facts written to the run record."""
+
+    results: list[MapResult]
+    record: dict[str, Any]
+    record_path: Path | None
+    input_errors: list[str] = field(default_factory=list)
+    not_processed: int = 0
+    halted: str | None = None
+    interrupted: str | None = None
+    record_error: str | None = None
+
+    def by_status(self, status: str) -> list[MapResult]:
+        return [r for r in self.results if r.status == status]
+
+    def counts(self) -> dict[str, int]:
+        return {s: len(self.by_status(s)) for s in ("done", "skipped", "failed")}
+
+    @property
+    def ok(self) -> bool:
+        """True when no map failed, every input was found and the run ran to its end."""
+        return not self.by_status("failed") and not self.input_errors and not self.not_processed and not self.record_error
+
+
+# --------------------------------------------------------------------------- small pieces
+def failure_reason(job: MapJob, exc: BaseException) -> str:
+    """One line naming the file and the reason."""
+    msg = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, MapError) or str(job.path) in msg:
+        return msg
+    return f"{job.path}: {msg}"
+
+
+def result_for(job: MapJob, plan: RunPlan, status: str, **kw: Any) -> MapResult:
+    """A :class:`MapResult` of ``job`` under ``plan``."""
+    return MapResult(job.name, str(job.path), str(plan.output_path(job)), status, **kw)
+
+
+def ensure_output_root(out: Path) -> Path:
+    """Create ``out`` if needed and check it is writable.
+
+    Raises:
+        OutputError: one line naming the folder and the reason.
+    """
+    import tempfile
+
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".cm-infer-write-test.", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(f"{out}: output folder is not writable ({exc.strerror or exc})") from None
+    return out
+
+
+def quicklook_path(mask_path: Path) -> Path:
+    """The PNG quicklook beside a mask."""
+    return mask_path.with_suffix(".png")
+
+
+def copy_paths(job: MapJob, plan: RunPlan) -> list[tuple[Path, Path]]:
+    """``(source, destination)`` of ``--copy-maps``: the map into ``mdgms/``, the ``_ls.txt`` beside."""
+    sub = plan.output_path(job).parent.parent
+    pairs = [(job.path, sub / "mdgms" / job.path.name)]
+    if job.ls_file is not None:
+        pairs.append((job.ls_file, sub / job.ls_file.name))
+    return pairs
+
+
+def mask_problem(path: Path) -> str | None:
+    """None when ``path`` is a complete, readable mask of the map's shape; else why not."""
+    try:
+        from .netcdf import check_mask_file  # the writer's own check, when it has one
+    except ImportError:
+        check_mask_file = None
+    if check_mask_file is not None:
+        return check_mask_file(path)
+    import netCDF4
+
+    try:
+        if path.stat().st_size == 0:
+            return "empty file"
+        with netCDF4.Dataset(path) as ds:
+            var = ds.variables.get("cloudmask")
+            if var is None:
+                return "no cloudmask variable"
+            if tuple(var.shape) != (MAP_HEIGHT, MAP_WIDTH):
+                return f"cloudmask is {tuple(var.shape)}, expected {(MAP_HEIGHT, MAP_WIDTH)}"
+            var.set_auto_maskandscale(False)
+            var[-1, :]  # the last chunk decodes: not truncated
+    except OSError as exc:
+        return f"unreadable ({' '.join(str(exc).split())[:120]})"
+    return None
+
+
+def triage(index: int, job: MapJob, plan: RunPlan) -> WorkItem | MapResult:
+    """What to do with one map given ``OUT``: a :class:`WorkItem` or a skipped :class:`MapResult`.
+
+    A sound mask is skipped (unless ``overwrite``) or, when extras are asked for now and missing,
+    gets them made from it; a bad one (0-byte, truncated, wrong shape) is redone.
+    """
+    out = plan.output_path(job)
+    if plan.overwrite or not out.exists():
+        return WorkItem(index, job)
+    problem = mask_problem(out)
+    if problem is not None:
+        return WorkItem(index, job, note=f"existing output redone ({problem})")
+    missing = []
+    if plan.quicklook and not quicklook_path(out).exists():
+        missing.append("quicklook")
+    if plan.copy_maps and any(not dst.exists() for _, dst in copy_paths(job, plan)):
+        missing.append("map copies")
+    if missing:
+        return WorkItem(index, job, kind="extras", note=f"{' and '.join(missing)} made from the existing mask")
+    return result_for(job, plan, "skipped", reason="output exists")
+
+
+def remove_stale_temporaries(job: MapJob, plan: RunPlan) -> list[Path]:
+    """Delete the temporaries a dead run or worker left beside this map's outputs; returns them.
+
+    Only those no live process is writing (their writer's lock is gone): another run on the
+    same ``OUT`` keeps its files.
+    """
+    out = plan.output_path(job)
+    targets = [out, quicklook_path(out)] + [dst for _, dst in copy_paths(job, plan)]
+    return [tmp for target in targets for tmp in remove_stale_temporaries_of(target)]
+
+
+def copy_atomic(src: Path, dst: Path) -> Path:
+    """Copy ``src`` to ``dst`` through a temporary file in the same folder (no partial copies)."""
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+    return dst
+
+
+def quicklook_writer() -> Callable[..., Path]:
+    """``save_quicklook(png_path, rgb, mask, threshold)``; OutputError when unavailable."""
+    try:
+        from .quicklook import save_quicklook
+    except ImportError as exc:
+        raise OutputError(f"--quicklook needs mars_cloudmask.infer.quicklook ({exc})") from None
+    return save_quicklook
+
+
+def mask_attributes(loaded: LoadedMap, plan: RunPlan, model_sha256: str | None = None) -> dict[str, Any]:
+    """Global attributes of a mask file (CF ``Conventions`` is added by the writer)."""
+    from . import __version__
+
+    job, entry, box = loaded.job, loaded.entry, loaded.bounds
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    out_name = plan.output_path(job).name
+    return {
+        "title": f"Water-ice cloud {'mask' if plan.binary else 'probability'} of MARCI MDGM {job.name}",
+        "source": f"U-Net cloud mask (cloudmask {__version__}) of a MARCI Mars Daily Global Map",
+        "source_map": job.path.name,
+        "map_name": job.name,
+        "phase": job.phase,
+        "subphase": job.subphase,
+        "solar_longitude": entry.ls if entry else None,
+        "solar_longitude_units": "degree",
+        "mars_year": entry.mars_year if entry else None,
+        "model_name": plan.model_name,
+        "model_version": plan.model_version,
+        "model_sha256": model_sha256 or plan.model_sha256,
+        "threshold": plan.threshold,
+        "output_type": "binary" if plan.binary else "probability",
+        "stitch_mode": plan.stitch,
+        "polar_offset_deg": plan.polar_offset,
+        "bounds_source": "--bounds" if plan.bounds is not None else "Ls",
+        "bounds_xmin_xmax_ymin_ymax": list(box.as_tuple()) if box else None,
+        "bounds_convention": "north-up JPEG pixel indices, exclusive max",
+        "history": f"{now} cm-infer {__version__}: {job.path.name} -> {out_name}",
+    }
+
+
+# --------------------------------------------------------------------------- the stage runner
+class RunState:
+    """What the stages and executors share during one run: a stop flag and why it was set."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.halted: str | None = None
+
+    def halt(self, reason: str) -> None:
+        """Stop starting new maps (a full disk...); ``reason`` goes into the summary."""
+        if self.halted is None:
+            self.halted = reason
+        self.stop.set()
+
+
+class Stages:
+    """load, predict, save for one map under one plan; each timed (``<stage>_s``).
+
+    ``predict_fn`` replaces the predict stage (cm-bench's reference stitchings); ``on_mask`` is
+    called after each mask is written.
+    """
+
+    def __init__(
+        self,
+        model: CloudModel,
+        plan: RunPlan,
+        *,
+        on_mask: MaskHook | None = None,
+        predict_fn: PredictHook | None = None,
+        state: RunState | None = None,
+    ):
+        self.model = model
+        self.plan = plan
+        self.on_mask = on_mask
+        self.predict_fn = predict_fn
+        self.state = state or RunState()
+
+    # -- the three stages (each raises on failure)
+    def load(self, job: MapJob) -> LoadedMap:
+        """The Ls row (optional with ``bounds``), the decoded map and its box."""
+        plan, notes = self.plan, []
+        entry: LsEntry | None
+        try:
+            entry = ls_entry(job)
+        except MapError as exc:
+            if plan.bounds is None:
+                raise
+            entry = None  # with --bounds the Ls is only an attribute
+            if job.ls_file is not None:
+                notes.append(f"Ls unknown, not written ({exc})")
+        rgb = read_map(job.path)
+        box = map_bounds(rgb, entry.ls if entry else None, plan.bounds, plan.polar_offset)
+        return LoadedMap(job, rgb, entry, box, notes)
+
+    def predict(self, loaded: LoadedMap) -> tuple[np.ndarray, TilePlan | None]:
+        """The mask to write: float32 (1801, 3600) north-up, probability in [0, 1] or 0/1,
+        -999 invalid; and the tile plan (None for a map without data)."""
+        if self.predict_fn is not None:
+            mask, tiles = self.predict_fn(self.model, loaded, self.plan)
+        else:
+            check_map(loaded.rgb)
+            if loaded.bounds is None:
+                return np.full((MAP_HEIGHT, MAP_WIDTH), INVALID, np.float32), None
+            tiles = plan_for(self.model, loaded.bounds, self.plan.stitch, self.plan.tile_out)
+            box = predict_box(self.model, loaded.rgb, tiles, self.plan.stitch, self.plan.batch_size)
+            mask = place_box(loaded.rgb, box, loaded.bounds)
+        valid = mask > INVALID + 0.5
+        np.clip(mask, 0.0, 1.0, out=mask, where=valid)  # float rounding may give 1.0000001
+        if self.plan.binary:
+            mask = threshold_mask(mask, self.plan.threshold)
+        return mask, tiles
+
+    def save(self, loaded: LoadedMap, mask: np.ndarray) -> Path:
+        """Quicklook and copies first, the mask last; on failure nothing of this map is left."""
+        from .netcdf import write_mask
+
+        plan, job = self.plan, loaded.job
+        out = plan.output_path(job)
+        written: list[Path] = []
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            written += self._extras(job, loaded.rgb, mask, out)
+            write_mask(out, mask, mask_attributes(loaded, plan, self.model.sha256), binary=plan.binary)
+        except BaseException as exc:
+            for path in written:
+                path.unlink(missing_ok=True)
+            if isinstance(exc, OSError) and exc.errno in FULL_DISK_ERRNOS:
+                self.state.halt(f"{plan.out}: {os.strerror(exc.errno)}: the run stopped; free space and run again")
+            raise
+        return out
+
+    def saved(self, loaded: LoadedMap, mask: np.ndarray) -> None:
+        """Called by the executors in the calling thread once a map's result is reported."""
+        if self.on_mask is not None:
+            self.on_mask(loaded.job, loaded.rgb, mask)
+
+    def _extras(self, job: MapJob, rgb: np.ndarray | None, mask: np.ndarray, out: Path, only_missing: bool = False) -> list[Path]:
+        written: list[Path] = []
+        if self.plan.quicklook and not (only_missing and quicklook_path(out).exists()):
+            written.append(quicklook_writer()(quicklook_path(out), rgb, mask, self.plan.threshold))
+        if self.plan.copy_maps:
+            for src, dst in copy_paths(job, self.plan):
+                if not (only_missing and dst.exists()):
+                    written.append(copy_atomic(src, dst))
+        return written
+
+    def extras(self, job: MapJob) -> list[Path]:
+        """The quicklook / copies asked for now, from the existing mask (no prediction)."""
+        from .netcdf import read_mask
+
+        out = self.plan.output_path(job)
+        mask = read_mask(out)
+        rgb = read_map(job.path) if self.plan.quicklook else None
+        return self._extras(job, rgb, mask, out, only_missing=True)
+
+    # -- results
+    def done(self, item: WorkItem, loaded: LoadedMap, tiles: TilePlan | None, timings: dict[str, float]) -> MapResult:
+        e, b = loaded.entry, loaded.bounds
+        notes = ([item.note] if item.note else []) + loaded.notes
+        return result_for(
+            item.job, self.plan, "done", ls=e.ls if e else None, mars_year=e.mars_year if e else None,
+            bounds=b.as_tuple() if b else None, tile_out=tiles.tile_out if tiles else None,
+            n_tiles=tiles.n_tiles if tiles else None, timings=timings, notes=notes,
+        )
+
+    def failed(self, item: WorkItem, exc: BaseException, timings: dict[str, float]) -> MapResult:
+        return result_for(item.job, self.plan, "failed", reason=failure_reason(item.job, exc), timings=timings)
+
+    def run_extras(self, item: WorkItem) -> MapResult:
+        t = time.perf_counter()
+        try:
+            self.extras(item.job)
+        except Exception as exc:
+            return self.failed(item, exc, {"extras_s": time.perf_counter() - t})
+        return result_for(item.job, self.plan, "done", timings={"extras_s": time.perf_counter() - t},
+                          notes=[item.note] if item.note else [])
+
+    def run_item(self, item: WorkItem) -> MapResult:
+        """Everything for one item, in this thread; never raises for a bad map."""
+        return self.run_item_with_mask(item)[0]
+
+    def run_item_with_mask(self, item: WorkItem) -> tuple[MapResult, tuple[LoadedMap, np.ndarray] | None]:
+        """:meth:`run_item`, and the map and mask written (for :meth:`saved`), if any."""
+        if item.kind == "extras":
+            return self.run_extras(item), None
+        timings: dict[str, float] = {}
+        try:
+            t0 = time.perf_counter()
+            loaded = self.load(item.job)
+            t1 = time.perf_counter()
+            timings["read_s"] = t1 - t0
+            mask, tiles = self.predict(loaded)
+            t2 = time.perf_counter()
+            timings["predict_s"] = t2 - t1
+            self.save(loaded, mask)
+            timings["write_s"] = time.perf_counter() - t2
+        except Exception as exc:  # one bad map never stops a run
+            return self.failed(item, exc, timings), None
+        return self.done(item, loaded, tiles, timings), (loaded, mask)
+
+
+# --------------------------------------------------------------------------- executors
+Finish = Callable[[int, MapResult], None]
+
+
+class Executor(Protocol):
+    """Runs work items through the stages, calling ``finish(index, result)`` in the calling
+    thread as each ends; stops starting new items once ``stages.state.stop`` is set."""
+
+    name: str
+
+    def run(self, stages: Stages, items: Sequence[WorkItem], finish: Finish) -> None: ...
+
+
+class SequentialExecutor:
+    """One map after another in the calling thread (cm-bench's staged timings)."""
+
+    name = "sequential"
+
+    def run(self, stages: Stages, items: Sequence[WorkItem], finish: Finish) -> None:
+        for item in items:
+            if stages.state.stop.is_set():
+                return
+            result, written = stages.run_item_with_mask(item)
+            finish(item.index, result)
+            if written is not None:
+                stages.saved(*written)
+
+
+class ThreadedExecutor:
+    """A reader thread decodes the next maps, the calling thread runs the model, a writer thread
+    saves (onnxruntime, Numba, the JPEG decoder and zlib release the GIL).
+
+    ``prefetch``: maps decoded ahead and masks waiting to be written.  On an interrupt the
+    masks already predicted are still written and reported (the writes are short).
+    """
+
+    name = "threads"
+
+    def __init__(self, prefetch: int = 1):
+        self.prefetch = max(1, prefetch)
+
+    def run(self, stages: Stages, items: Sequence[WorkItem], finish: Finish) -> None:
+        stop = stages.state.stop
+        loaded_q: queue.Queue = queue.Queue(maxsize=self.prefetch)
+        quit_reader = threading.Event()
+
+        def reader() -> None:
+            for item in items:
+                if stop.is_set() or quit_reader.is_set():
+                    break
+                t = time.perf_counter()
+                payload: Any
+                try:
+                    payload = stages.load(item.job) if item.kind == "map" else None
+                except Exception as exc:
+                    payload = exc
+                loaded_q.put((item, payload, time.perf_counter() - t))
+            loaded_q.put(None)
+
+        read_thread = threading.Thread(target=reader, name="cm-infer-reader", daemon=True)
+        writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cm-infer-writer")
+        pending: deque[tuple[WorkItem, Any, Any, Future, dict[str, float], Any]] = deque()
+
+        def settle(block: bool) -> None:
+            while pending and (block or pending[0][3].done() or len(pending) > self.prefetch):
+                item, loaded, tiles, fut, timings, mask = pending.popleft()
+                try:
+                    out = fut.result()
+                except Exception as exc:
+                    finish(item.index, stages.failed(item, exc, timings))
+                else:
+                    if isinstance(out, MapResult):
+                        finish(item.index, out)
+                    else:
+                        timings["write_s"] = out
+                        finish(item.index, stages.done(item, loaded, tiles, timings))
+                        stages.saved(loaded, mask)
+
+        def timed_save(loaded: LoadedMap, mask: np.ndarray) -> float:
+            t = time.perf_counter()
+            stages.save(loaded, mask)
+            return time.perf_counter() - t
+
+        read_thread.start()
+        try:
+            while (got := loaded_q.get()) is not None:
+                item, payload, read_s = got
+                if stop.is_set():
+                    break
+                if item.kind == "extras":
+                    pending.append((item, None, None, writer.submit(stages.run_extras, item), {}, None))
+                    settle(block=False)
+                    continue
+                if isinstance(payload, BaseException):
+                    finish(item.index, stages.failed(item, payload, {"read_s": read_s}))
+                    continue
+                t = time.perf_counter()
+                try:
+                    mask, tiles = stages.predict(payload)
+                except Exception as exc:
+                    finish(item.index, stages.failed(item, exc, {"read_s": read_s}))
+                    continue
+                timings = {"read_s": read_s, "predict_s": time.perf_counter() - t}
+                pending.append((item, payload, tiles, writer.submit(timed_save, payload, mask), timings, mask))
+                settle(block=False)
+        finally:
+            quit_reader.set()
+            while read_thread.is_alive():  # unblock the reader so it sees the flag
+                try:
+                    loaded_q.get(timeout=0.05)
+                except queue.Empty:
+                    pass
+            try:
+                settle(block=True)  # masks already predicted are written and reported
+            finally:
+                writer.shutdown(wait=True)
+
+
+EXECUTORS: dict[str, Callable[[], Executor]] = {"sequential": SequentialExecutor, "threads": ThreadedExecutor}
+
+
+# --------------------------------------------------------------------------- signals
+class _SignalGuard:
+    """Turns SIGINT and SIGTERM into :class:`_Signalled` in the main thread while a run is on
+    (nothing is installed outside the main thread)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.previous: dict[int, Any] = {}
+        self.received: int | None = None
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.received is None:
+            self.received = signum
+            raise _Signalled(signum)
+
+    def __enter__(self) -> "_SignalGuard":
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self.previous[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def mask(self) -> None:
+        """Ignore further signals while the record is written."""
+        for sig in self.previous:
+            signal.signal(sig, signal.SIG_IGN)
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+# --------------------------------------------------------------------------- a whole run
+def run(
+    jobs: Sequence[MapJob],
+    model: CloudModel,
+    options: InferOptions | RunPlan,
+    *,
+    executor: Executor | None = None,
+    on_result: Callable[[MapResult], None] | None = None,
+    on_mask: MaskHook | None = None,
+    predict_fn: PredictHook | None = None,
+    roots: Sequence[str | Path] = (),
+    input_errors: Sequence[str] = (),
+    write_record: bool = True,
+    record_extra: Callable[[dict[str, Any]], None] | None = None,
+) -> RunReport:
+    """Process every job; the one entry point every executor goes through.
+
+    ``on_result`` is called in the calling thread as each map finishes (skipped ones first).
+    ``input_errors``: one-line errors met while finding the maps, recorded as failures.
+    ``record_extra(record)`` may add executor facts to the record before it is written.
+
+    Returns a :class:`RunReport` (results in job order).
+
+    Raises:
+        PlanError: a bad option.  OutputError: ``OUT`` not writable, or ``--quicklook`` without
+        its module.  RunInterrupted: SIGINT or SIGTERM; its ``report`` holds what was finished,
+        and the run record was written.
+    """
+    from . import records, stitch
+
+    plan = as_plan(options, model)
+    executor = executor or ThreadedExecutor()
+    started = datetime.now(timezone.utc)
+    t_start = time.perf_counter()
+    ensure_output_root(plan.out)
+    if plan.quicklook:
+        quicklook_writer()
+    t0 = time.perf_counter()
+    stitch.warm_up()  # JIT (or cache load) once, outside per-map timings
+    warmup_s = time.perf_counter() - t0
+
+    state = RunState()
+    stages = Stages(model, plan, on_mask=on_mask, predict_fn=predict_fn, state=state)
+    results: dict[int, MapResult] = {}
+
+    def finish(i: int, r: MapResult) -> None:
+        results[i] = r
+        if on_result is not None:
+            on_result(r)
+
+    items: list[WorkItem] = []
+    interrupted: int | None = None
+    with _SignalGuard() as guard:
+        try:
+            for i, job in enumerate(jobs):
+                got = triage(i, job, plan)
+                if isinstance(got, MapResult):
+                    finish(i, got)
+                else:
+                    items.append(got)
+                    remove_stale_temporaries(job, plan)
+            executor.run(stages, items, finish)
+        except (_Signalled, KeyboardInterrupt) as exc:
+            interrupted = exc.signum if isinstance(exc, _Signalled) else signal.SIGINT
+            state.stop.set()
+        finally:
+            guard.mask()
+            ordered = [results[i] for i in sorted(results)]
+            not_processed = sum(1 for it in items if it.index not in results)
+            report = RunReport(
+                ordered, {}, None, list(input_errors), not_processed=not_processed, halted=state.halted,
+                interrupted=signal.Signals(interrupted).name if interrupted else None,
+            )
+            report.record = records.run_record(
+                report, jobs, model, plan, executor=executor.name, started=started,
+                wall_s=time.perf_counter() - t_start, warmup_s=warmup_s, roots=roots,
+            )
+            if record_extra is not None:
+                record_extra(report.record)
+            if write_record:
+                try:
+                    report.record_path = records.write_records(plan.out, report.record)
+                except OSError as exc:
+                    report.record_error = f"{plan.out}: cannot write the run record ({exc.strerror or exc})"
+    if interrupted:
+        raise RunInterrupted(interrupted, report)
+    return report
+
+
+def run_folder(
+    *roots: str | Path,
+    out: str | Path,
+    model: CloudModel | str | Path | None = None,
+    provider: str = "auto",
+    threads: int | None = None,
+    **options: Any,
+) -> RunReport:
+    """Find every map under ``roots`` and process it: the Python twin of ``cm-infer``.
+
+    ``model``: a loaded model, a path, or None for the shipped default; ``options``: fields
+    of :class:`~mars_cloudmask.infer.plan.InferOptions` (``stitch="center"``, ``binary=True`` ...).
+    """
+    from .maps import find_jobs
+    from .runtime import load_model
+
+    if not isinstance(model, CloudModel):
+        model = load_model(model, provider=provider, threads=threads)
+    jobs, errors = find_jobs(roots)
+    return run(jobs, model, InferOptions(out=Path(out), **options), roots=roots, input_errors=errors)
