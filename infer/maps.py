@@ -155,7 +155,7 @@ def read_map(path: str | Path) -> np.ndarray:
         raise MapError(f"{path}: image is {width} x {height}, expected {MAP_WIDTH} x {MAP_HEIGHT}")
     if colorspace not in ("YCbCr", "RGB"):
         mode = _JPEG_MODES.get(colorspace, colorspace)
-        raise MapError(f"{path}: image mode is {mode} (JPEG colour space {colorspace}), expected RGB")
+        raise MapError(f"{path}: image mode is {mode}, expected RGB (JPEG colour space {colorspace})")
     try:
         rgb = simplejpeg.decode_jpeg(data, colorspace="RGB", strict=True)
     except ValueError as exc:
