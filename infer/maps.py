@@ -33,9 +33,9 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -404,22 +404,3 @@ def find_maps(*roots: str | Path) -> list[MapJob]:
         raise MapError(errors[0])
     return jobs
 
-
-__all__: Sequence[str] = (
-    "COPY_FOLDER",
-    "LsEntry",
-    "LsTable",
-    "MAP_SUFFIXES",
-    "MapError",
-    "MapJob",
-    "SKIPPED_FOLDERS",
-    "day_key",
-    "find_jobs",
-    "find_maps",
-    "ls_entry",
-    "ls_file_for",
-    "make_job",
-    "map_name",
-    "read_ls_table",
-    "read_map",
-)

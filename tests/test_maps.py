@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from PIL import Image
 
 from mars_cloudmask.infer.maps import (
+    LsEntry,
     MapError,
     MapJob,
     day_key,
@@ -103,7 +105,8 @@ def test_one_map_through_two_different_roots_is_refused_but_the_same_path_twice_
     assert [j.path for j in jobs] == [first] and errors == []
     jobs, errors = find_jobs([tmp_path / "a", tmp_path / "b"])
     assert jobs == [] and len(errors) == 2
-    assert str(second) in errors[0] and str(first) in errors[1] or str(first) in errors[0] and str(second) in errors[1]
+    assert sorted(e.split(":")[0] for e in errors) == sorted([str(first), str(second)])
+    assert all(str(first) in e and str(second) in e for e in errors)
 
 
 # --------------------------------------------------------------------------- layouts
@@ -230,6 +233,19 @@ def test_an_unusable_ls_row_fails_only_its_own_map_naming_file_and_line(tmp_path
     assert "\n" not in message and reason in message
     assert message.startswith(f"{day2.path}:") and f"{table}:2:" in message
     assert set(read_ls_table(table)) == {"P01_day01", "P01_day03"}
+
+
+def test_a_row_spelled_differently_for_the_same_day_is_found(tmp_path):
+    sub = tmp_path / "P" / "P01"
+    ls_table(sub, {"P01day01": 132.5, "P01day10": 136.1}, name="list_ls.txt")  # the labels' spelling
+    job = find_jobs([touch_map(sub / "P01_day01_zequat.jpg")])[0][0]
+    assert job.ls_name == "P01_day01" and ls_entry(job) == LsEntry("P01day01", 28, 132.5)
+
+
+def test_a_job_survives_pickling_for_other_processes(tmp_path):
+    job = find_jobs([touch_map(tmp_path / "P" / "P01" / "P01_day01_zequat_v2.jpg")])[0][0]
+    again = pickle.loads(pickle.dumps(job))
+    assert again == job and again.ls_name == "P01_day01"
 
 
 def test_a_missing_table_or_row_names_the_map(tmp_path):
