@@ -290,7 +290,7 @@ def test_every_other_bad_file_is_one_clear_line(tmp_path, good_jpeg):
         "noise.jpg": (os.urandom(5000), "not a readable image"),
         "cut.jpg": (good_jpeg[: len(good_jpeg) // 2], "truncated"),
     }
-    for name, (data, reason) in cases.items():
+    for name, (data, _) in cases.items():
         if data is not None:
             (tmp_path / name).write_bytes(data)
     write_map(tmp_path / "small.jpg", blocky_map()[:180, :360])
