@@ -320,3 +320,13 @@ def test_real_labels_folder_is_found_in_the_copy_layout(data_dir):
     assert {(j.phase, j.subphase) for j in jobs} == {("labels", "P01")}
     assert jobs[15].name == "P01day16" and jobs[15].ls_file == data_dir / "labels" / "P01" / "list_ls.txt"
     assert ls_entry(jobs[15]).ls == pytest.approx(read_ls_table(jobs[15].ls_file)["P01day16"].ls)
+
+
+def test_every_real_map_is_found_once_with_its_days_ls(data_dir):
+    jpgs = [p for p in (data_dir / "mdgm").rglob("*.jpg") if "list" not in p.parts]
+    jobs, errors = find_jobs([data_dir / "mdgm"])
+    assert errors == [] and sorted(j.path for j in jobs) == sorted(jpgs)
+    for job in jobs:
+        entry = ls_entry(job)
+        assert entry.name == job.ls_name == job.name and 0 <= entry.ls <= 360
+        assert job.relative_output() == Path("P", job.subphase, "cloudmasks", f"cloudmask_{job.name}.ncdf")
