@@ -10,8 +10,9 @@ Layouts found (domain layout of docs/):
 
 Searching a folder (:func:`find_jobs`): hidden files and folders and folders named ``list``
 or ``cloudmasks`` are never searched.  A folder named ``mdgms`` is searched only when the
-folder holding it has no maps of its own: beside the maps of a Dataverse subphase it is a copy
-(``cm-infer --copy-maps`` writes one), under ``labels/P01`` it is where the maps are.
+folder holding it has neither maps of its own nor a ``cloudmasks`` folder: there it is a copy
+(``cm-infer --copy-maps`` writes ``OUT/<phase>/<subphase>/mdgms`` beside ``cloudmasks``, so an
+OUT inside a searched tree is not read back); under ``labels/P01`` it is where the maps are.
 Symbolic links to files and folders are followed; a folder is never entered twice on one
 branch of the walk, so link loops end.  Every name and the layout come from the path as given
 (``os.path.abspath``, links not resolved): ``P77/P77_day01_zequat.jpg -> P03/...`` is a P77 map.
@@ -333,8 +334,9 @@ def _walk(folder: str, ancestors: frozenset[tuple[int, int]], found: list[str], 
             elif e.is_symlink():
                 errors.append(f"{e.path}: broken symbolic link")
     found.extend(maps)
+    copy_beside = bool(maps) or any(e.name == "cloudmasks" for e in folders)
     for e in folders:
-        if e.name in SKIPPED_FOLDERS or (e.name == COPY_FOLDER and maps):
+        if e.name in SKIPPED_FOLDERS or (e.name == COPY_FOLDER and copy_beside):
             continue
         try:
             st = os.stat(e.path)

@@ -124,6 +124,16 @@ def test_the_dataverse_layout_with_its_ignored_folders_and_files(tmp_path):
     assert jobs[0].path.is_absolute()
 
 
+def test_the_copies_cm_infer_writes_into_an_out_inside_the_tree_are_not_read_back(tmp_path):
+    original = touch_map(tmp_path / "P" / "P01" / "P01_day01_zequat.jpg")
+    out_sub = tmp_path / "masks" / "P" / "P01"  # cm-infer P --out masks --copy-maps, OUT under the root
+    touch_map(out_sub / "mdgms" / "P01_day01_zequat.jpg")
+    (out_sub / "cloudmasks").mkdir()
+    (out_sub / "cloudmasks" / "cloudmask_P01_day01.ncdf").write_bytes(b"")
+    jobs, errors = find_jobs([tmp_path])
+    assert errors == [] and [j.path for j in jobs] == [original]
+
+
 @pytest.mark.parametrize("root", ["labels/P01", "labels/P01/mdgms", "labels/P01/mdgms/P01day16.jpeg", "labels"])
 def test_the_jpeg_copy_layout_takes_the_folder_above_mdgms_as_subphase(tmp_path, root):
     p01 = tmp_path / "labels" / "P01"
