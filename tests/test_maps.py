@@ -283,9 +283,6 @@ def test_a_good_map_decodes_to_the_same_pixels_as_pillow(tmp_path, good_jpeg):
 def test_a_corrupt_jpeg_that_a_lenient_decoder_accepts_is_refused(tmp_path, good_jpeg, kind):
     path = tmp_path / f"{kind}.jpg"
     path.write_bytes(corrupt_jpegs(good_jpeg)[kind])
-    with Image.open(path) as im:  # what the old decode accepted: the damage is silent
-        im.load()
-        assert im.size == (3600, 1801)
     with pytest.raises(MapError) as err:
         read_map(path)
     message = str(err.value)
