@@ -1,12 +1,40 @@
-"""Reading MDGMs and their ``_ls.txt`` tables, and finding maps in the Dataverse layout.
+"""Finding MDGMs in an archive, naming them, reading them and their ``_ls.txt`` tables.
 
-Layout (domain.md 1): ``<phase>/<subphase>/<subphase>_ls.txt`` and
-``<subphase>_dayNN_zequat.jpg``.  A map's name is the first 9 characters of its file name
-(``P01_day01``).  Maps are returned north-up, ``uint8 (1801, 3600, 3)`` RGB.
+Layouts found (domain layout of docs/):
+
+* Dataverse: ``<phase>/<subphase>/<subphase>_ls.txt`` and ``<subphase>_dayNN_zequat.jpg``;
+* the original model's copy layout: ``<phase>/<subphase>/mdgms/<name>.jpeg`` with the Ls table
+  ``<phase>/<subphase>/list_ls.txt`` (or ``<subphase>_ls.txt``): a folder named ``mdgms`` is
+  not a subphase, its parent is (``labels/P01/mdgms/P01day16.jpeg``: phase ``labels``,
+  subphase ``P01``).
+
+Searching a folder (:func:`find_jobs`): hidden files and folders and folders named ``list``
+or ``cloudmasks`` are never searched.  A folder named ``mdgms`` is searched only when the
+folder holding it has neither maps of its own nor a ``cloudmasks`` folder: there it is a copy
+(``cm-infer --copy-maps`` writes ``OUT/<phase>/<subphase>/mdgms`` beside ``cloudmasks``, so an
+OUT inside a searched tree is not read back); under ``labels/P01`` it is where the maps are.
+Symbolic links to files and folders are followed; a folder is never entered twice on one
+branch of the walk, so link loops end.  Every name and the layout come from the path as given
+(``os.path.abspath``, links not resolved): ``P77/P77_day01_zequat.jpg -> P03/...`` is a P77 map.
+
+Names: a map's ``name`` is its file name without the extension and without a trailing
+``_zequat`` (``P01_day01_zequat.jpg`` -> ``P01_day01``, ``P01_day01_zequat_v2.jpg`` ->
+``P01_day01_zequat_v2``, ``P01day16.jpeg`` -> ``P01day16``); it names the output
+``cloudmask_<name>.ncdf``.  Its ``ls_name``, the row looked up in the ``_ls.txt``, is the day key
+at the start of the name (``<subphase>_dayNN`` or ``<subphase>dayNN``, all the day's digits:
+``P01_day101`` is not ``P01_day10``), or the whole name when it starts with none.  Two files
+that would write the same output are both refused; the same path given twice is one map.
+
+Maps are returned north-up (JPEG row 0 = latitude +90), ``uint8 (1801, 3600, 3)`` RGB, decoded
+strictly: any libjpeg warning (corrupt or truncated data) refuses the file.
 """
 
 from __future__ import annotations
 
+import math
+import os
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +43,14 @@ import numpy as np
 from .geometry import MAP_HEIGHT, MAP_WIDTH
 
 MAP_SUFFIXES = (".jpg", ".jpeg")
+#: Folder names never searched (the MARCI swath lists, and masks written by cm-infer).
+SKIPPED_FOLDERS = frozenset({"list", "cloudmasks"})
+#: Folder name of the original's copy layout: its maps belong to the parent subphase.
+COPY_FOLDER = "mdgms"
+
+_ZEQUAT = re.compile(r"_zequat$", re.IGNORECASE)
+_DAY_KEY = re.compile(r"^(?P<sub>[A-Za-z]+\d+)_?day(?P<day>\d+)", re.IGNORECASE)
+_JPEG_MODES = {"Gray": "L", "CMYK": "CMYK", "YCCK": "CMYK"}
 
 
 class MapError(ValueError):
@@ -30,12 +66,27 @@ class LsEntry:
     ls: float
 
 
+class LsTable(dict[str, LsEntry]):
+    """``{name: LsEntry}`` of the usable rows of one ``_ls.txt``.
+
+    ``errors`` holds ``{name: one-line reason naming file and line}`` for the rows that cannot
+    be used (non-finite Ls, Mars year not an integer, conflicting duplicates ...); they do not
+    make the other rows unusable.  ``path`` is the table's file.
+    """
+
+    def __init__(self, path: Path, rows: dict[str, LsEntry], errors: dict[str, str]) -> None:
+        super().__init__(rows)
+        self.path = path
+        self.errors = errors
+
+
 @dataclass(frozen=True)
 class MapJob:
     """One map to process: where it is, what it is called, where its Ls comes from.
 
-    ``phase`` and ``subphase`` are the folder names used for the output layout
-    ``OUT/<phase>/<subphase>/cloudmasks/cloudmask_<name>.ncdf``.
+    ``path`` is absolute but not link-resolved; ``name`` names the output, ``ls_name`` the
+    ``_ls.txt`` row (it defaults to ``name``); ``phase`` and ``subphase`` are the folder names
+    of the output layout ``OUT/<phase>/<subphase>/cloudmasks/cloudmask_<name>.ncdf``.
     """
 
     path: Path
@@ -43,149 +94,315 @@ class MapJob:
     phase: str
     subphase: str
     ls_file: Path | None
+    ls_name: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.ls_name:
+            object.__setattr__(self, "ls_name", self.name)
 
     def relative_output(self, suffix: str = ".ncdf") -> Path:
-        """Output path relative to ``--out``."""
+        """Output path relative to ``--out``: ``<phase>/<subphase>/cloudmasks/cloudmask_<name><suffix>``."""
         return Path(self.phase) / self.subphase / "cloudmasks" / f"cloudmask_{self.name}{suffix}"
 
 
+# --------------------------------------------------------------------------- names
 def map_name(path: str | Path) -> str:
-    """The map's name: the first 9 characters of its file name (``P01_day01``)."""
-    return Path(path).name[:9]
+    """The map's output name: the file name without its extension and a trailing ``_zequat``."""
+    return _ZEQUAT.sub("", Path(path).stem)
 
 
+def day_key(name: str) -> str:
+    """The ``_ls.txt`` key of a map name: the day key it starts with, else the name itself.
+
+    ``P01_day01_zequat_v2`` -> ``P01_day01``; ``P01day16`` -> ``P01day16``; ``foo`` -> ``foo``.
+    """
+    m = _DAY_KEY.match(name)
+    return m.group(0) if m else name
+
+
+def _canonical_day(name: str) -> tuple[str, int] | None:
+    """``("P01", 1)`` for ``P01_day01``, ``p01day1`` ...; None for a name with no day key."""
+    m = _DAY_KEY.match(name)
+    return (m.group("sub").upper(), int(m.group("day"))) if m else None
+
+
+# --------------------------------------------------------------------------- reading maps
 def read_map(path: str | Path) -> np.ndarray:
-    """Decode one MDGM JPEG to ``uint8 (1801, 3600, 3)`` RGB, north-up.
+    """Decode one MDGM JPEG to ``uint8 (1801, 3600, 3)`` RGB, north-up (row 0 = latitude +90).
+
+    Strict: a libjpeg warning (corrupt data, premature end of file) refuses the map, so a
+    truncated or damaged file never decodes to filled-in pixels.
 
     Raises:
-        MapError: the file is missing, empty, corrupt or truncated, not RGB, or not 3600 x 1801.
+        MapError: the file is missing, empty, not a JPEG, corrupt or truncated, not RGB
+            (YCbCr/RGB colour), or not 3600 x 1801; the message names the file.
     """
-    from PIL import Image, UnidentifiedImageError
+    import simplejpeg
 
     path = Path(path)
     try:
-        if path.stat().st_size == 0:
-            raise MapError(f"{path}: empty file")
-        with Image.open(path) as im:
-            if im.size != (MAP_WIDTH, MAP_HEIGHT):
-                raise MapError(f"{path}: image is {im.size[0]} x {im.size[1]}, expected {MAP_WIDTH} x {MAP_HEIGHT}")
-            if im.mode != "RGB":
-                raise MapError(f"{path}: image mode is {im.mode}, expected RGB")
-            im.load()  # raises on truncated or corrupt data
-            rgb = np.asarray(im, dtype=np.uint8)
-    except MapError:
-        raise
+        data = path.read_bytes()
     except FileNotFoundError:
         raise MapError(f"{path}: no such file") from None
-    except UnidentifiedImageError:
-        raise MapError(f"{path}: not a readable image (corrupt JPEG?)") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise MapError(f"{path}: corrupt or truncated image ({exc})") from None
+    except OSError as exc:
+        raise MapError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if not data:
+        raise MapError(f"{path}: empty file")
+    try:
+        height, width, colorspace, _ = simplejpeg.decode_jpeg_header(data, strict=True)
+    except ValueError as exc:
+        raise MapError(f"{path}: not a readable image (not a valid JPEG: {_one_line(exc)})") from None
+    if (width, height) != (MAP_WIDTH, MAP_HEIGHT):
+        raise MapError(f"{path}: image is {width} x {height}, expected {MAP_WIDTH} x {MAP_HEIGHT}")
+    if colorspace not in ("YCbCr", "RGB"):
+        mode = _JPEG_MODES.get(colorspace, colorspace)
+        raise MapError(f"{path}: image mode is {mode}, expected RGB (JPEG colour space {colorspace})")
+    try:
+        rgb = simplejpeg.decode_jpeg(data, colorspace="RGB", strict=True)
+    except ValueError as exc:
+        raise MapError(f"{path}: corrupt or truncated JPEG ({_one_line(exc)})") from None
+    if rgb.shape != (MAP_HEIGHT, MAP_WIDTH, 3) or rgb.dtype != np.uint8:  # defensive: header lied
+        raise MapError(f"{path}: decoded to {rgb.shape} {rgb.dtype}, expected ({MAP_HEIGHT}, {MAP_WIDTH}, 3) uint8")
     return rgb
 
 
-def read_ls_table(path: str | Path) -> dict[str, LsEntry]:
-    """Parse an ``_ls.txt`` (or ``list_ls.txt``) table into ``{name: LsEntry}``.
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
-    Rows are ``NAME  MARS_YEAR  LS``, whitespace separated; blank lines are ignored.
+
+# --------------------------------------------------------------------------- Ls tables
+def _decode_text(raw: bytes) -> str:
+    """UTF-8 (a leading BOM dropped), else Latin-1 (which any byte string decodes as)."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def _parse_row(parts: list[str]) -> tuple[int, float] | str:
+    """``(Mars year, Ls)`` of a split row, or the reason it cannot be used."""
+    if len(parts) < 3:
+        return "expected 'NAME MARS_YEAR LS'"
+    try:
+        year = int(parts[1])
+    except ValueError:
+        return f"Mars year {parts[1]!r} is not an integer"
+    try:
+        ls = float(parts[2])
+    except ValueError:
+        return f"Ls {parts[2]!r} is not a number"
+    if not math.isfinite(ls):
+        return f"Ls {parts[2]!r} is not a finite number"
+    if not 0.0 <= ls <= 360.0:
+        return f"Ls {ls:g} is outside 0-360 deg"
+    return year, ls
+
+
+def read_ls_table(path: str | Path) -> LsTable:
+    """Parse an ``_ls.txt`` (or ``list_ls.txt``) table: ``{name: LsEntry}`` of its usable rows.
+
+    Rows are ``NAME  MARS_YEAR  LS`` (Ls in degrees, 0-360), whitespace separated; blank lines
+    are ignored.  UTF-8 with or without a BOM, or Latin-1.  A row that cannot be used (a
+    non-finite Ls, a Mars year that is not an integer, two rows for one name that disagree)
+    is left out and its one-line reason, naming file and line, kept in ``.errors[name]``.
 
     Raises:
-        MapError: the file is missing or a row cannot be parsed (names file and line).
+        MapError: the file cannot be read (names the file).
     """
     path = Path(path)
     try:
-        text = path.read_text()
+        text = _decode_text(path.read_bytes())
     except OSError as exc:
         raise MapError(f"{path}: cannot read Ls table ({exc.strerror or exc})") from None
-    table: dict[str, LsEntry] = {}
+    rows: dict[str, LsEntry] = {}
+    errors: dict[str, str] = {}
+    where: dict[str, int] = {}
     for lineno, line in enumerate(text.splitlines(), 1):
         parts = line.split()
         if not parts:
             continue
-        try:
-            name, year, ls = parts[0], int(parts[1]), float(parts[2])
-        except (IndexError, ValueError):
-            raise MapError(f"{path}:{lineno}: expected 'NAME MARS_YEAR LS', got {line.strip()!r}") from None
-        table[name] = LsEntry(name, year, ls)
-    return table
-
-
-def ls_file_for(map_path: Path) -> Path | None:
-    """The ``_ls.txt`` of the subphase folder holding ``map_path``, or None if there is none."""
-    folder = map_path.parent
-    own = folder / f"{folder.name}_ls.txt"
-    if own.is_file():
-        return own
-    candidates = sorted(folder.glob("*_ls.txt"))
-    return candidates[0] if len(candidates) == 1 else None
-
-
-def _is_map(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in MAP_SUFFIXES and not path.name.startswith(".")
-
-
-def _job(path: Path) -> MapJob:
-    path = path.resolve()
-    return MapJob(
-        path=path,
-        name=map_name(path),
-        phase=path.parent.parent.name or "maps",
-        subphase=path.parent.name,
-        ls_file=ls_file_for(path),
-    )
-
-
-def find_maps(*roots: str | Path) -> list[MapJob]:
-    """Every map under the given roots, sorted by phase, subphase and name.
-
-    A root may be a folder of phases, a phase folder (``P/``), one subphase folder, or a
-    single JPEG.  Folders named ``list``, ``mdgms`` and ``cloudmasks`` and hidden files are
-    not searched; files that are not JPEGs are ignored.
-
-    Raises:
-        MapError: a root does not exist.
-    """
-    jobs: dict[Path, MapJob] = {}
-    for root in roots:
-        root = Path(root)
-        if not root.exists():
-            raise MapError(f"{root}: no such file or folder")
-        if root.is_file():
-            if root.suffix.lower() not in MAP_SUFFIXES:
-                raise MapError(f"{root}: not a JPEG map (expected .jpg or .jpeg)")
-            candidates = [root]
-        else:
-            candidates = [
-                p
-                for p in root.rglob("*")
-                if _is_map(p) and not ({"list", "mdgms", "cloudmasks"} & set(p.relative_to(root).parts[:-1]))
-                and not any(part.startswith(".") for part in p.relative_to(root).parts)
-            ]
-        for p in candidates:
-            job = _job(p)
-            jobs[job.path] = job
-    return sorted(jobs.values(), key=lambda j: (j.phase, j.subphase, j.name, str(j.path)))
+        name = parts[0]
+        parsed = _parse_row(parts)
+        if isinstance(parsed, str):
+            errors.setdefault(name, f"{path}:{lineno}: {parsed}, got {line.strip()!r}")
+            rows.pop(name, None)
+            continue
+        entry = LsEntry(name, *parsed)
+        if name in errors:
+            continue
+        if name in rows and rows[name] != entry:
+            errors[name] = f"{path}:{lineno}: second row for {name} disagrees with line {where[name]}"
+            del rows[name]
+            continue
+        rows.setdefault(name, entry)
+        where.setdefault(name, lineno)
+    return LsTable(path, rows, errors)
 
 
 def ls_entry(job: MapJob) -> LsEntry:
-    """The map's row of its subphase's ``_ls.txt``; MapError naming the file when absent."""
+    """The map's row of its subphase's ``_ls.txt`` (looked up by ``job.ls_name``).
+
+    A row whose day key means the same day (``P01day1`` for ``P01_day01``) is taken when the
+    exact key is absent and exactly one such row exists.
+
+    Raises:
+        MapError: no ``_ls.txt``, the table cannot be read, no row, or the row is unusable;
+            the message names the map and the table (and its line).
+    """
     if job.ls_file is None:
-        raise MapError(f"{job.path}: no _ls.txt in {job.path.parent} (give --bounds to run without Ls)")
-    table = read_ls_table(job.ls_file)
-    if job.name not in table:
-        raise MapError(f"{job.path}: no row for {job.name} in {job.ls_file}")
-    return table[job.name]
+        raise MapError(f"{job.path}: no _ls.txt in {_subphase_dir(Path(job.path))} (give --bounds to run without Ls)")
+    try:
+        table = read_ls_table(job.ls_file)
+    except MapError as exc:
+        raise MapError(f"{job.path}: {exc}") from None
+    key = job.ls_name
+    if key not in table and key not in table.errors:
+        day = _canonical_day(key)
+        same = sorted({n for n in (*table, *table.errors) if day is not None and _canonical_day(n) == day})
+        if len(same) == 1:
+            key = same[0]
+    if key in table.errors:
+        raise MapError(f"{job.path}: unusable Ls row for {key}: {table.errors[key]}")
+    if key not in table:
+        raise MapError(f"{job.path}: no row for {job.ls_name} in {job.ls_file}")
+    return table[key]
 
 
-def find_jobs(roots) -> tuple[list[MapJob], list[str]]:
-    """Maps under every root, and one-line errors for roots that cannot be searched."""
-    jobs: dict[Path, MapJob] = {}
-    errors: list[str] = []
-    for root in roots:
+# --------------------------------------------------------------------------- finding maps
+def _subphase_dir(map_path: Path) -> Path:
+    """The subphase folder of a map: its folder, or that folder's parent for ``mdgms/``."""
+    folder = map_path.parent
+    if folder.name == COPY_FOLDER and folder.parent != folder:
+        return folder.parent
+    return folder
+
+
+def ls_file_for(map_path: Path) -> Path | None:
+    """The Ls table of the map's subphase folder: ``<subphase>_ls.txt``, else ``list_ls.txt``,
+    else the folder's only ``*_ls.txt``; None if there is none."""
+    folder = _subphase_dir(Path(map_path))
+    for candidate in (folder / f"{folder.name}_ls.txt", folder / "list_ls.txt"):
+        if candidate.is_file():
+            return candidate
+    candidates = sorted(p for p in folder.glob("*_ls.txt") if p.is_file())
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def make_job(path: str | Path) -> MapJob:
+    """The job of one map file, named from the path as given (absolute, links not resolved)."""
+    path = Path(os.path.abspath(path))
+    sub = _subphase_dir(path)
+    name = map_name(path)
+    return MapJob(
+        path=path,
+        name=name,
+        phase=sub.parent.name or "maps",
+        subphase=sub.name or "maps",
+        ls_file=ls_file_for(path),
+        ls_name=day_key(name),
+    )
+
+
+def _is_map_name(name: str) -> bool:
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in MAP_SUFFIXES
+
+
+def _walk(folder: str, ancestors: frozenset[tuple[int, int]], found: list[str], errors: list[str]) -> None:
+    """Collect the map files under ``folder`` (absolute, as given) into ``found``."""
+    try:
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError as exc:
+        errors.append(f"{folder}: cannot list folder ({exc.strerror or exc})")
+        return
+    maps, folders = [], []
+    for e in entries:
+        if e.name.startswith("."):
+            continue
         try:
-            for job in find_maps(root):
-                jobs[job.path] = job
-        except MapError as exc:
-            errors.append(str(exc))
-    ordered = sorted(jobs.values(), key=lambda j: (j.phase, j.subphase, j.name, str(j.path)))
-    return ordered, errors
+            is_dir = e.is_dir()  # follows links
+            is_file = not is_dir and e.is_file()
+        except OSError:
+            is_dir = is_file = False
+        if is_dir:
+            folders.append(e)
+        elif _is_map_name(e.name):
+            if is_file:
+                maps.append(e.path)
+            elif e.is_symlink():
+                errors.append(f"{e.path}: broken symbolic link")
+    found.extend(maps)
+    copy_beside = bool(maps) or any(e.name == "cloudmasks" for e in folders)
+    for e in folders:
+        if e.name in SKIPPED_FOLDERS or (e.name == COPY_FOLDER and copy_beside):
+            continue
+        try:
+            st = os.stat(e.path)
+        except OSError as exc:
+            errors.append(f"{e.path}: cannot open folder ({exc.strerror or exc})")
+            continue
+        key = (st.st_dev, st.st_ino)
+        if key in ancestors:  # a link back into its own branch: a loop
+            continue
+        _walk(e.path, ancestors | {key}, found, errors)
+
+
+def _root_files(root: str | Path, errors: list[str]) -> list[str]:
+    given = os.path.abspath(root)
+    if not os.path.exists(given):
+        errors.append(f"{root}: no such file or folder")
+        return []
+    if not os.path.isdir(given):
+        if os.path.splitext(given)[1].lower() not in MAP_SUFFIXES:
+            errors.append(f"{root}: not a JPEG map (expected .jpg or .jpeg)")
+            return []
+        return [given]
+    st = os.stat(given)
+    found: list[str] = []
+    _walk(given, frozenset({(st.st_dev, st.st_ino)}), found, errors)
+    return found
+
+
+def find_jobs(roots: Iterable[str | Path]) -> tuple[list[MapJob], list[str]]:
+    """Every map under the roots, sorted by phase, subphase and name, and one-line errors.
+
+    A root may be a folder of phases, a phase folder (``P/``), a subphase folder, an
+    ``mdgms/`` folder, or a single JPEG.  Errors (each naming the file): a missing root, a
+    single file that is not a JPEG, a broken link, an unreadable folder, and every map whose
+    output another map would also write (one line per map, naming the other; neither is a
+    job).  The same absolute path found twice is one job.
+    """
+    errors: list[str] = []
+    by_path: dict[str, MapJob] = {}
+    for root in roots:
+        for p in _root_files(root, errors):
+            if p not in by_path:
+                by_path[p] = make_job(p)
+    by_output: dict[Path, list[MapJob]] = {}
+    for job in by_path.values():
+        by_output.setdefault(job.relative_output(), []).append(job)
+    jobs: list[MapJob] = []
+    for output, group in by_output.items():
+        if len(group) == 1:
+            jobs.append(group[0])
+            continue
+        for job in group:
+            others = ", ".join(str(o.path) for o in group if o is not job)
+            errors.append(f"{job.path}: same output {output} as {others}; neither is processed")
+    jobs.sort(key=lambda j: (j.phase, j.subphase, j.name, str(j.path)))
+    return jobs, errors
+
+
+def find_maps(*roots: str | Path) -> list[MapJob]:
+    """The jobs of :func:`find_jobs`; raises on its first error (use find_jobs to see them all).
+
+    Raises:
+        MapError: a root does not exist, a single file is not a JPEG, or two maps collide.
+    """
+    jobs, errors = find_jobs(roots)
+    if errors:
+        raise MapError(errors[0])
+    return jobs
+

@@ -96,3 +96,39 @@ def write_map_tree(
         lines = [f"{subphase}_day{d:02d}       {mars_year}       {ls_start + 0.4 * (d - 1):.3f}" for d in with_rows]
         (folder / f"{subphase}_ls.txt").write_text("\n".join(lines) + "\n")
     return paths
+
+
+def jpeg_bytes(rgb: np.ndarray, quality: int = 90) -> bytes:
+    """``rgb`` (uint8 ``(h, w, 3)``) encoded as JPEG bytes (Pillow)."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb), "RGB").save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def blocky_map(seed: int = 0, block: int = 16) -> np.ndarray:
+    """A fast map-sized uint8 ``(1801, 3600, 3)`` image of random ``block``-pixel squares."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (MAP_HEIGHT // block + 1, MAP_WIDTH // block + 1, 3), dtype=np.uint8)
+    return np.ascontiguousarray(small.repeat(block, 0).repeat(block, 1)[:MAP_HEIGHT, :MAP_WIDTH])
+
+
+def corrupt_jpegs(good: bytes) -> dict[str, bytes]:
+    """Damaged variants of the map-sized JPEG ``good`` that a lenient decoder accepts.
+
+    ``half_then_eoi``: the first half of the file followed by an end-of-image marker;
+    ``zeros_mid_stream``: 4 KiB of zero bytes written over the middle of the data;
+    ``patched_header``: a 16 x 16 JPEG whose SOF0 header claims the size of ``good``.
+    """
+    mid = len(good) // 2
+    tiny = bytearray(jpeg_bytes(np.full((16, 16, 3), 128, np.uint8)))
+    sof, big = tiny.find(b"\xff\xc0"), good.find(b"\xff\xc0")
+    tiny[sof + 5 : sof + 9] = good[big + 5 : big + 9]  # height and width, big-endian
+    return {
+        "half_then_eoi": good[:mid] + b"\xff\xd9",
+        "zeros_mid_stream": good[:mid] + bytes(4096) + good[mid + 4096 :],
+        "patched_header": bytes(tiny),
+    }
