@@ -148,3 +148,47 @@ def test_killing_cm_infer_and_rerunning_finishes_the_rest(tiny_model, tmp_path):
     assert res.returncode == 0, res.stderr
     assert f"done {4 - len(first)}, skipped {len(first)}" in res.stdout
     assert len(list(out.rglob("*.ncdf"))) == 4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_ends_the_run_with_an_accurate_record_and_no_temporaries(tiny_model, tmp_path, sig):
+    write_map_tree(tmp_path / "maps", days=(1, 2, 3, 4, 5, 6))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "cm-infer-run.json").write_text('{"stale": "a record from an earlier run"}')
+    cmd = [sys.executable, "-c", "from mars_cloudmask.infer.cli import main; main()",
+           str(tmp_path / "maps"), "--out", str(out), "--model", str(tiny_model), "--threads", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not list(out.rglob("*.ncdf")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.kill(proc.pid, sig)
+    stdout, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + sig, stdout
+    written = sorted(out.rglob("*.ncdf"))
+    assert 1 <= len(written) < 6, "the signal must land mid-run"
+    record = json.loads((out / "cm-infer-run.json").read_text())
+    assert record["interrupted"] == signal.Signals(sig).name
+    assert record["counts"]["done"] == len(written) and sorted(record["outputs"]) == [str(p) for p in written]
+    assert f"STOPPED by {signal.Signals(sig).name}" in stdout
+    assert not [p for p in out.rglob(".cloudmask_*")]  # no temporaries, no lock sidecars
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0 and f"done {6 - len(written)}, skipped {len(written)}" in res.stdout
+
+
+@pytest.mark.parametrize(
+    "option, named",
+    [(("--threshold", "47"), "--threshold 47"), (("--tile-out", "501"), "--tile-out 501"),
+     (("--polar-offset", "100"), "--polar-offset 100")],
+)
+def test_a_bad_option_exits_2_and_writes_nothing(tiny_model, map_tree, tmp_path, option, named):
+    res = cm_infer(map_tree, "--out", tmp_path / "out", "--model", tiny_model, *option)
+    assert res.exit_code == EXIT_FATAL and named in res.output and not (tmp_path / "out").exists()
+
+
+def test_the_summary_names_skips_only_when_there_are_some(tiny_model, map_tree, tmp_path):
+    first = cm_infer(map_tree, "--out", tmp_path / "out", "--model", tiny_model)
+    assert "done 2, skipped 0, failed 0" in first.output and "--overwrite to redo" not in first.output
+    again = cm_infer(map_tree, "--out", tmp_path / "out", "--model", tiny_model)
+    assert "skipped 2 (outputs exist; --overwrite to redo)" in again.output

@@ -285,3 +285,206 @@ def test_a_rerun_removes_the_temporary_files_a_killed_run_left(model, map_tree, 
     report = run(jobs, model, options)
     assert report.ok and not stale.exists() and unrelated.read_text() == "kept"
     assert sorted(p.name for p in folder.iterdir()) == ["cloudmask_P01_day01.ncdf", "cloudmask_P01_day02.ncdf", "notes.txt"]
+
+
+# --------------------------------------------------------------------------- issue 20: the faults real archives bring
+def test_bad_options_are_refused_before_anything_is_written(model, map_tree, tmp_path):
+    from mars_cloudmask.infer.plan import PlanError
+
+    out = tmp_path / "out"
+    for options, named in [
+        (dict(threshold=47.0), "--threshold 47"),
+        (dict(tile_out=501), "--tile-out 501"),
+        (dict(polar_offset=100.0), "--polar-offset 100"),
+        (dict(batch_size=0), "--batch-size 0"),
+        (dict(suffix=".nc4"), "--suffix .nc4"),
+    ]:
+        with pytest.raises(PlanError, match=named.replace(".", r"\.")):
+            run(find_maps(map_tree), model, InferOptions(out=out, **options))
+    assert not out.exists()
+
+
+def test_the_plan_settles_every_default_from_the_model(model, tmp_path):
+    plan = resolve_plan(InferOptions(out=tmp_path / "o"), model)
+    assert plan.threshold == model.info.threshold and plan.polar_offset == model.info.polar_offset
+    assert plan.out.is_absolute() and plan.model_sha256 == model.sha256
+    assert resolve_plan(InferOptions(out="o", threshold=0.3, polar_offset=-3), model).threshold == 0.3
+
+
+def test_a_symlinked_map_is_named_and_placed_by_the_link(model, tmp_path):
+    root = tmp_path / "maps"
+    write_map_tree(root, days=(1,))
+    p77 = root / "P" / "P77"
+    p77.mkdir()
+    (p77 / "P77_ls.txt").write_text("P77_day01 29 200.0\n")
+    (p77 / "P77_day01_zequat.jpg").symlink_to(root / "P" / "P01" / "P01_day01_zequat.jpg")
+    out = tmp_path / "out"
+    report = run(find_maps(root), model, InferOptions(out=out))
+    assert report.ok
+    nc = out / "P" / "P77" / "cloudmasks" / "cloudmask_P77_day01.ncdf"
+    assert read_attrs(nc)["solar_longitude"] == pytest.approx(200.0) and read_attrs(nc)["source_map"] == "P77_day01_zequat.jpg"
+
+
+def failing_quicklook(monkeypatch):
+    fake = types.ModuleType("mars_cloudmask.infer.quicklook")
+
+    def save_quicklook(png_path, rgb, mask, threshold):
+        raise OSError(28, "No room for the picture")
+
+    fake.save_quicklook = save_quicklook
+    monkeypatch.setitem(sys.modules, "mars_cloudmask.infer.quicklook", fake)
+
+
+def test_a_map_whose_extras_fail_leaves_no_mask_and_a_rerun_finishes_it(model, map_tree, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    jobs = find_maps(map_tree)[:1]
+    fake = types.ModuleType("mars_cloudmask.infer.quicklook")
+
+    def broken(png_path, rgb, mask, threshold):
+        raise ValueError("quicklook exploded")
+
+    fake.save_quicklook = broken
+    monkeypatch.setitem(sys.modules, "mars_cloudmask.infer.quicklook", fake)
+    first = run(jobs, model, InferOptions(out=out, quicklook=True, copy_maps=True))
+    assert first.counts()["failed"] == 1 and "quicklook exploded" in first.results[0].reason
+    assert ncdf_files(out) == [] and not (out / "P" / "P01" / "mdgms" / jobs[0].path.name).exists()
+    monkeypatch.undo()
+    again = run(jobs, model, InferOptions(out=out, quicklook=True, copy_maps=True))
+    assert again.counts() == {"done": 1, "skipped": 0, "failed": 0}
+    assert output_path(jobs[0], out).with_suffix(".png").exists()
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "not netcdf"])
+def test_a_bad_mask_in_out_is_redone_not_skipped(model, map_tree, tmp_path, damage):
+    out = tmp_path / "out"
+    jobs = find_maps(map_tree)[:1]
+    run(jobs, model, InferOptions(out=out))
+    nc = output_path(jobs[0], out)
+    good = read_mask(nc)
+    data = nc.read_bytes()
+    nc.write_bytes({"empty": b"", "truncated": data[: len(data) // 2], "not netcdf": b"hello" * 100}[damage])
+    report = run(jobs, model, InferOptions(out=out))
+    assert report.counts()["done"] == 1, report.results
+    assert "existing output redone" in report.results[0].notes[0]
+    np.testing.assert_array_equal(read_mask(nc), good)
+
+
+def test_a_full_disk_stops_the_run_with_a_record_and_a_clear_reason(model, tmp_path, monkeypatch):
+    import errno
+
+    from mars_cloudmask.infer import netcdf
+
+    write_map_tree(tmp_path / "maps", days=(1, 2, 3))
+    jobs = find_maps(tmp_path / "maps")
+    out = tmp_path / "out"
+    real = netcdf.write_mask
+    calls = []
+
+    def full(path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) >= 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(netcdf, "write_mask", full)
+    report = run(jobs, model, InferOptions(out=out), executor=SequentialExecutor())
+    assert report.counts() == {"done": 1, "skipped": 0, "failed": 1} and report.not_processed == 1
+    assert "No space left on device" in report.by_status("failed")[0].reason and not report.ok
+    assert report.halted and "No space left on device" in report.halted
+    record = json.loads((out / RUN_RECORD).read_text())
+    assert record["halted"] == report.halted and record["not_processed"] == 1
+    assert len(calls) == 2  # the third map was not attempted
+    assert not [p for p in out.rglob(".cloudmask_*") if p.name.endswith((".tmp", ".lock"))]
+
+
+def test_a_record_that_cannot_be_written_is_reported_not_raised(model, map_tree, tmp_path, monkeypatch):
+    from mars_cloudmask.infer import records
+
+    def no_room(out, record):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(records, "write_records", no_room)
+    report = run(find_maps(map_tree), model, InferOptions(out=tmp_path / "out"))
+    assert report.counts()["done"] == 2 and not report.ok
+    assert "cannot write the run record (No space left on device)" in report.record_error
+
+
+def test_a_live_temporary_of_another_run_is_kept_a_dead_ones_removed(model, map_tree, tmp_path):
+    from mars_cloudmask.infer.atomic import atomic_path
+
+    out = tmp_path / "out"
+    jobs = find_maps(map_tree)
+    nc = output_path(jobs[0], out)
+    with atomic_path(nc) as live:  # another run, still writing this very mask
+        live.write_bytes(b"being written")
+        dead = nc.parent / f".{nc.name}.dead1.tmp"  # a writer that died: no lock sidecar held
+        dead.write_bytes(b"half")
+        run(jobs[1:], model, InferOptions(out=out))  # another map: this run leaves both alone
+        assert live.exists() and dead.exists()
+        report = run(jobs[:1], model, InferOptions(out=out))
+        assert report.ok and live.exists() and not dead.exists()
+
+
+def test_extras_asked_on_a_rerun_are_made_from_the_existing_masks(model, map_tree, tmp_path, monkeypatch):
+    from mars_cloudmask.infer import engine
+
+    out = tmp_path / "out"
+    jobs = find_maps(map_tree)
+    run(jobs, model, InferOptions(out=out))
+    stamps = {p: p.stat().st_mtime_ns for p in ncdf_files(out)}
+
+    def no_prediction(*args, **kwargs):
+        raise AssertionError("predicted again")
+
+    monkeypatch.setattr(engine, "predict_box", no_prediction)
+    report = run(jobs, model, InferOptions(out=out, quicklook=True, copy_maps=True))
+    assert report.counts() == {"done": 2, "skipped": 0, "failed": 0}
+    assert all("made from the existing mask" in r.notes[0] for r in report.results)
+    for nc in ncdf_files(out):
+        assert nc.with_suffix(".png").read_bytes()[:4] == b"\x89PNG" and nc.stat().st_mtime_ns == stamps[nc]
+    assert (out / "P" / "P01" / "mdgms" / "P01_day02_zequat.jpg").exists()
+    assert run(jobs, model, InferOptions(out=out, quicklook=True)).counts()["skipped"] == 2
+
+
+def test_every_run_keeps_its_record_and_the_contents_say_what_out_holds(model, map_tree, tmp_path):
+    out = tmp_path / "out"
+    jobs = find_maps(map_tree)
+    first = run(jobs, model, InferOptions(out=out))
+    output_path(jobs[1], out).unlink()
+    second = run(jobs[1:], model, InferOptions(out=out))
+    history = sorted((out / RUNS_FOLDER).glob("*.json"))
+    assert len(history) == 2 and first.record_path in history and second.record_path in history
+    assert json.loads(first.record_path.read_text())["counts"]["done"] == 2
+    contents = json.loads((out / CONTENTS).read_text())
+    assert sorted(contents["masks"]) == ["P/P01/cloudmasks/cloudmask_P01_day01.ncdf", "P/P01/cloudmasks/cloudmask_P01_day02.ncdf"]
+    assert contents["masks"]["P/P01/cloudmasks/cloudmask_P01_day02.ncdf"]["run_id"] == second.record["run_id"]
+    assert contents["failed"] == {} and len(contents["runs"]) == 2
+
+
+def test_probabilities_are_clipped_into_the_valid_range(model, map_tree, tmp_path):
+    from mars_cloudmask.infer.netcdf import read_mask as read
+
+    def just_above_one(model, loaded, plan):
+        mask = np.full((1801, 3600), 1.0000001, np.float32)
+        mask[:10] = INVALID
+        return mask, None
+
+    out = tmp_path / "out"
+    report = run(find_maps(map_tree)[:1], model, InferOptions(out=out), predict_fn=just_above_one)
+    assert report.ok
+    mask = read(ncdf_files(out)[0])
+    assert mask.max() == 1.0 and (mask[:10] == INVALID).all()
+    import netCDF4
+
+    with netCDF4.Dataset(ncdf_files(out)[0]) as ds:  # netCDF4's default masking keeps the cloud pixels
+        assert np.ma.count_masked(ds["cloudmask"][:]) == 10 * 3600
+
+
+def test_a_nan_ls_with_bounds_writes_no_nan(model, tmp_path):
+    write_map_tree(tmp_path / "maps", days=(1,), ls_rows=False)
+    (tmp_path / "maps" / "P" / "P01" / "P01_ls.txt").write_text("P01_day01 28 nan\n")
+    out = tmp_path / "out"
+    report = run(find_maps(tmp_path / "maps"), model, InferOptions(out=out, bounds=(0, 3600, 300, 1500)))
+    assert report.ok and "Ls unknown" in report.results[0].notes[0]
+    assert "solar_longitude" not in read_attrs(ncdf_files(out)[0])
+    assert "NaN" not in (out / RUN_RECORD).read_text()
