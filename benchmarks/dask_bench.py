@@ -29,8 +29,8 @@ MODELS = (_REPO / "models" / "cloudmask-unet.onnx", _REPO / "runs" / "random-w8d
 def configs(n_cpus: int) -> list[tuple[str, str | None, int | None]]:
     """(label, dask address or None for the plain local run, onnxruntime threads per worker)."""
     return [
-        ("local run_jobs, 1 thread", None, 1),
-        (f"local run_jobs, {n_cpus} threads", None, None),
+        ("local run, 1 thread", None, 1),
+        (f"local run, {n_cpus} threads", None, None),
         ("dask local:1, 1 thread", "local:1", 1),
         (f"dask local:1, {n_cpus} threads", "local:1", n_cpus),
         ("dask local:2, 1 thread each", "local:2", 1),
@@ -39,13 +39,14 @@ def configs(n_cpus: int) -> list[tuple[str, str | None, int | None]]:
 
 def run_once(jobs, model_path: Path, address: str | None, threads: int | None, out: Path) -> dict:
     from mars_cloudmask.infer.cluster import run_on_dask
-    from mars_cloudmask.infer.pipeline import InferOptions, run_jobs
+    from mars_cloudmask.infer.engine import run
+    from mars_cloudmask.infer.plan import InferOptions
     from mars_cloudmask.infer.runtime import load_model
 
     options = InferOptions(out=out)
     t0 = time.perf_counter()
     if address is None:
-        report = run_jobs(jobs, load_model(model_path, provider="cpu", threads=threads), options)
+        report = run(jobs, load_model(model_path, provider="cpu", threads=threads), options)
     else:
         report = run_on_dask(jobs, model_path, options, address, threads=threads, provider="cpu")
     wall = time.perf_counter() - t0
@@ -70,7 +71,7 @@ if __name__ == "__main__":
     args = parser.parse_args()
 
     from mars_cloudmask.infer.cluster import usable_cpus
-    from mars_cloudmask.infer.pipeline import find_jobs
+    from mars_cloudmask.infer.maps import find_jobs
 
     jobs, errors = find_jobs([DATA / f"P01_day{d:02d}_zequat.jpg" for d in range(1, args.maps + 1)])
     assert not errors and len(jobs) == args.maps, errors

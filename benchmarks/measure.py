@@ -3,10 +3,12 @@
 A variant is described by a :class:`VariantSpec` (plain JSON, written by the parent) and
 measured by :func:`measure_variant`, which returns a JSON-able dict.  Three ways to run maps:
 
-* ``staged``: one map after the other, every stage timed (decode, tile, infer, stitch, write);
-  no overlap.  This is how the original ran, and how the stage profile is taken.
-* ``pipeline``: :func:`mars_cloudmask.infer.pipeline.run_jobs`, what ``cm-infer`` does (a
-  reader thread decodes ahead, a writer thread writes behind, inference in between).
+* ``staged``: the engine's sequential executor, one map after the other, with a timing hook
+  in its predict stage (decode, tile, infer, stitch, write each timed); no overlap.  This is how
+  the original ran, and how the stage profile is taken.
+* ``pipeline``: :func:`mars_cloudmask.infer.engine.run` with its default threaded executor,
+  what ``cm-infer`` does (a reader thread decodes ahead, a writer thread writes behind,
+  inference in between).
 * ``limit``: onnxruntime alone on the tiles of the same maps (cut beforehand, untimed).
 
 Engines: ``onnx`` (:class:`mars_cloudmask.infer.runtime.CloudModel`) or ``keras`` (a
@@ -157,7 +159,7 @@ class StageClock:
 
 def infer_options(spec: VariantSpec):
     """The ``InferOptions`` of a variant: probabilities, overwrite, its stitch plan and box."""
-    from mars_cloudmask.infer.pipeline import InferOptions
+    from mars_cloudmask.infer.plan import InferOptions
 
     return InferOptions(
         out=Path(spec.out_dir), bounds=tuple(spec.bounds) if spec.bounds else None, polar_offset=spec.polar_offset,
@@ -181,32 +183,32 @@ def make_stitcher(spec: VariantSpec, plan):
     return ReferenceStitcher(plan) if spec.stitch == "reference" else Stitcher.for_plan(spec.stitch, plan)
 
 
-def staged_map(spec: VariantSpec, job, runner: Runner, options, clock: StageClock) -> int:
-    """Process one map sequentially, timing each stage into ``clock``; returns its tile count."""
+def timed_predict(spec: VariantSpec, clock: StageClock, tile_count: list[int]):
+    """The engine's predict stage for this variant, split into tile / infer / stitch timings.
+
+    Returns a ``predict_fn`` for :func:`mars_cloudmask.infer.engine.run`; ``tile_count[0]``
+    accumulates the tiles run.
+    """
     from mars_cloudmask.infer.geometry import INVALID, MAP_HEIGHT, MAP_WIDTH, build_canvas, tile_input
-    from mars_cloudmask.infer.pipeline import load_job, save_result
     from mars_cloudmask.infer.predict import place_box, predict_whole_pass
 
-    with clock.stage("decode"):
-        loaded = load_job(job, options)
-    n_tiles = 0
-    if loaded.bounds is None:
-        mask = np.full((MAP_HEIGHT, MAP_WIDTH), INVALID, np.float32)
-    elif spec.stitch == "wholemap":
-        with clock.stage("infer"):  # canvas build included (about 1 % of the pass)
-            box = predict_whole_pass(runner, loaded.rgb, loaded.bounds)
-        n_tiles = 1
-        with clock.stage("stitch"):
-            mask = place_box(loaded.rgb, box, loaded.bounds)
-    else:
+    def predict(runner, loaded, plan_):
+        if loaded.bounds is None:
+            return np.full((MAP_HEIGHT, MAP_WIDTH), INVALID, np.float32), None
+        if spec.stitch == "wholemap":
+            with clock.stage("infer"):  # canvas build included (about 1 % of the pass)
+                box = predict_whole_pass(runner, loaded.rgb, loaded.bounds)
+            tile_count[0] += 1
+            with clock.stage("stitch"):
+                return place_box(loaded.rgb, box, loaded.bounds), None
         with clock.stage("tile"):
             plan = variant_plan(spec, runner, loaded.bounds)
             canvas = build_canvas(loaded.rgb, plan)
         with clock.stage("stitch"):
             stitcher = make_stitcher(spec, plan)
         origins = plan.origins()
-        n_tiles = len(origins)
-        for k in range(0, n_tiles, spec.batch_size):
+        tile_count[0] += len(origins)
+        for k in range(0, len(origins), spec.batch_size):
             batch = origins[k : k + spec.batch_size]
             with clock.stage("tile"):
                 tiles = np.stack([tile_input(canvas, plan, int(y), int(x)) for y, x in batch])
@@ -218,40 +220,59 @@ def staged_map(spec: VariantSpec, job, runner: Runner, options, clock: StageCloc
         with clock.stage("stitch"):
             mask = place_box(loaded.rgb, stitcher.result(), loaded.bounds)
             del stitcher
-    with clock.stage("write"):
-        save_result(loaded, mask, runner, options)
-    return n_tiles
+        return mask, plan
+
+    return predict
 
 
-def staged_pass(spec: VariantSpec, jobs: Sequence, runner: Runner, options, clock: StageClock) -> tuple[float, int]:
-    """Every map once, sequentially; returns (wall seconds, tiles)."""
-    t = time.perf_counter()
-    tiles = sum(staged_map(spec, job, runner, options, clock) for job in jobs)
-    return time.perf_counter() - t, tiles
-
-
-def pipeline_pass(jobs: Sequence, runner: Runner, options) -> float:
-    """Every map once through ``cm-infer``'s overlapped pipeline; returns wall seconds.
-
-    Raises RuntimeError with the first failure's reason when any map fails.
-    """
-    from mars_cloudmask.infer.pipeline import run_jobs
-
-    t = time.perf_counter()
-    report = run_jobs(jobs, runner, options, write_record=False)
-    wall = time.perf_counter() - t
+def _raise_failures(report) -> None:
     failed = report.by_status("failed")
     if failed:
         raise RuntimeError(f"{len(failed)} map(s) failed, first: {failed[0].reason}")
+
+
+def staged_pass(spec: VariantSpec, jobs: Sequence, runner: Runner, options, clock: StageClock) -> tuple[float, int]:
+    """Every map once through the engine's sequential executor; returns (wall seconds, tiles).
+
+    Decode and write times are the engine's own stage timings (``read_s``, ``write_s``).
+    """
+    from mars_cloudmask.infer.engine import SequentialExecutor, run
+
+    tile_count = [0]
+    t = time.perf_counter()
+    report = run(
+        jobs, runner, options, executor=SequentialExecutor(), predict_fn=timed_predict(spec, clock, tile_count),
+        write_record=False,
+    )
+    wall = time.perf_counter() - t
+    _raise_failures(report)
+    for r in report.results:
+        clock.totals["decode"] += r.timings.get("read_s", 0.0)
+        clock.totals["write"] += r.timings.get("write_s", 0.0)
+    return wall, tile_count[0]
+
+
+def pipeline_pass(jobs: Sequence, runner: Runner, options) -> float:
+    """Every map once through ``cm-infer``'s engine (threaded executor); returns wall seconds.
+
+    Raises RuntimeError with the first failure's reason when any map fails.
+    """
+    from mars_cloudmask.infer.engine import run
+
+    t = time.perf_counter()
+    report = run(jobs, runner, options, write_record=False)
+    wall = time.perf_counter() - t
+    _raise_failures(report)
     return wall
 
 
 def tile_batches(spec: VariantSpec, job, runner: Runner, options) -> Iterator[np.ndarray]:
     """The contiguous input batches of one map's tile plan, cut one batch at a time."""
+    from mars_cloudmask.infer.engine import Stages
     from mars_cloudmask.infer.geometry import build_canvas, tile_input
-    from mars_cloudmask.infer.pipeline import load_job
+    from mars_cloudmask.infer.plan import as_plan
 
-    loaded = load_job(job, options)
+    loaded = Stages(runner, as_plan(options, runner)).load(job)
     if loaded.bounds is None:
         return
     plan = variant_plan(spec, runner, loaded.bounds)
@@ -300,7 +321,7 @@ def measure_variant(spec: VariantSpec, progress: Any = None) -> dict[str, Any]:
     ``s_per_map`` is the headline: the pipeline's when the variant has one, else the staged
     loop's, else the limit's (median over repeats of wall / maps).
     """
-    from mars_cloudmask.infer.pipeline import find_jobs
+    from mars_cloudmask.infer.maps import find_jobs
 
     started_load = load_average()
     jobs, errors = find_jobs(spec.maps)

@@ -52,16 +52,17 @@ def calibration_tiles(maps: Sequence[str | Path], per_map: int, seed: int = 0, b
     sees real surface and clouds rather than black gaps.
     """
     from mars_cloudmask.infer.geometry import build_canvas, plan_tiles, tile_input
-    from mars_cloudmask.infer.pipeline import InferOptions, find_jobs, load_job
+    from mars_cloudmask.infer.engine import load_map
+    from mars_cloudmask.infer.maps import find_jobs
 
     rng = np.random.default_rng(seed)
     jobs, errors = find_jobs(maps)
     if errors:
         raise ValueError("; ".join(errors))
-    options = InferOptions(out=Path(tempfile.gettempdir()), bounds=tuple(bounds) if bounds else None)
+    box = tuple(bounds) if bounds else None
     tiles: list[np.ndarray] = []
     for job in jobs:
-        loaded = load_job(job, options)
+        loaded = load_map(job, bounds=box)
         if loaded.bounds is None:
             continue
         plan = plan_tiles(loaded.bounds, "seamless")

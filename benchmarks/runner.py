@@ -95,7 +95,7 @@ def spread(items: Sequence, n: int) -> list:
 
 def find_map_paths(root: str | Path) -> list[str]:
     """Every map under ``root`` (sorted by phase, subphase, name) as path strings."""
-    from mars_cloudmask.infer.pipeline import find_jobs
+    from mars_cloudmask.infer.maps import find_jobs
 
     jobs, errors = find_jobs([root])
     if errors:

@@ -113,6 +113,9 @@ def infer(
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo maps whose output exists (default: skip them)."),
     copy_maps: bool = typer.Option(False, "--copy-maps", help="Also copy maps to OUT/.../mdgms/ and the _ls.txt (the original's layout)."),
     quicklook: bool = typer.Option(False, "--quicklook", help="Write a PNG quicklook beside each mask."),
+    suffix: str = typer.Option(
+        ".ncdf", "--suffix", help="Mask file suffix: .ncdf (the original's names) or .nc (CF-clean names)."
+    ),
     dask: Optional[str] = typer.Option(
         None, "--dask", help="Run on Dask: local[:N] (N worker processes here), tcp://HOST:PORT or a scheduler JSON file."
     ),
@@ -147,6 +150,7 @@ def infer(
             InferOptions(
                 out=out, binary=binary, bounds=box, polar_offset=polar_offset, stitch=stitch, batch_size=batch_size,
                 tile_out=tile_out, threshold=threshold, overwrite=overwrite, copy_maps=copy_maps, quicklook=quicklook,
+                suffix=suffix,
             ),
             loaded,
         )

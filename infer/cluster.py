@@ -206,8 +206,12 @@ def worker_facts(model: CloudModel, load_s: float) -> dict[str, Any]:
 def map_task(
     item: WorkItem, model_path: str, sha256: str, provider: str, threads: int | None, plan: RunPlan
 ) -> tuple[MapResult, dict[str, Any]]:
-    """One Dask task: one item through the engine's :class:`Stages` with this worker's model."""
+    """One Dask task: one item through the engine's :class:`Stages` with this worker's model.
+
+    A task rerun after its worker died first removes the temporaries the dead worker left.
+    """
     model, load_s = worker_model(model_path, sha256, provider, threads)
+    remove_stale_temporaries(item.job, plan)
     return Stages(model, plan).run_item(item), worker_facts(model, load_s)
 
 

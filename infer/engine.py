@@ -50,7 +50,7 @@ from typing import Any, Callable, Protocol, Sequence
 import numpy as np
 
 from .atomic import atomic_path, remove_stale_temporaries_of
-from .geometry import INVALID, MAP_HEIGHT, MAP_WIDTH, Bounds, TilePlan
+from .geometry import DEFAULT_POLAR_OFFSET, INVALID, MAP_HEIGHT, MAP_WIDTH, Bounds, TilePlan
 from .maps import LsEntry, MapError, MapJob, ls_entry, read_map
 from .plan import InferOptions, RunPlan, as_plan
 from .predict import check_map, map_bounds, place_box, plan_for, predict_box, threshold_mask
@@ -317,6 +317,30 @@ def mask_attributes(loaded: LoadedMap, plan: RunPlan, model_sha256: str | None =
     }
 
 
+def load_map(
+    job: MapJob, *, bounds: tuple[int, int, int, int] | None = None, polar_offset: float = DEFAULT_POLAR_OFFSET
+) -> LoadedMap:
+    """The load stage: the map's ``_ls.txt`` row (optional when ``bounds`` is given), the decoded
+    JPEG (north-up) and its box (``bounds``, else from Ls and ``polar_offset`` in degrees).
+
+    Raises:
+        MapError: the row or the JPEG cannot be used (the message names the file).
+    """
+    notes = []
+    entry: LsEntry | None
+    try:
+        entry = ls_entry(job)
+    except MapError as exc:
+        if bounds is None:
+            raise
+        entry = None  # with --bounds the Ls is only an attribute
+        if job.ls_file is not None:
+            notes.append(f"Ls unknown, not written ({exc})")
+    rgb = read_map(job.path)
+    box = map_bounds(rgb, entry.ls if entry else None, bounds, polar_offset)
+    return LoadedMap(job, rgb, entry, box, notes)
+
+
 # --------------------------------------------------------------------------- the stage runner
 class RunState:
     """What the stages and executors share during one run: a stop flag and why it was set."""
@@ -357,19 +381,7 @@ class Stages:
     # -- the three stages (each raises on failure)
     def load(self, job: MapJob) -> LoadedMap:
         """The Ls row (optional with ``bounds``), the decoded map and its box."""
-        plan, notes = self.plan, []
-        entry: LsEntry | None
-        try:
-            entry = ls_entry(job)
-        except MapError as exc:
-            if plan.bounds is None:
-                raise
-            entry = None  # with --bounds the Ls is only an attribute
-            if job.ls_file is not None:
-                notes.append(f"Ls unknown, not written ({exc})")
-        rgb = read_map(job.path)
-        box = map_bounds(rgb, entry.ls if entry else None, plan.bounds, plan.polar_offset)
-        return LoadedMap(job, rgb, entry, box, notes)
+        return load_map(job, bounds=self.plan.bounds, polar_offset=self.plan.polar_offset)
 
     def predict(self, loaded: LoadedMap) -> tuple[np.ndarray, TilePlan | None]:
         """The mask to write: float32 (1801, 3600) north-up, probability in [0, 1] or 0/1,

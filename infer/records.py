@@ -8,7 +8,7 @@ Every run writes three JSON files into ``OUT``:
 * ``cm-infer-contents.json``: what ``OUT`` holds, merged over every run: one entry per mask
   written (source map, Ls, model, the run that wrote it) and the maps whose latest attempt
   failed (with the reason), dropped once a later run writes them.  Updates are serialised
-  with a lock file, so concurrent runs on one ``OUT`` do not lose each other's entries.
+  with a lock on the ``OUT`` folder, so concurrent runs on one ``OUT`` do not lose each other's entries.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ if TYPE_CHECKING:  # pragma: no cover
 RUN_RECORD = "cm-infer-run.json"
 RUNS_FOLDER = "cm-infer-runs"
 CONTENTS = "cm-infer-contents.json"
-LOCK = ".cm-infer.lock"
 
 
 def _stage_totals(results: Sequence[Any]) -> dict[str, float]:
@@ -75,7 +74,7 @@ def run_record(
         "plan": plan.to_record(),
         "executor": executor,
         "threshold": plan.threshold,
-        "model": model.describe(),
+        "model": model.describe() if hasattr(model, "describe") else {"path": str(getattr(model, "path", "")), "sha256": model.sha256, "version": model.info.version},
         "provider": model.provider,
         "versions": versions(),
         "counts": {s: sum(r.status == s for r in ordered) for s in ("done", "skipped", "failed")},
@@ -162,7 +161,10 @@ def write_records(out: Path, record: dict[str, Any]) -> Path:
     text = _dump(record)
     path = write_text_atomic(out / RUNS_FOLDER / f"{record['run_id']}.json", text)
     write_text_atomic(out / RUN_RECORD, text)
-    with open(out / LOCK, "a") as lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+    fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY)  # the lock is on OUT itself: no lock file left
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         write_text_atomic(out / CONTENTS, _dump(_clean(merge_contents(read_contents(out), record))))
+    finally:
+        os.close(fd)
     return path

@@ -63,7 +63,7 @@ def two_workers():
 
 @pytest.fixture(scope="module")
 def maps_and_reference(tiny_model, tmp_path_factory):
-    """Four synthetic maps and their masks from a plain local run (``run_jobs``)."""
+    """Four synthetic maps and their masks from a plain local run (``engine.run``)."""
     root = tmp_path_factory.mktemp("dask") / "maps"
     write_map_tree(root, days=(1, 2, 3, 4))
     reference = root.parent / "local"

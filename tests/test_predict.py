@@ -87,7 +87,7 @@ def test_the_api_never_imports_tensorflow(tiny_model):
         import numpy as np
         from mars_cloudmask.infer.runtime import load_model
         from mars_cloudmask.infer.predict import predict
-        from mars_cloudmask.infer.pipeline import run_folder
+        from mars_cloudmask.infer.engine import run_folder
         from mars_cloudmask.infer.netcdf import write_mask, read_mask
         from mars_cloudmask.infer.maps import read_map
         from mars_cloudmask.infer import cli

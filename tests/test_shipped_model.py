@@ -16,7 +16,7 @@ import pytest
 
 from mars_cloudmask.infer.evaluate import evaluate
 from mars_cloudmask.infer.masks import select_days, find_masks
-from mars_cloudmask.infer.pipeline import run_folder
+from mars_cloudmask.infer.engine import run_folder
 from mars_cloudmask.infer.runtime import load_model
 from mars_cloudmask.models import default_model_path
 
