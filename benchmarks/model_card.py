@@ -56,8 +56,8 @@ def model_card_figures(
     stitch: str = "seamless",
 ) -> dict[str, Any]:
     """Run the model on ``data/mdgm`` and score it; returns the card's figures as a dict."""
-    from mars_cloudmask.infer.evaluate import evaluate
-    from mars_cloudmask.infer.masks import find_masks, select_days
+    from mars_cloudmask.infer.science.evaluate import evaluate
+    from mars_cloudmask.infer.science.masks import find_masks, select_days
     from mars_cloudmask.infer.pipeline import run_folder
     from mars_cloudmask.infer.runtime import load_model
 

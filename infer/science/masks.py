@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from .geometry import DEFAULT_THRESHOLD, INVALID
-from .maps import MAP_SUFFIXES
+from ..geometry import DEFAULT_THRESHOLD, INVALID
+from ..maps import MAP_SUFFIXES
 
 MASK_SUFFIXES = (".ncdf", ".nc")
 _DAY = re.compile(r"([A-Za-z]+\d+)_?day(\d+)", re.IGNORECASE)
@@ -107,7 +107,7 @@ def load_binary(path: str | Path, *, label: bool = False, threshold: float | Non
     ``label=True``: a reference/label file, cloud where value > 0.  Otherwise a prediction:
     thresholded at :func:`file_threshold` (``threshold`` overrides the file's attribute).
     """
-    from .netcdf import read_attrs, read_mask
+    from ..netcdf import read_attrs, read_mask
 
     values = read_mask(path, north_up=True)
     thr = None if label else file_threshold(read_attrs(path), threshold)

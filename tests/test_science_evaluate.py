@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mars_cloudmask.infer.evaluate import Counts, confusion, evaluate, match_days
+from mars_cloudmask.infer.science.evaluate import Counts, confusion, evaluate, match_days
 from mars_cloudmask.infer.geometry import INVALID, MAP_HEIGHT, MAP_WIDTH
-from mars_cloudmask.infer.masks import BinaryMask, day_name, select_days
+from mars_cloudmask.infer.science.masks import BinaryMask, day_name, select_days
 from mars_cloudmask.infer.netcdf import write_mask
 
 W = MAP_WIDTH
@@ -106,7 +106,7 @@ def test_cm_eval_command_prints_table_writes_json_and_pictures(tmp_path):
     import typer
     from typer.testing import CliRunner
 
-    from mars_cloudmask.infer.science_cli import eval_command
+    from mars_cloudmask.infer.science.cli import eval_command
 
     pred_root, labels = write_case(tmp_path)
     app = typer.Typer()

@@ -161,7 +161,7 @@ def evaluate(
 
     A file that cannot be read adds one line to ``errors``; the other days are still scored.
     """
-    from .maps import MapError, read_map
+    from ..maps import MapError, read_map
 
     pairs, missing = match_days(find_masks(pred_root), find_masks(ref_root), days)
     maps = find_map_files(*map_roots) if png_dir is not None else {}
@@ -198,7 +198,7 @@ def evaluate(
 
 def draw_day(out_png: Path, rgb: np.ndarray | None, pred: BinaryMask, ref: BinaryMask, result: DayResult) -> Path:
     """The map with true positives, false positives and false negatives in three colours."""
-    from .quicklook import render_view
+    from .view import render_view
 
     both = pred.valid & ref.valid
     m = result.metrics
@@ -214,6 +214,6 @@ def draw_day(out_png: Path, rgb: np.ndarray | None, pred: BinaryMask, ref: Binar
 
 def write_json(result: EvalResult, path: str | Path) -> Path:
     """Write :meth:`EvalResult.to_json` atomically."""
-    from .atomic import write_text_atomic
+    from ..atomic import write_text_atomic
 
     return write_text_atomic(path, json.dumps(result.to_json(), indent=1) + "\n")

@@ -9,7 +9,7 @@ import pytest
 
 from mars_cloudmask.infer.geometry import INVALID, MAP_HEIGHT, MAP_WIDTH
 from mars_cloudmask.infer.netcdf import write_mask
-from mars_cloudmask.infer.stats import collect, lat_band_of_rows, ls_bin_index, write_stats
+from mars_cloudmask.infer.science.stats import collect, lat_band_of_rows, ls_bin_index, write_stats
 
 N_NORTH = 901  # north-up rows 0..900 have latitude >= 0 (row 900 is the equator)
 N_SOUTH = MAP_HEIGHT - N_NORTH
@@ -110,7 +110,7 @@ def test_cm_stats_command_writes_file_and_pictures(tmp_path):
     import typer
     from typer.testing import CliRunner
 
-    from mars_cloudmask.infer.science_cli import stats_command
+    from mars_cloudmask.infer.science.cli import stats_command
 
     app = typer.Typer()
     app.command()(stats_command)

@@ -97,8 +97,8 @@ def view_command(
     threshold: Optional[float] = typer.Option(None, help="Cloud threshold (default: the file's, else 0.912)."),
 ) -> None:
     """Render one mask with latitude/longitude ticks, clouds tinted over the map if given."""
-    from .maps import MapError
-    from .quicklook import view_mask
+    from ..maps import MapError
+    from .view import view_mask
 
     out = out or Path(mask.stem + ".png")
     try:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .geometry import MAP_HEIGHT, MAP_WIDTH, longitudes, row_to_lat
+from ..geometry import MAP_HEIGHT, MAP_WIDTH, longitudes, row_to_lat
 from .masks import BinaryMask, day_name, file_threshold
 
 DEFAULT_LAT_BIN = 5.0
@@ -133,7 +133,7 @@ class CloudStats:
 # --------------------------------------------------------------------------- Ls lookup
 def ls_tables(paths: Iterable[str | Path]) -> dict[str, tuple[int, float]]:
     """``{day name: (Mars year, Ls)}`` from ``_ls.txt`` files or folders searched for ``*_ls.txt``."""
-    from .maps import read_ls_table
+    from ..maps import read_ls_table
 
     table: dict[str, tuple[int, float]] = {}
     for p in paths:
@@ -188,7 +188,7 @@ def collect(
     cannot be read or has no Ls adds a line to ``errors`` and is left out.
     """
     from .masks import binarise, find_masks
-    from .netcdf import read_attrs, read_mask
+    from ..netcdf import read_attrs, read_mask
 
     table = ls_tables(ls_table)
     files: list[Path] = []
@@ -226,9 +226,9 @@ def write_stats(stats: CloudStats, path: str | Path) -> Path:
     """
     import netCDF4
 
-    from .atomic import atomic_path
-    from .geometry import latitudes_south_up
-    from .netcdf import default_global_attrs
+    from ..atomic import atomic_path
+    from ..geometry import latitudes_south_up
+    from ..netcdf import default_global_attrs
 
     fill = np.float32(-999.0)
     n_days = len(stats.days)
@@ -300,7 +300,7 @@ def write_stats(stats: CloudStats, path: str | Path) -> Path:
 # --------------------------------------------------------------------------- pictures
 def plot_frequency(stats: CloudStats, out_png: str | Path) -> Path:
     """PNG of the cloud occurrence frequency map (grey where never valid), lat/lon ticks."""
-    from .quicklook import MAP_EXTENT, geo_axes, pyplot, save_figure
+    from .view import MAP_EXTENT, geo_axes, pyplot, save_figure
 
     plt = pyplot()
     freq = stats.frequency
@@ -321,7 +321,7 @@ def plot_frequency(stats: CloudStats, out_png: str | Path) -> Path:
 
 def plot_hovmoller(stats: CloudStats, out_png: str | Path) -> Path:
     """PNG of the zonal-mean cloud fraction against Ls (x) and latitude (y); blank = no data."""
-    from .quicklook import pyplot, save_figure
+    from .view import pyplot, save_figure
 
     plt = pyplot()
     hov = stats.hovmoller
