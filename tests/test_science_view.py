@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 from PIL import Image
 
 from mars_cloudmask.infer.geometry import INVALID
@@ -37,4 +40,70 @@ def test_cm_view_command_reports_a_bad_file_in_one_line(tmp_path):
     result = CliRunner().invoke(app, [str(bad), "--out", str(tmp_path / "v.png")])
     assert result.exit_code == 1
     assert "cloudmask_P01_day01.ncdf" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "v.png").exists()
+
+
+def view_app():
+    import typer
+
+    from mars_cloudmask.infer.science.cli import view_command
+
+    app = typer.Typer()
+    app.command()(view_command)
+    return app
+
+
+def small_mask(tmp_path) -> Path:
+    from mars_cloudmask.infer.geometry import MAP_HEIGHT, MAP_WIDTH
+    from mars_cloudmask.infer.netcdf import write_mask
+
+    mask = np.zeros((MAP_HEIGHT, MAP_WIDTH), np.float32)
+    mask[:100] = 1.0
+    return write_mask(tmp_path / "masks" / "cloudmask_P01_day01.ncdf", mask, {"threshold": 0.5}, binary=True)
+
+
+@pytest.mark.parametrize("where", ["under-file", "is-folder"])
+def test_cm_view_refuses_an_unwritable_out_in_one_line(tmp_path, where):
+    from typer.testing import CliRunner
+
+    mask = small_mask(tmp_path)
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    out = a_file / "v.png" if where == "under-file" else tmp_path
+    result = CliRunner().invoke(view_app(), [str(mask), "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and str(out) in lines[0] and "Traceback" not in result.output, result.output
+
+
+def test_cm_view_writes_beside_the_mask_by_default_not_here(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    mask = small_mask(tmp_path)
+    quicklook = mask.with_suffix(".png")
+    quicklook.write_bytes(b"cm-infer's quicklook")
+    here = tmp_path / "cwd"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    result = CliRunner().invoke(view_app(), [str(mask)])
+    assert result.exit_code == 0, result.output
+    assert list(here.iterdir()) == []
+    view = mask.parent / "cloudmask_P01_day01_view.png"
+    assert view.stat().st_size > 10_000 and str(view) in result.output
+    assert quicklook.read_bytes() == b"cm-infer's quicklook"  # cm-infer's quicklook is left alone
+
+
+def test_cm_view_without_matplotlib_names_the_science_extra(tmp_path, monkeypatch):
+    import sys
+
+    from typer.testing import CliRunner
+
+    mask = small_mask(tmp_path)
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now raises ImportError
+    result = CliRunner().invoke(view_app(), [str(mask), "--out", str(tmp_path / "v.png")])
+    assert result.exit_code == 2  # a set-up error, found before any work
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "mars-cloudmask[science]" in lines[0], result.output
     assert not (tmp_path / "v.png").exists()

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .masks import BinaryMask, find_map_files, find_masks, load_binary
+from .masks import BinaryMask, MaskShapeError, find_map_files, find_masks, load_binary
+from .split import SEEN_ROLES, ModelSplit
 
 TP_COLOUR = (40, 220, 60)
 """True positives in ``--png`` pictures (green)."""
@@ -101,21 +102,39 @@ class EvalResult:
     def pooled_metrics(self) -> dict[str, float]:
         return self.pooled.metrics()
 
-    def to_json(self) -> dict:
+    def unseen_pooled(self, split: ModelSplit) -> Counts:
+        """Pixel counts summed over the days that ``split``'s model neither trained nor was validated on."""
+        total = Counts()
+        for d in self.days:
+            if split.role(d.day) not in SEEN_ROLES:
+                total = total + d.counts
+        return total
+
+    def to_json(self, split: ModelSplit | None = None) -> dict:
+        """Per-day and pooled figures; with ``split``, each day's role in the model's split
+        (``used_in``: train/val/test/"") and the figures pooled over the unseen days."""
+
         def clean(d: dict[str, float]) -> dict[str, float | None]:
             return {k: (None if np.isnan(v) else round(v, 6)) for k, v in d.items()}
 
-        return {
+        out = {
             "threshold_override": self.threshold,
             "n_days": len(self.days),
             "pooled": {**clean(self.pooled_metrics()), **asdict(self.pooled)},
             "days": [
-                {"day": d.day, "pred": d.pred, "ref": d.ref, **clean(d.metrics), **asdict(d.counts)}
+                {"day": d.day, "pred": d.pred, "ref": d.ref, **clean(d.metrics), **asdict(d.counts),
+                 **({"used_in": split.role(d.day)} if split is not None else {})}
                 for d in self.days
             ],
             "missing_pred": self.missing_pred,
             "errors": self.errors,
         }
+        if split is not None:
+            unseen = self.unseen_pooled(split)
+            out["split_model"] = split.model
+            out["days_seen_by_model"] = split.seen(d.day for d in self.days)
+            out["pooled_unseen"] = {**clean(unseen.metrics()), **asdict(unseen)}
+        return out
 
 
 def match_days(pred: dict[str, Path], ref: dict[str, Path], days: Iterable[str] | None = None
@@ -171,11 +190,17 @@ def evaluate(
     for day, pred_path, ref_path in pairs:
         try:
             pred = load_binary(pred_path, threshold=threshold)
+        except MaskShapeError as exc:  # the message names the file
+            errors.append(f"{exc} (prediction)")
+            continue
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
             errors.append(f"{pred_path}: cannot read prediction ({exc})")
             continue
         try:
             ref = load_binary(ref_path, label=True)
+        except MaskShapeError as exc:
+            errors.append(f"{exc} (reference)")
+            continue
         except Exception as exc:  # noqa: BLE001
             errors.append(f"{ref_path}: cannot read reference ({exc})")
             continue
@@ -212,8 +237,8 @@ def draw_day(out_png: Path, rgb: np.ndarray | None, pred: BinaryMask, ref: Binar
     return render_view(out_png, rgb, both, layers, title)
 
 
-def write_json(result: EvalResult, path: str | Path) -> Path:
+def write_json(result: EvalResult, path: str | Path, split: ModelSplit | None = None) -> Path:
     """Write :meth:`EvalResult.to_json` atomically."""
     from ..atomic import write_text_atomic
 
-    return write_text_atomic(path, json.dumps(result.to_json(), indent=1) + "\n")
+    return write_text_atomic(path, json.dumps(result.to_json(split), indent=1) + "\n")

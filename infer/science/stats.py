@@ -18,6 +18,7 @@ its parent (``cm-infer`` copies the table into ``<out>/<phase>/<subphase>/``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,13 @@ DEFAULT_LS_BIN = 5.0
 """Ls bin width of the Hovmöller table, degrees."""
 LS_ATTRS = ("solar_longitude", "ls")
 """Global attributes holding a mask's Ls (cm-infer writes ``solar_longitude``), first found wins."""
+
+
+def check_bins(lat_bin: float, ls_bin: float) -> None:
+    """Raise ValueError unless ``0 < lat_bin <= 180`` and ``0 < ls_bin <= 360`` (degrees)."""
+    for name, value, top in (("lat_bin", lat_bin, 180.0), ("ls_bin", ls_bin, 360.0)):
+        if not (math.isfinite(value) and 0 < value <= top):
+            raise ValueError(f"{name} {value:g}: must be a number of degrees in (0, {top:g}]")
 
 
 def lat_band_of_rows(lat_bin: float) -> tuple[np.ndarray, np.ndarray]:
@@ -81,6 +89,7 @@ class CloudStats:
     days: list[DayRecord] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        check_bins(self.lat_bin, self.ls_bin)
         self._band, self.lat_edges = lat_band_of_rows(self.lat_bin)
         self.n_bands = len(self.lat_edges) - 1
         self.n_ls = int(np.ceil(360.0 / self.ls_bin))
@@ -149,16 +158,27 @@ def ls_tables(paths: Iterable[str | Path]) -> dict[str, tuple[int, float]]:
 
 def day_ls(path: Path, attrs: dict, table: dict[str, tuple[int, float]]) -> tuple[int, float]:
     """``(Mars year, Ls)`` of a mask: its attributes, else ``table``, else an ``_ls.txt``
-    beside it or one folder up.  Raises ValueError naming the file when none has it."""
+    beside it or one folder up.  Raises ValueError naming the file when none has it or the
+    Ls found is not a finite number."""
+    name = day_name(path) or path.stem
+    found: tuple[int, float] | None = None
     for key in LS_ATTRS:
         if key in attrs and "mars_year" in attrs:
-            return int(attrs["mars_year"]), float(attrs[key])
-    name = day_name(path) or path.stem
-    if name in table:
-        return table[name]
-    local = ls_tables([f for d in (path.parent, path.parent.parent) for f in sorted(d.glob("*_ls.txt"))])
-    if name in local:
-        return local[name]
+            try:
+                found = int(attrs["mars_year"]), float(attrs[key])
+            except (TypeError, ValueError):
+                raise ValueError(f"{path}: Ls {attrs[key]!r} or Mars year {attrs['mars_year']!r} "
+                                 "is not a number") from None
+            break
+    if found is None and name in table:
+        found = table[name]
+    if found is None:
+        local = ls_tables([f for d in (path.parent, path.parent.parent) for f in sorted(d.glob("*_ls.txt"))])
+        found = local.get(name)
+    if found is not None:
+        if not math.isfinite(found[1]):
+            raise ValueError(f"{path}: Ls is {found[1]} (not a number)")
+        return found
     raise ValueError(f"{path}: no Ls for {name} (no 'solar_longitude'/'mars_year' attributes; give --ls-table)")
 
 
@@ -185,11 +205,14 @@ def collect(
 
     Predictions are thresholded at their ``threshold`` attribute (``threshold`` overrides;
     default 0.912); ``label=True`` reads label files (cloud where value > 0).  A file that
-    cannot be read or has no Ls adds a line to ``errors`` and is left out.
+    cannot be read, is not 1801 x 3600, or has no finite Ls adds a line naming it to
+    ``errors`` and is left out; the others are still counted.  Raises ValueError for bin
+    widths outside (0, 180] / (0, 360] degrees (:func:`check_bins`) before reading anything.
     """
-    from .masks import binarise, find_masks
-    from ..netcdf import read_attrs, read_mask
+    from ..netcdf import read_attrs
+    from .masks import binarise, find_masks, read_values
 
+    check_bins(lat_bin, ls_bin)
     table = ls_tables(ls_table)
     files: list[Path] = []
     for p in mask_paths:
@@ -202,8 +225,8 @@ def collect(
         try:
             attrs = read_attrs(path)
             year, ls = day_ls(path, attrs, table)
-            values = read_mask(path)
-        except ValueError as exc:
+            values = read_values(path)
+        except ValueError as exc:  # no Ls, NaN Ls, wrong shape: the message names the file
             errors.append(str(exc))
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
             errors.append(f"{path}: cannot read mask ({exc})")

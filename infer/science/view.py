@@ -19,9 +19,38 @@ from ..geometry import INVALID
 from ..quicklook import CLOUD_TINT, DIM, composite
 
 
+SCIENCE_EXTRA = "mars-cloudmask[science]"
+"""The extra that brings matplotlib."""
+
+
+class MissingExtraError(ImportError):
+    """matplotlib is not installed; the one-line message names the ``science`` extra."""
+
+
+def require_matplotlib(what: str = "this command") -> None:
+    """Raise :class:`MissingExtraError` (one line naming the ``science`` extra) unless matplotlib imports."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise MissingExtraError(f"{what} needs matplotlib: pip install \"{SCIENCE_EXTRA}\"") from None
+
+
+def default_view_path(mask_path: str | Path) -> Path:
+    """Where ``cm-view`` writes by default: ``<mask stem>_view.png`` beside the mask.
+
+    Not ``<mask stem>.png``: that is ``cm-infer --quicklook``'s file, which a view must not replace.
+    """
+    mask_path = Path(mask_path)
+    return mask_path.with_name(f"{mask_path.stem}_view.png")
+
+
 # --------------------------------------------------------------------------- matplotlib views
 def pyplot() -> Any:
-    """matplotlib.pyplot on the Agg backend (no display needed), imported on first use."""
+    """matplotlib.pyplot on the Agg backend (no display needed), imported on first use.
+
+    Raises :class:`MissingExtraError` when matplotlib is not installed.
+    """
+    require_matplotlib()
     import matplotlib
 
     matplotlib.use("Agg", force=True)
