@@ -122,9 +122,9 @@ def eval_command(
         raise typer.Exit(1)
     table = Table(title=f"{pred} vs {labels}")
     keys = ["f1", "precision", "recall", "accuracy", "iou", "coverage"]
-    table.add_column("day")
+    table.add_column("day", no_wrap=True)
     if split is not None:
-        table.add_column("used in")
+        table.add_column("split")
     for k in keys:
         table.add_column(k, justify="right")
     role = [] if split is None else [""]
@@ -137,10 +137,10 @@ def eval_command(
     note = split_note(scored, split) if split is not None else None
     if split is not None and note is not None and len(split.seen(scored)) < len(scored):
         unseen = result.unseen_pooled(split).metrics()
-        table.add_row("pooled, unseen days", *role, *(_fmt(unseen[k]) for k in keys), style="bold")
+        table.add_row("pooled unseen", *role, *(_fmt(unseen[k]) for k in keys), style="bold")
     table.caption = f"{len(result.days)} days; pooled = from the summed pixel counts"
     if split is not None:
-        table.caption += f"; used in: the day's part in the split of {split.model}"
+        table.caption += f"; split: the day's part in the split of {split.model}; pooled unseen: the other days"
     console.print(table)
     if note is not None:
         err_console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False, soft_wrap=True)
