@@ -85,3 +85,13 @@ def test_cm_eval_finds_the_shipped_model_from_the_masks_sha256(tmp_path):
     result = CliRunner().invoke(eval_app(), [str(tmp_path / "pred"), str(tmp_path / "labels")])
     assert result.exit_code == 0, result.output
     assert "1 of 2 scored days were used by" in result.output and "pooled unseen" in result.output
+
+
+def test_cm_eval_with_a_model_that_is_not_onnx_is_one_line(tmp_path):
+    pred_root, labels = write_case(tmp_path)
+    bad = tmp_path / "model.onnx"
+    bad.write_bytes(b"not onnx")
+    result = CliRunner().invoke(eval_app(), [str(pred_root), str(labels), "--model", str(bad)])
+    assert result.exit_code == 2
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "model.onnx" in lines[0] and "Traceback" not in result.output, result.output

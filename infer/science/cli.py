@@ -33,7 +33,7 @@ def _fail(message: str) -> None:
     err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
 
 
-def _check_outputs(files: dict[str, Path | None] = {}, folders: dict[str, Path | None] = {}) -> None:
+def _check_outputs(files: dict[str, Path | None], folders: dict[str, Path | None] | None = None) -> None:
     """Exit 2 with one line if an output file or folder cannot be written (before any work)."""
     from .outputs import OutputPathError, check_output_file, check_output_folder
 
@@ -41,7 +41,7 @@ def _check_outputs(files: dict[str, Path | None] = {}, folders: dict[str, Path |
         for what, path in files.items():
             if path is not None:
                 check_output_file(path, what)
-        for what, path in folders.items():
+        for what, path in (folders or {}).items():
             if path is not None:
                 check_output_folder(path, what)
     except OutputPathError as exc:
@@ -87,7 +87,7 @@ def eval_command(
     from ..runtime import ModelError
     from .evaluate import evaluate, write_json
     from .masks import find_masks, select_days
-    from .split import ModelSplit, masks_model_sha256, read_model_split, shipped_model_with_sha256, split_note
+    from .split import split_for_masks, split_note
 
     for root in (pred, labels):
         if not root.exists():
@@ -102,14 +102,11 @@ def eval_command(
         _fail(str(exc))
         raise typer.Exit(2) from None
     pred_files = find_masks(pred)
-    model_path = model or shipped_model_with_sha256(masks_model_sha256(pred_files[d] for d in wanted if d in pred_files))
-    split: ModelSplit | None = None
-    if model_path is not None:
-        try:
-            split = read_model_split(model_path)
-        except ModelError as exc:
-            _fail(str(exc))
-            raise typer.Exit(2) from None
+    try:
+        split = split_for_masks([pred_files[d] for d in wanted if d in pred_files], model)
+    except ModelError as exc:
+        _fail(str(exc))
+        raise typer.Exit(2) from None
     map_roots = maps or [p for p in (pred, labels) if p.is_dir()]
     with _progress() as bar:
         task = bar.add_task("scoring", total=len(wanted))
@@ -135,12 +132,13 @@ def eval_command(
     table.add_row("pooled", *role, *(_fmt(pooled[k]) for k in keys), style="bold")
     scored = [d.day for d in result.days]
     note = split_note(scored, split) if split is not None else None
+    table.caption = f"{len(result.days)} days; pooled = from the summed pixel counts"
+    if split is not None:
+        table.caption += f"; split: the day's part in the split of {split.model}"
     if split is not None and note is not None and len(split.seen(scored)) < len(scored):
         unseen = result.unseen_pooled(split).metrics()
         table.add_row("pooled unseen", *role, *(_fmt(unseen[k]) for k in keys), style="bold")
-    table.caption = f"{len(result.days)} days; pooled = from the summed pixel counts"
-    if split is not None:
-        table.caption += f"; split: the day's part in the split of {split.model}; pooled unseen: the other days"
+        table.caption += "; pooled unseen: the days it neither trained nor was validated on"
     console.print(table)
     if note is not None:
         err_console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False, soft_wrap=True)

@@ -107,6 +107,17 @@ def shipped_model_with_sha256(sha256s: set[str]) -> Path | None:
     return None
 
 
+def split_for_masks(mask_paths: Iterable[str | Path], model: str | Path | None = None) -> ModelSplit | None:
+    """The split of ``model``, else of the shipped model whose SHA-256 the masks carry; None if neither.
+
+    Raises:
+        ModelError: ``model`` is not a readable cloudmask ONNX model.
+    """
+    if model is None:
+        model = shipped_model_with_sha256(masks_model_sha256(mask_paths))
+    return read_model_split(model) if model is not None else None
+
+
 def day_numbers(days: Iterable[str]) -> str:
     """Compact day numbers of day names: ``P01_day18, P01_day19, P01_day20`` -> ``18-20``."""
     numbers = sorted({int(d.rsplit("day", 1)[1]) for d in days})
