@@ -16,6 +16,7 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, astuple, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,7 +43,7 @@ class Counts:
     """Pixels valid in the reference."""
 
     def __add__(self, other: "Counts") -> "Counts":
-        return Counts(*(a + b for a, b in zip(astuple(self), astuple(other))))
+        return Counts(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
 
     @property
     def both_valid(self) -> int:
@@ -110,14 +111,14 @@ class EvalResult:
                 total = total + d.counts
         return total
 
-    def to_json(self, split: ModelSplit | None = None) -> dict:
+    def to_json(self, split: ModelSplit | None = None) -> dict[str, Any]:
         """Per-day and pooled figures; with ``split``, each day's role in the model's split
         (``used_in``: train/val/test/"") and the figures pooled over the unseen days."""
 
         def clean(d: dict[str, float]) -> dict[str, float | None]:
             return {k: (None if np.isnan(v) else round(v, 6)) for k, v in d.items()}
 
-        out = {
+        out: dict[str, Any] = {
             "threshold_override": self.threshold,
             "n_days": len(self.days),
             "pooled": {**clean(self.pooled_metrics()), **asdict(self.pooled)},

@@ -277,7 +277,7 @@ def write_stats(stats: CloudStats, path: str | Path) -> Path:
             long_name="number of days on which the pixel is valid", units="1")
         var("cloudy_days", "i4", ("latitude", "longitude"), stats.cloudy_days[::-1],
             long_name="number of days on which the pixel is cloudy", units="1")
-        var("cloud_frequency", "f4", ("latitude", "longitude"), np.nan_to_num(stats.frequency[::-1], nan=fill),
+        var("cloud_frequency", "f4", ("latitude", "longitude"), np.nan_to_num(stats.frequency[::-1], nan=float(fill)),
             fill_value=fill, long_name="water-ice cloud occurrence frequency (cloudy days / valid days)",
             units="1", valid_range=np.array([0, 1], np.float32))
         names = ds.createVariable("day_name", str, ("day",))
@@ -289,7 +289,7 @@ def write_stats(stats: CloudStats, path: str | Path) -> Path:
         var("mars_year", "i4", ("day",), np.array([d.mars_year for d in stats.days], np.int32),
             long_name="Mars year (Clancy et al. numbering)", units="1")
         var("day_cloud_fraction", "f4", ("day",),
-            np.nan_to_num(np.array([d.cloud_fraction for d in stats.days], np.float32), nan=fill),
+            np.nan_to_num(np.array([d.cloud_fraction for d in stats.days], np.float32), nan=float(fill)),
             fill_value=fill, long_name="cloudy share of the day's valid pixels", units="1")
         zonal = np.array([d.zonal for d in stats.days], np.float32).reshape(n_days, stats.n_bands)
         var("lat_band", "f4", ("lat_band",), stats.lat_centres, units="degrees_north",
@@ -300,9 +300,9 @@ def write_stats(stats: CloudStats, path: str | Path) -> Path:
         var("ls_bin", "f4", ("ls_bin",), (ls_edges[:-1] + ls_edges[1:]) / 2, units="degree",
             long_name="solar longitude Ls bin centre", bounds="ls_bin_bounds")
         var("ls_bin_bounds", "f4", ("ls_bin", "nv"), np.stack([ls_edges[:-1], ls_edges[1:]], 1), units="degree")
-        var("zonal_cloud_fraction", "f4", ("day", "lat_band"), np.nan_to_num(zonal, nan=fill), fill_value=fill,
+        var("zonal_cloud_fraction", "f4", ("day", "lat_band"), np.nan_to_num(zonal, nan=float(fill)), fill_value=fill,
             long_name="cloudy share of the valid pixels in the latitude band, per day", units="1")
-        var("hovmoller_cloud_fraction", "f4", ("lat_band", "ls_bin"), np.nan_to_num(stats.hovmoller, nan=fill),
+        var("hovmoller_cloud_fraction", "f4", ("lat_band", "ls_bin"), np.nan_to_num(stats.hovmoller, nan=float(fill)),
             fill_value=fill, units="1",
             long_name="zonal-mean cloud fraction per latitude band and Ls bin (cloudy / valid pixels, years pooled)")
         var("hovmoller_valid_pixels", "i8", ("lat_band", "ls_bin"), stats.hov_valid,

@@ -18,7 +18,6 @@ from ..atomic import atomic_path
 from ..geometry import INVALID
 from ..quicklook import CLOUD_TINT, DIM, composite
 
-
 SCIENCE_EXTRA = "mars-cloudmask[science]"
 """The extra that brings matplotlib."""
 
@@ -110,7 +109,7 @@ def render_view(
     fig, ax = plt.subplots(figsize=(12, 6.4))
     ax.imshow(image, extent=MAP_EXTENT, interpolation="nearest", aspect="equal")
     geo_axes(ax, title)
-    handles = [Patch(color=np.asarray(c) / 255, label=label) for _, c, label in layers]
+    handles = [Patch(color=(c[0] / 255, c[1] / 255, c[2] / 255), label=label) for _, c, label in layers]
     handles.append(Patch(color=(DIM * 0.5,) * 3, label="invalid (dimmed)"))
     ax.legend(handles=handles, loc="lower left", fontsize=8, framealpha=0.8)
     fig.tight_layout()
