@@ -35,14 +35,12 @@ def _per_day(result: Any) -> dict[str, float]:
 def trained_subphases(metadata: dict[str, str]) -> set[str]:
     """Subphases (``P07``...) whose maps the model saw in training, read from its ``split`` metadata.
 
-    Labelled days and weak-target reference maps both count (names ``P01day05`` or ``P07_day03``).
+    Labelled days and weak-target reference maps both count (names ``P01day05`` or ``P07_day03``;
+    parsed by :func:`mars_cloudmask.infer.science.split.parse_split`, as ``cm-eval`` does).
     """
-    try:
-        split = json.loads(metadata.get("split") or "{}")
-    except json.JSONDecodeError:
-        return set()
-    names = [n for key in ("train", "reference") for n in split.get(key, [])]
-    return {n[:3] for n in names if len(n) >= 3}
+    from mars_cloudmask.infer.science.split import parse_split
+
+    return {day.split("_", 1)[0] for day, role in parse_split(metadata.get("split", "")).items() if role == "train"}
 
 
 def model_card_figures(
