@@ -107,3 +107,16 @@ def test_cm_view_without_matplotlib_names_the_science_extra(tmp_path, monkeypatc
     lines = [ln for ln in result.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and "mars-cloudmask[science]" in lines[0], result.output
     assert not (tmp_path / "v.png").exists()
+
+
+def test_cm_view_of_a_wrong_shaped_mask_is_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from tests.test_science_stats import write_odd_mask
+
+    odd = write_odd_mask(tmp_path / "cloudmask_P01_day01.ncdf", (100, 200), {})
+    result = CliRunner().invoke(view_app(), [str(odd), "--out", str(tmp_path / "v.png")])
+    assert result.exit_code == 1
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "(100, 200)" in lines[0] and "cloudmask_P01_day01.ncdf" in lines[0], result.output
+    assert not (tmp_path / "v.png").exists()

@@ -167,21 +167,28 @@ def view_command(
 ) -> None:
     """Render one mask with latitude/longitude ticks, clouds tinted over the map if given."""
     from ..maps import MapError
-    from .view import default_view_path, view_mask
+    from .masks import MaskShapeError
+    from .view import default_view_path, draw_view, read_view
 
     if not mask.is_file():
         _fail(f"{mask}: no such file")
         raise typer.Exit(2)
+    what = "--out" if out is not None else "the default output (choose another with --out)"
     out = out or default_view_path(mask)
-    _check_outputs({"--out": out})
+    _check_outputs({what: out})
     _need_matplotlib("cm-view")
     try:
-        view_mask(out, mask, map_path, threshold)
-    except MapError as exc:
+        view = read_view(mask, map_path, threshold)
+    except (MapError, MaskShapeError) as exc:
         _fail(str(exc))
         raise typer.Exit(1) from None
     except (OSError, KeyError, ValueError) as exc:
         _fail(f"{mask}: cannot read mask ({exc})")
+        raise typer.Exit(1) from None
+    try:
+        draw_view(out, view)
+    except OSError as exc:
+        _fail(f"{what} {out}: cannot write ({exc.strerror or exc})")
         raise typer.Exit(1) from None
     console.print(f"wrote {out}", highlight=False, soft_wrap=True, markup=False)
 

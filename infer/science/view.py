@@ -9,6 +9,7 @@ All arrays are **north-up** (row 0 = latitude +90), column 0 = longitude -180.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -116,22 +117,45 @@ def render_view(
     return save_figure(fig, out_png)
 
 
-def view_mask(out_png: str | Path, mask_path: str | Path, map_path: str | Path | None = None,
-              threshold: float | None = None) -> Path:
-    """``cm-view``: render one mask file (cloud tint over its map if given) with lat/lon ticks.
+@dataclass(frozen=True)
+class MaskView:
+    """What ``cm-view`` draws: the map (or None), north-up validity and cloud, and a title."""
+
+    rgb: np.ndarray | None
+    valid: np.ndarray
+    cloud: np.ndarray
+    title: str
+
+
+def read_view(mask_path: str | Path, map_path: str | Path | None = None, threshold: float | None = None) -> MaskView:
+    """Read one mask file (and its map if given) for :func:`view_mask`, north-up.
 
     The threshold is ``threshold``, else the file's ``threshold`` attribute, else 0.912;
     label files (blue-channel numbers) therefore show every labelled pixel as cloud.
+    Raises :class:`~.masks.MaskShapeError` for a mask that is not 1801 x 3600, ``MapError``
+    for a bad map, OSError for an unreadable file.
     """
     from ..maps import read_map
-    from ..netcdf import read_attrs, read_mask
-    from .masks import file_threshold
+    from ..netcdf import read_attrs
+    from .masks import file_threshold, read_values
 
-    values = read_mask(mask_path)
+    values = read_values(mask_path)
     thr = file_threshold(read_attrs(mask_path), threshold)
     valid = values > INVALID + 0.5
     cloud = valid & (values >= thr)
     rgb = read_map(map_path) if map_path is not None else None
     share = cloud.sum() / max(int(valid.sum()), 1)
     title = f"{Path(mask_path).name}: cloud {share:.1%} of valid pixels (threshold {thr:g})"
-    return render_view(out_png, rgb, valid, [(cloud, CLOUD_TINT, "cloud")], title)
+    return MaskView(rgb, valid, cloud, title)
+
+
+def draw_view(out_png: str | Path, view: MaskView) -> Path:
+    """Write the PNG of a :class:`MaskView`: clouds tinted :data:`CLOUD_TINT`, lat/lon ticks."""
+    return render_view(out_png, view.rgb, view.valid, [(view.cloud, CLOUD_TINT, "cloud")], view.title)
+
+
+def view_mask(out_png: str | Path, mask_path: str | Path, map_path: str | Path | None = None,
+              threshold: float | None = None) -> Path:
+    """``cm-view``: render one mask file (cloud tint over its map if given) with lat/lon ticks
+    (:func:`read_view`, then :func:`draw_view`)."""
+    return draw_view(out_png, read_view(mask_path, map_path, threshold))
