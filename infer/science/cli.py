@@ -245,8 +245,12 @@ def stats_command(
                   f"{max(d.ls for d in stats.days):.1f}, Mars years {sorted({d.mars_year for d in stats.days})}",
                   highlight=False, soft_wrap=True, markup=False)
     if png is not None:
-        for path in (plot_frequency(stats, png / "cloud_frequency.png"),
-                     plot_hovmoller(stats, png / "cloud_ls_latitude.png")):
+        for plot, name in ((plot_frequency, "cloud_frequency.png"), (plot_hovmoller, "cloud_ls_latitude.png")):
+            try:
+                path = plot(stats, png / name)
+            except OSError as exc:
+                _fail(f"--png {png / name}: cannot write ({exc.strerror or exc})")
+                raise typer.Exit(1) from None
             console.print(f"wrote {path}", highlight=False, soft_wrap=True, markup=False)
     if run.errors or missing:
         raise typer.Exit(1)
