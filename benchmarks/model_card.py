@@ -35,14 +35,12 @@ def _per_day(result: Any) -> dict[str, float]:
 def trained_subphases(metadata: dict[str, str]) -> set[str]:
     """Subphases (``P07``...) whose maps the model saw in training, read from its ``split`` metadata.
 
-    Labelled days and weak-target reference maps both count (names ``P01day05`` or ``P07_day03``).
+    Labelled days and weak-target reference maps both count (names ``P01day05`` or ``P07_day03``;
+    parsed by :func:`mars_cloudmask.infer.science.split.parse_split`, as ``cm-eval`` does).
     """
-    try:
-        split = json.loads(metadata.get("split") or "{}")
-    except json.JSONDecodeError:
-        return set()
-    names = [n for key in ("train", "reference") for n in split.get(key, [])]
-    return {n[:3] for n in names if len(n) >= 3}
+    from mars_cloudmask.infer.science.split import parse_split
+
+    return {day.split("_", 1)[0] for day, role in parse_split(metadata.get("split", "")).items() if role == "train"}
 
 
 def model_card_figures(
@@ -56,8 +54,8 @@ def model_card_figures(
     stitch: str = "seamless",
 ) -> dict[str, Any]:
     """Run the model on ``data/mdgm`` and score it; returns the card's figures as a dict."""
-    from mars_cloudmask.infer.evaluate import evaluate
-    from mars_cloudmask.infer.masks import find_masks, select_days
+    from mars_cloudmask.infer.science.evaluate import evaluate
+    from mars_cloudmask.infer.science.masks import find_masks, select_days
     from mars_cloudmask.infer.engine import run_folder
     from mars_cloudmask.infer.runtime import load_model
 

@@ -145,9 +145,9 @@ def compare_masks(
     ``class_flips`` (share of those pixels changing side of the threshold), and with
     ``labels_dir``: ``f1_labels_fp32``, ``f1_labels_variant`` and ``f1_drop`` (fp32 - variant).
     """
-    from mars_cloudmask.infer.evaluate import Counts, confusion
+    from mars_cloudmask.infer.science.evaluate import Counts, confusion
     from mars_cloudmask.infer.geometry import INVALID
-    from mars_cloudmask.infer.masks import binarise, find_masks, load_binary
+    from mars_cloudmask.infer.science.masks import binarise, find_masks, load_binary
     from mars_cloudmask.infer.netcdf import read_mask
 
     var, ref = find_masks(variant_dir), find_masks(fp32_dir)

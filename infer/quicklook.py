@@ -1,11 +1,11 @@
-"""Pictures of masks: fast quicklook PNGs (Pillow + NumPy) and annotated views (matplotlib).
+"""Fast quicklook PNGs of masks (Pillow + NumPy), for ``cm-infer --quicklook``.
 
-* :func:`save_quicklook` is called by ``cm-infer --quicklook`` once per map: the map shrunk
-  4x (900 x 451 px), clouds tinted, invalid pixels dimmed.  It must cost a small fraction of
-  a map's inference, so it never touches matplotlib: Pillow's box reduction does the
-  shrinking and NumPy blends on the small image only.
-* :func:`render_view` draws one mask (and the map under it) with latitude/longitude ticks,
-  for ``cm-view`` and the ``cm-eval --png`` pictures.
+:func:`save_quicklook` is called once per map: the map shrunk 4x (900 x 451 px), clouds
+tinted, invalid pixels dimmed.  It must cost a small fraction of a map's inference, so it
+never touches matplotlib: Pillow's box reduction does the shrinking and NumPy blends on the
+small image only (``benchmarks/science.py`` measures it).  The annotated matplotlib views
+(``cm-view``, ``cm-eval --png``) live in :mod:`mars_cloudmask.infer.science.view` and reuse
+:func:`composite`.
 
 All arrays are **north-up** (row 0 = latitude +90), column 0 = longitude -180.
 """
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -100,7 +99,7 @@ def save_quicklook(png_path: Path, rgb: np.ndarray, mask: np.ndarray, threshold:
 
     Returns:
         ``png_path``: 900 x 451 px, clouds tinted :data:`CLOUD_TINT`, invalid pixels dimmed.
-        About 30 ms on this project's CPU (see ``tests/test_quicklook.py``).
+        About 30 ms on this project's CPU (``python -m mars_cloudmask.benchmarks.science``).
     """
     from PIL import Image
 
@@ -113,93 +112,3 @@ def save_quicklook(png_path: Path, rgb: np.ndarray, mask: np.ndarray, threshold:
     with atomic_path(png_path) as tmp:
         Image.fromarray(small, mode="RGB").save(tmp, format="PNG", compress_level=1)
     return png_path
-
-
-# --------------------------------------------------------------------------- matplotlib views
-def pyplot() -> Any:
-    """matplotlib.pyplot on the Agg backend (no display needed), imported on first use."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_figure(fig: Any, path: str | Path, dpi: int = 100) -> Path:
-    """Save a matplotlib figure as PNG atomically, then close it."""
-    plt = pyplot()
-    path = Path(path)
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=dpi, format="png")
-    finally:
-        plt.close(fig)
-    return path
-
-
-MAP_EXTENT = (-180.0, 180.0, -90.0, 90.0)
-"""imshow extent of a north-up map: longitude -180..180 east, latitude -90..90."""
-
-
-def geo_axes(ax: Any, title: str = "") -> None:
-    """Latitude/longitude ticks every 30 degrees on an axis showing a whole map."""
-    ax.set_xticks(np.arange(-180, 181, 60))
-    ax.set_yticks(np.arange(-90, 91, 30))
-    ax.set_xlabel("longitude (deg E)")
-    ax.set_ylabel("latitude (deg N)")
-    if title:
-        ax.set_title(title, fontsize=10)
-
-
-def render_view(
-    out_png: str | Path,
-    rgb: np.ndarray | None,
-    valid: np.ndarray,
-    layers: Sequence[tuple[np.ndarray, tuple[int, int, int], str]],
-    title: str = "",
-    factor: int = 2,
-) -> Path:
-    """Draw a map with coloured layers and a legend, latitude/longitude ticks, as a PNG.
-
-    Args:
-        out_png: the PNG to write.
-        rgb: uint8 north-up map or None (grey background).
-        valid: boolean north-up; invalid pixels are dimmed.
-        layers: ``(boolean north-up, (r, g, b), legend label)`` triples.
-        title: figure title.
-        factor: shrink factor before drawing (2 keeps the figure readable and small).
-    """
-    from matplotlib.patches import Patch
-
-    plt = pyplot()
-    image = composite(rgb, valid, [(flags, colour) for flags, colour, _ in layers], factor)
-    fig, ax = plt.subplots(figsize=(12, 6.4))
-    ax.imshow(image, extent=MAP_EXTENT, interpolation="nearest", aspect="equal")
-    geo_axes(ax, title)
-    handles = [Patch(color=np.asarray(c) / 255, label=label) for _, c, label in layers]
-    handles.append(Patch(color=(DIM * 0.5,) * 3, label="invalid (dimmed)"))
-    ax.legend(handles=handles, loc="lower left", fontsize=8, framealpha=0.8)
-    fig.tight_layout()
-    return save_figure(fig, out_png)
-
-
-def view_mask(out_png: str | Path, mask_path: str | Path, map_path: str | Path | None = None,
-              threshold: float | None = None) -> Path:
-    """``cm-view``: render one mask file (cloud tint over its map if given) with lat/lon ticks.
-
-    The threshold is ``threshold``, else the file's ``threshold`` attribute, else 0.912;
-    label files (blue-channel numbers) therefore show every labelled pixel as cloud.
-    """
-    from .maps import read_map
-    from .masks import file_threshold
-    from .netcdf import read_attrs, read_mask
-
-    values = read_mask(mask_path)
-    thr = file_threshold(read_attrs(mask_path), threshold)
-    valid = values > INVALID + 0.5
-    cloud = valid & (values >= thr)
-    rgb = read_map(map_path) if map_path is not None else None
-    share = cloud.sum() / max(int(valid.sum()), 1)
-    title = f"{Path(mask_path).name}: cloud {share:.1%} of valid pixels (threshold {thr:g})"
-    return render_view(out_png, rgb, valid, [(cloud, CLOUD_TINT, "cloud")], title)

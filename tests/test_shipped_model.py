@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from mars_cloudmask.infer.evaluate import evaluate
-from mars_cloudmask.infer.masks import select_days, find_masks
+from mars_cloudmask.infer.science.evaluate import evaluate
+from mars_cloudmask.infer.science.masks import select_days, find_masks
 from mars_cloudmask.infer.engine import run_folder
 from mars_cloudmask.infer.runtime import load_model
 from mars_cloudmask.models import default_model_path

@@ -30,7 +30,7 @@ import typer
 
 from mars_cloudmask.infer.geometry import bounds_from_ls, valid_pixels
 from mars_cloudmask.infer.maps import read_ls_table, read_map
-from mars_cloudmask.infer.masks import find_map_files, find_masks, load_binary, select_days
+from mars_cloudmask.infer.science.masks import find_map_files, find_masks, load_binary, select_days
 from mars_cloudmask.infer.netcdf import write_mask
 
 FEATURES = ("R", "G", "B", "B-R", "B/R", "(B-R)/(B+R)")
@@ -124,7 +124,7 @@ class Day:
 def labelled_days(labels: Path, maps: Path) -> list[Day]:
     """Days that have a label under ``labels`` and a map under ``maps``, with Ls from any
     ``*_ls.txt`` under either folder."""
-    from mars_cloudmask.infer.masks import day_name
+    from mars_cloudmask.infer.science.masks import day_name
 
     table: dict[str, tuple[int, float]] = {}
     for root in (labels, maps):
@@ -143,10 +143,10 @@ def run(labels: Path, maps: Path, out: Path, train: str = "1-15", test_windows: 
         samples_per_day: int = SAMPLES_PER_DAY, seed: int = 0, original: Path | None = None,
         max_iter: int = 100) -> dict:
     """Fit both baselines on the ``train`` days, predict the days of the test windows, score with cm-eval's
-    :func:`~mars_cloudmask.infer.evaluate.evaluate`; returns the JSON summary."""
+    :func:`~mars_cloudmask.infer.science.evaluate.evaluate`; returns the JSON summary."""
     from rich.progress import track
 
-    from mars_cloudmask.infer.evaluate import evaluate
+    from mars_cloudmask.infer.science.evaluate import evaluate
 
     test_windows = test_windows or {"days_16_20": "16-20", "days_18_20": "18-20"}
     days = labelled_days(labels, maps)

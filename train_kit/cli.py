@@ -11,15 +11,18 @@ import typer
 app = typer.Typer(add_completion=False, help="Train the cloud-mask U-Net on labelled maps.")
 
 
-def _days(text: str) -> list[int]:
-    """'16,17' or '16-17' or '16-17,20' -> [16, 17, 20] (day or epoch numbers)."""
+def parse_days(text: str, option: str = "--days") -> list[int]:
+    """'16,17' or '16-17' or '16-17,20' -> [16, 17, 20] (day or epoch numbers); '' -> [].
+
+    Raises:
+        ValueError: an item is not a number or an ascending range; the message names ``option``.
+    """
     days: list[int] = []
     for part in filter(None, (p.strip() for p in text.split(","))):
-        if "-" in part:
-            a, b = part.split("-", 1)
-            days.extend(range(int(a), int(b) + 1))
-        else:
-            days.append(int(part))
+        bounds = [b.strip() for b in part.split("-")]
+        if not all(b.isdigit() for b in bounds) or len(bounds) > 2 or int(bounds[0]) > int(bounds[-1]):
+            raise ValueError(f"{option}: {part!r} is not a day number (16), a range (16-17) or a list of them (16-17,20)")
+        days.extend(range(int(bounds[0]), int(bounds[-1]) + 1))
     return days
 
 
@@ -58,14 +61,20 @@ def train_command(
     """Train (or resume) a run; checkpoints, metrics.json and curves.png go to --out."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from rich.console import Console
+    from rich.markup import escape
 
     from .checkpoint import CheckpointError
     from .data import DataError
     from .train import TrainConfig, train
 
     console = Console(stderr=True, width=200)
+    try:
+        val, test = parse_days(val_days, "--val-days"), parse_days(test_days, "--test-days")
+    except ValueError as exc:
+        console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
+        raise typer.Exit(2) from None
     cfg = TrainConfig(
-        data=[str(d) for d in data], out=str(out), val_days=_days(val_days), test_days=_days(test_days),
+        data=[str(d) for d in data], out=str(out), val_days=val, test_days=test,
         epochs=epochs, batch_size=batch_size, steps_per_epoch=steps_per_epoch, seed=seed, width=width,
         depth=depth, lr=lr, lr_patience=lr_patience, w0=w0, dice_weight=dice_weight, focal_gamma=focal_gamma,
         edge_weight=edge_weight, edge_radius=edge_radius, patience=patience,
@@ -103,7 +112,7 @@ def average_command(
 
     console = Console(stderr=True, width=200)
     try:
-        result = average_epochs(run, _days(epochs), bn_batches=recompute_bn)
+        result = average_epochs(run, parse_days(epochs, "--epochs"), bn_batches=recompute_bn)
     except (DataError, CheckpointError, ValueError) as exc:
         console.print(f"[red]error:[/] {exc}", soft_wrap=True, highlight=False)
         raise typer.Exit(1)

@@ -16,10 +16,12 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, astuple, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from .masks import BinaryMask, find_map_files, find_masks, load_binary
+from .masks import BinaryMask, MaskShapeError, find_map_files, find_masks, load_binary
+from .split import SEEN_ROLES, ModelSplit
 
 TP_COLOUR = (40, 220, 60)
 """True positives in ``--png`` pictures (green)."""
@@ -41,7 +43,7 @@ class Counts:
     """Pixels valid in the reference."""
 
     def __add__(self, other: "Counts") -> "Counts":
-        return Counts(*(a + b for a, b in zip(astuple(self), astuple(other))))
+        return Counts(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
 
     @property
     def both_valid(self) -> int:
@@ -101,21 +103,39 @@ class EvalResult:
     def pooled_metrics(self) -> dict[str, float]:
         return self.pooled.metrics()
 
-    def to_json(self) -> dict:
+    def unseen_pooled(self, split: ModelSplit) -> Counts:
+        """Pixel counts summed over the days that ``split``'s model neither trained nor was validated on."""
+        total = Counts()
+        for d in self.days:
+            if split.role(d.day) not in SEEN_ROLES:
+                total = total + d.counts
+        return total
+
+    def to_json(self, split: ModelSplit | None = None) -> dict[str, Any]:
+        """Per-day and pooled figures; with ``split``, each day's role in the model's split
+        (``used_in``: train/val/test/"") and the figures pooled over the unseen days."""
+
         def clean(d: dict[str, float]) -> dict[str, float | None]:
             return {k: (None if np.isnan(v) else round(v, 6)) for k, v in d.items()}
 
-        return {
+        out: dict[str, Any] = {
             "threshold_override": self.threshold,
             "n_days": len(self.days),
             "pooled": {**clean(self.pooled_metrics()), **asdict(self.pooled)},
             "days": [
-                {"day": d.day, "pred": d.pred, "ref": d.ref, **clean(d.metrics), **asdict(d.counts)}
+                {"day": d.day, "pred": d.pred, "ref": d.ref, **clean(d.metrics), **asdict(d.counts),
+                 **({"used_in": split.role(d.day)} if split is not None else {})}
                 for d in self.days
             ],
             "missing_pred": self.missing_pred,
             "errors": self.errors,
         }
+        if split is not None:
+            unseen = self.unseen_pooled(split)
+            out["split_model"] = split.model
+            out["days_seen_by_model"] = split.seen(d.day for d in self.days)
+            out["pooled_unseen"] = {**clean(unseen.metrics()), **asdict(unseen)}
+        return out
 
 
 def match_days(pred: dict[str, Path], ref: dict[str, Path], days: Iterable[str] | None = None
@@ -161,7 +181,7 @@ def evaluate(
 
     A file that cannot be read adds one line to ``errors``; the other days are still scored.
     """
-    from .maps import MapError, read_map
+    from ..maps import MapError, read_map
 
     pairs, missing = match_days(find_masks(pred_root), find_masks(ref_root), days)
     maps = find_map_files(*map_roots) if png_dir is not None else {}
@@ -171,11 +191,17 @@ def evaluate(
     for day, pred_path, ref_path in pairs:
         try:
             pred = load_binary(pred_path, threshold=threshold)
+        except MaskShapeError as exc:  # the message names the file
+            errors.append(f"{exc} (prediction)")
+            continue
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
             errors.append(f"{pred_path}: cannot read prediction ({exc})")
             continue
         try:
             ref = load_binary(ref_path, label=True)
+        except MaskShapeError as exc:
+            errors.append(f"{exc} (reference)")
+            continue
         except Exception as exc:  # noqa: BLE001
             errors.append(f"{ref_path}: cannot read reference ({exc})")
             continue
@@ -198,7 +224,7 @@ def evaluate(
 
 def draw_day(out_png: Path, rgb: np.ndarray | None, pred: BinaryMask, ref: BinaryMask, result: DayResult) -> Path:
     """The map with true positives, false positives and false negatives in three colours."""
-    from .quicklook import render_view
+    from .view import render_view
 
     both = pred.valid & ref.valid
     m = result.metrics
@@ -212,8 +238,8 @@ def draw_day(out_png: Path, rgb: np.ndarray | None, pred: BinaryMask, ref: Binar
     return render_view(out_png, rgb, both, layers, title)
 
 
-def write_json(result: EvalResult, path: str | Path) -> Path:
+def write_json(result: EvalResult, path: str | Path, split: ModelSplit | None = None) -> Path:
     """Write :meth:`EvalResult.to_json` atomically."""
-    from .atomic import write_text_atomic
+    from ..atomic import write_text_atomic
 
-    return write_text_atomic(path, json.dumps(result.to_json(), indent=1) + "\n")
+    return write_text_atomic(path, json.dumps(result.to_json(split), indent=1) + "\n")

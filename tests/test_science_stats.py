@@ -9,7 +9,7 @@ import pytest
 
 from mars_cloudmask.infer.geometry import INVALID, MAP_HEIGHT, MAP_WIDTH
 from mars_cloudmask.infer.netcdf import write_mask
-from mars_cloudmask.infer.stats import collect, lat_band_of_rows, ls_bin_index, write_stats
+from mars_cloudmask.infer.science.stats import collect, lat_band_of_rows, ls_bin_index, write_stats
 
 N_NORTH = 901  # north-up rows 0..900 have latitude >= 0 (row 900 is the equator)
 N_SOUTH = MAP_HEIGHT - N_NORTH
@@ -110,7 +110,7 @@ def test_cm_stats_command_writes_file_and_pictures(tmp_path):
     import typer
     from typer.testing import CliRunner
 
-    from mars_cloudmask.infer.science_cli import stats_command
+    from mars_cloudmask.infer.science.cli import stats_command
 
     app = typer.Typer()
     app.command()(stats_command)
@@ -157,21 +157,124 @@ def test_on_cm_infer_output_with_quicklooks(tiny_model, map_tree, tmp_path):
     assert cf_high_priority_failures(link) == []
 
 
-def test_memory_stays_flat_however_many_masks(tmp_path):
-    """Streaming: the peak of traced allocations does not grow with the number of masks."""
-    import tracemalloc
-
+def test_the_accumulator_keeps_no_image_per_mask(tmp_path):
+    """Streaming: after 2 or 6 masks it holds the same two int32 day counters and, per day, only
+    a band vector (peak memory against mask count: ``python -m mars_cloudmask.benchmarks.science``)."""
     one = write_mask(tmp_path / "src" / "cloudmask_P03_day01.ncdf", np.full((MAP_HEIGHT, MAP_WIDTH), 0.5, np.float32),
                      {"ls": 150.0, "mars_year": 28})
-    peaks = {}
+
+    def image_bytes(obj) -> int:
+        arrays = [v for v in vars(obj).values() if isinstance(v, np.ndarray)]
+        return sum(a.nbytes for a in arrays if a.size >= MAP_WIDTH)
+
+    held = {}
     for n in (2, 6):
         folder = tmp_path / f"n{n}"
         folder.mkdir()
         for day in range(1, n + 1):
             (folder / f"cloudmask_P03_day{day:02d}.ncdf").symlink_to(one)
-        tracemalloc.start()
-        run = collect([folder])
-        peaks[n] = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-        assert len(run.stats.days) == n
-    assert peaks[6] - peaks[2] < 2_000_000 and peaks[2] > 26_000_000, peaks  # tracing sees the arrays  # one mask alone is 26 MB as float32
+        stats = collect([folder]).stats
+        assert len(stats.days) == n and int(stats.valid_days.max()) == n
+        assert all(image_bytes(d) == 0 and d.zonal.shape == (stats.n_bands,) for d in stats.days)
+        held[n] = image_bytes(stats)
+    assert held[2] == held[6] == 2 * MAP_HEIGHT * MAP_WIDTH * 4  # valid_days + cloudy_days, int32
+
+
+def write_odd_mask(path: Path, shape: tuple[int, int], attrs: dict) -> Path:
+    """A NetCDF ``cloudmask`` of any shape (write_mask only writes 1801 x 3600)."""
+    import netCDF4
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with netCDF4.Dataset(path, "w") as ds:
+        ds.createDimension("y", shape[0])
+        ds.createDimension("x", shape[1])
+        ds.createVariable("cloudmask", "f4", ("y", "x"))[:] = np.zeros(shape, np.float32)
+        ds.setncatts(attrs)
+    return path
+
+
+def write_bad_days(root: Path) -> Path:
+    """``write_case`` plus a 100 x 200 mask (day 05) and a mask whose Ls is NaN (day 06)."""
+    write_case(root)
+    out = root / "P" / "P01" / "cloudmasks"
+    write_odd_mask(out / "cloudmask_P01_day05.ncdf", (100, 200), {"solar_longitude": 30.0, "mars_year": 28})
+    write_mask(out / "cloudmask_P01_day06.ncdf", np.zeros((MAP_HEIGHT, MAP_WIDTH), np.float32),
+               {"solar_longitude": float("nan"), "mars_year": 28})
+    return root
+
+
+def test_a_wrong_shaped_or_nan_ls_mask_is_left_out_with_one_line_each(tmp_path):
+    run = collect([write_bad_days(tmp_path)], lat_bin=90, ls_bin=90)
+    assert [d.name for d in run.stats.days] == ["P01_day01", "P01_day02", "P01_day03"]
+    assert len(run.errors) == 2
+    assert "cloudmask_P01_day05.ncdf" in run.errors[0] and "(100, 200)" in run.errors[0]
+    assert "cloudmask_P01_day06.ncdf" in run.errors[1] and "nan" in run.errors[1].lower()
+
+
+def stats_app():
+    import typer
+
+    from mars_cloudmask.infer.science.cli import stats_command
+
+    app = typer.Typer()
+    app.command()(stats_command)
+    return app
+
+
+def test_cm_stats_skips_bad_masks_and_still_writes_the_rest(tmp_path):
+    from typer.testing import CliRunner
+
+    root = write_bad_days(tmp_path / "in")
+    result = CliRunner().invoke(stats_app(), [str(root), "--out", str(tmp_path / "s.nc")])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert "cloudmask_P01_day05.ncdf" in result.output and "cloudmask_P01_day06.ncdf" in result.output
+    assert "3 days" in result.output and (tmp_path / "s.nc").exists()
+
+
+@pytest.mark.parametrize("option", ["--lat-bin", "--ls-bin"])
+@pytest.mark.parametrize("value", ["0", "-5", "nan"])
+def test_cm_stats_refuses_a_bin_width_that_is_not_positive(tmp_path, option, value):
+    from typer.testing import CliRunner
+
+    root = write_case(tmp_path / "in")
+    result = CliRunner().invoke(stats_app(), [str(root), "--out", str(tmp_path / "s.nc"), option, value])
+    assert result.exit_code == 2
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and option in lines[0], result.output
+    assert not (tmp_path / "s.nc").exists()
+
+
+def test_bin_widths_are_checked_by_the_accumulator_too():
+    from mars_cloudmask.infer.science.stats import CloudStats
+
+    with pytest.raises(ValueError, match="lat_bin"):
+        CloudStats(lat_bin=0)
+    with pytest.raises(ValueError, match="ls_bin"):
+        CloudStats(ls_bin=float("inf"))
+
+
+@pytest.mark.parametrize("where", ["out-under-file", "out-is-folder", "png-under-file", "png-is-file"])
+def test_cm_stats_refuses_an_unwritable_output_before_reading(tmp_path, where):
+    from typer.testing import CliRunner
+
+    root = write_case(tmp_path / "in")
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    out, png = tmp_path / "s.nc", tmp_path / "png"
+    if where == "out-under-file":
+        out = a_file / "s.nc"
+    elif where == "out-is-folder":
+        out = tmp_path / "folder"
+        out.mkdir()
+    elif where == "png-under-file":
+        png = a_file / "png"
+    else:
+        png = a_file
+    result = CliRunner().invoke(stats_app(), [str(root), "--out", str(out), "--png", str(png)])
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in result.output, result.output
+    assert str(out if where.startswith("out") else png) in lines[0]
+    assert not (tmp_path / "s.nc").exists() and not (tmp_path / "png").exists()
+    assert a_file.read_text() == "x"

@@ -18,13 +18,14 @@ its parent (``cm-infer`` copies the table into ``<out>/<phase>/<subphase>/``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .geometry import MAP_HEIGHT, MAP_WIDTH, longitudes, row_to_lat
+from ..geometry import MAP_HEIGHT, MAP_WIDTH, longitudes, row_to_lat
 from .masks import BinaryMask, day_name, file_threshold
 
 DEFAULT_LAT_BIN = 5.0
@@ -33,6 +34,13 @@ DEFAULT_LS_BIN = 5.0
 """Ls bin width of the Hovmöller table, degrees."""
 LS_ATTRS = ("solar_longitude", "ls")
 """Global attributes holding a mask's Ls (cm-infer writes ``solar_longitude``), first found wins."""
+
+
+def check_bins(lat_bin: float, ls_bin: float) -> None:
+    """Raise ValueError unless ``0 < lat_bin <= 180`` and ``0 < ls_bin <= 360`` (degrees)."""
+    for name, value, top in (("lat_bin", lat_bin, 180.0), ("ls_bin", ls_bin, 360.0)):
+        if not (math.isfinite(value) and 0 < value <= top):
+            raise ValueError(f"{name} {value:g}: must be a number of degrees in (0, {top:g}]")
 
 
 def lat_band_of_rows(lat_bin: float) -> tuple[np.ndarray, np.ndarray]:
@@ -81,6 +89,7 @@ class CloudStats:
     days: list[DayRecord] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        check_bins(self.lat_bin, self.ls_bin)
         self._band, self.lat_edges = lat_band_of_rows(self.lat_bin)
         self.n_bands = len(self.lat_edges) - 1
         self.n_ls = int(np.ceil(360.0 / self.ls_bin))
@@ -133,7 +142,7 @@ class CloudStats:
 # --------------------------------------------------------------------------- Ls lookup
 def ls_tables(paths: Iterable[str | Path]) -> dict[str, tuple[int, float]]:
     """``{day name: (Mars year, Ls)}`` from ``_ls.txt`` files or folders searched for ``*_ls.txt``."""
-    from .maps import read_ls_table
+    from ..maps import read_ls_table
 
     table: dict[str, tuple[int, float]] = {}
     for p in paths:
@@ -149,16 +158,27 @@ def ls_tables(paths: Iterable[str | Path]) -> dict[str, tuple[int, float]]:
 
 def day_ls(path: Path, attrs: dict, table: dict[str, tuple[int, float]]) -> tuple[int, float]:
     """``(Mars year, Ls)`` of a mask: its attributes, else ``table``, else an ``_ls.txt``
-    beside it or one folder up.  Raises ValueError naming the file when none has it."""
+    beside it or one folder up.  Raises ValueError naming the file when none has it or the
+    Ls found is not a finite number."""
+    name = day_name(path) or path.stem
+    found: tuple[int, float] | None = None
     for key in LS_ATTRS:
         if key in attrs and "mars_year" in attrs:
-            return int(attrs["mars_year"]), float(attrs[key])
-    name = day_name(path) or path.stem
-    if name in table:
-        return table[name]
-    local = ls_tables([f for d in (path.parent, path.parent.parent) for f in sorted(d.glob("*_ls.txt"))])
-    if name in local:
-        return local[name]
+            try:
+                found = int(attrs["mars_year"]), float(attrs[key])
+            except (TypeError, ValueError):
+                raise ValueError(f"{path}: Ls {attrs[key]!r} or Mars year {attrs['mars_year']!r} "
+                                 "is not a number") from None
+            break
+    if found is None and name in table:
+        found = table[name]
+    if found is None:
+        local = ls_tables([f for d in (path.parent, path.parent.parent) for f in sorted(d.glob("*_ls.txt"))])
+        found = local.get(name)
+    if found is not None:
+        if not math.isfinite(found[1]):
+            raise ValueError(f"{path}: Ls is {found[1]} (not a number)")
+        return found
     raise ValueError(f"{path}: no Ls for {name} (no 'solar_longitude'/'mars_year' attributes; give --ls-table)")
 
 
@@ -185,11 +205,14 @@ def collect(
 
     Predictions are thresholded at their ``threshold`` attribute (``threshold`` overrides;
     default 0.912); ``label=True`` reads label files (cloud where value > 0).  A file that
-    cannot be read or has no Ls adds a line to ``errors`` and is left out.
+    cannot be read, is not 1801 x 3600, or has no finite Ls adds a line naming it to
+    ``errors`` and is left out; the others are still counted.  Raises ValueError for bin
+    widths outside (0, 180] / (0, 360] degrees (:func:`check_bins`) before reading anything.
     """
-    from .masks import binarise, find_masks
-    from .netcdf import read_attrs, read_mask
+    from ..netcdf import read_attrs
+    from .masks import binarise, find_masks, read_values
 
+    check_bins(lat_bin, ls_bin)
     table = ls_tables(ls_table)
     files: list[Path] = []
     for p in mask_paths:
@@ -202,8 +225,8 @@ def collect(
         try:
             attrs = read_attrs(path)
             year, ls = day_ls(path, attrs, table)
-            values = read_mask(path)
-        except ValueError as exc:
+            values = read_values(path)
+        except ValueError as exc:  # no Ls, NaN Ls, wrong shape: the message names the file
             errors.append(str(exc))
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
             errors.append(f"{path}: cannot read mask ({exc})")
@@ -226,9 +249,9 @@ def write_stats(stats: CloudStats, path: str | Path) -> Path:
     """
     import netCDF4
 
-    from .atomic import atomic_path
-    from .geometry import latitudes_south_up
-    from .netcdf import default_global_attrs
+    from ..atomic import atomic_path
+    from ..geometry import latitudes_south_up
+    from ..netcdf import default_global_attrs
 
     fill = np.float32(-999.0)
     n_days = len(stats.days)
@@ -254,7 +277,7 @@ def write_stats(stats: CloudStats, path: str | Path) -> Path:
             long_name="number of days on which the pixel is valid", units="1")
         var("cloudy_days", "i4", ("latitude", "longitude"), stats.cloudy_days[::-1],
             long_name="number of days on which the pixel is cloudy", units="1")
-        var("cloud_frequency", "f4", ("latitude", "longitude"), np.nan_to_num(stats.frequency[::-1], nan=fill),
+        var("cloud_frequency", "f4", ("latitude", "longitude"), np.nan_to_num(stats.frequency[::-1], nan=float(fill)),
             fill_value=fill, long_name="water-ice cloud occurrence frequency (cloudy days / valid days)",
             units="1", valid_range=np.array([0, 1], np.float32))
         names = ds.createVariable("day_name", str, ("day",))
@@ -266,7 +289,7 @@ def write_stats(stats: CloudStats, path: str | Path) -> Path:
         var("mars_year", "i4", ("day",), np.array([d.mars_year for d in stats.days], np.int32),
             long_name="Mars year (Clancy et al. numbering)", units="1")
         var("day_cloud_fraction", "f4", ("day",),
-            np.nan_to_num(np.array([d.cloud_fraction for d in stats.days], np.float32), nan=fill),
+            np.nan_to_num(np.array([d.cloud_fraction for d in stats.days], np.float32), nan=float(fill)),
             fill_value=fill, long_name="cloudy share of the day's valid pixels", units="1")
         zonal = np.array([d.zonal for d in stats.days], np.float32).reshape(n_days, stats.n_bands)
         var("lat_band", "f4", ("lat_band",), stats.lat_centres, units="degrees_north",
@@ -277,9 +300,9 @@ def write_stats(stats: CloudStats, path: str | Path) -> Path:
         var("ls_bin", "f4", ("ls_bin",), (ls_edges[:-1] + ls_edges[1:]) / 2, units="degree",
             long_name="solar longitude Ls bin centre", bounds="ls_bin_bounds")
         var("ls_bin_bounds", "f4", ("ls_bin", "nv"), np.stack([ls_edges[:-1], ls_edges[1:]], 1), units="degree")
-        var("zonal_cloud_fraction", "f4", ("day", "lat_band"), np.nan_to_num(zonal, nan=fill), fill_value=fill,
+        var("zonal_cloud_fraction", "f4", ("day", "lat_band"), np.nan_to_num(zonal, nan=float(fill)), fill_value=fill,
             long_name="cloudy share of the valid pixels in the latitude band, per day", units="1")
-        var("hovmoller_cloud_fraction", "f4", ("lat_band", "ls_bin"), np.nan_to_num(stats.hovmoller, nan=fill),
+        var("hovmoller_cloud_fraction", "f4", ("lat_band", "ls_bin"), np.nan_to_num(stats.hovmoller, nan=float(fill)),
             fill_value=fill, units="1",
             long_name="zonal-mean cloud fraction per latitude band and Ls bin (cloudy / valid pixels, years pooled)")
         var("hovmoller_valid_pixels", "i8", ("lat_band", "ls_bin"), stats.hov_valid,
@@ -300,7 +323,7 @@ def write_stats(stats: CloudStats, path: str | Path) -> Path:
 # --------------------------------------------------------------------------- pictures
 def plot_frequency(stats: CloudStats, out_png: str | Path) -> Path:
     """PNG of the cloud occurrence frequency map (grey where never valid), lat/lon ticks."""
-    from .quicklook import MAP_EXTENT, geo_axes, pyplot, save_figure
+    from .view import MAP_EXTENT, geo_axes, pyplot, save_figure
 
     plt = pyplot()
     freq = stats.frequency
@@ -321,7 +344,7 @@ def plot_frequency(stats: CloudStats, out_png: str | Path) -> Path:
 
 def plot_hovmoller(stats: CloudStats, out_png: str | Path) -> Path:
     """PNG of the zonal-mean cloud fraction against Ls (x) and latitude (y); blank = no data."""
-    from .quicklook import pyplot, save_figure
+    from .view import pyplot, save_figure
 
     plt = pyplot()
     hov = stats.hovmoller

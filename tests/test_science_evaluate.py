@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
-from mars_cloudmask.infer.evaluate import Counts, confusion, evaluate, match_days
+from mars_cloudmask.infer.science.evaluate import Counts, confusion, evaluate, match_days
 from mars_cloudmask.infer.geometry import INVALID, MAP_HEIGHT, MAP_WIDTH
-from mars_cloudmask.infer.masks import BinaryMask, day_name, select_days
+from mars_cloudmask.infer.science.masks import BinaryMask, day_name, select_days
 from mars_cloudmask.infer.netcdf import write_mask
 
 W = MAP_WIDTH
@@ -106,7 +107,7 @@ def test_cm_eval_command_prints_table_writes_json_and_pictures(tmp_path):
     import typer
     from typer.testing import CliRunner
 
-    from mars_cloudmask.infer.science_cli import eval_command
+    from mars_cloudmask.infer.science.cli import eval_command
 
     pred_root, labels = write_case(tmp_path)
     app = typer.Typer()
@@ -136,3 +137,46 @@ def test_reproduces_the_original_models_figure_on_p01(data_dir):
     assert m["f1"] == pytest.approx(0.818, abs=0.005)
     assert m["precision"] == pytest.approx(0.72, abs=0.01) and m["recall"] == pytest.approx(0.94, abs=0.01)
     assert m["accuracy"] == pytest.approx(0.937, abs=0.005)
+
+
+def eval_app():
+    import typer
+
+    from mars_cloudmask.infer.science.cli import eval_command
+
+    app = typer.Typer()
+    app.command()(eval_command)
+    return app
+
+
+def test_a_wrong_shaped_or_nan_ls_prediction_is_one_line_and_the_rest_is_scored(tmp_path):
+    from tests.test_science_stats import write_odd_mask
+
+    pred_root, labels = write_case(tmp_path)
+    out = pred_root / "P" / "P01" / "cloudmasks"
+    (out / "cloudmask_P01_day04.ncdf").unlink()
+    write_odd_mask(out / "cloudmask_P01_day03.ncdf", (100, 200), {"threshold": 0.5})
+    nan_ls = np.full((MAP_HEIGHT, W), 0.1, np.float32)
+    write_mask(out / "cloudmask_P01_day04.ncdf", nan_ls, {"threshold": 0.5, "solar_longitude": float("nan")})
+    res = evaluate(pred_root, labels)
+    assert [d.day for d in res.days] == ["P01_day01", "P01_day02", "P01_day04"]  # Ls plays no part in scores
+    assert len(res.errors) == 1 and "cloudmask_P01_day03.ncdf" in res.errors[0] and "(100, 200)" in res.errors[0]
+    result = CliRunner().invoke(eval_app(), [str(pred_root), str(labels)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "cloudmask_P01_day03.ncdf" in result.output and "3 days" in result.output
+
+
+@pytest.mark.parametrize("where", ["json-under-file", "json-is-folder", "png-under-file", "png-is-file"])
+def test_cm_eval_refuses_an_unwritable_output_before_scoring(tmp_path, where):
+    pred_root, labels = write_case(tmp_path)
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    args = [str(pred_root), str(labels)]
+    target = {"json-under-file": a_file / "e.json", "json-is-folder": tmp_path, "png-under-file": a_file / "png",
+              "png-is-file": a_file}[where]
+    args += ["--json" if where.startswith("json") else "--png", str(target)]
+    result = CliRunner().invoke(eval_app(), args)
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and str(target) in lines[0] and "Traceback" not in result.output, result.output
+    assert a_file.read_text() == "x"

@@ -1,7 +1,7 @@
 """Mask files as science inputs: finding them, naming their day, and binarising them.
 
 Used by ``cm-eval``, ``cm-stats`` and ``cm-view``.  Three kinds of file share one layout
-(domain.md 5): this package's output (probabilities or 0/1, with a ``threshold``
+(docs/science.md): this package's output (probabilities or 0/1, with a ``threshold``
 attribute), the original's ``reference/`` masks (0/1) and the human ``labels/`` (blue-channel
 numbers, > 0 = cloud).  A day is named ``P01_day01`` whatever the file calls it
 (``cloudmask_P01_day01.ncdf``, ``cloudmask_P01day01.ncdf``, ``P01day01.jpeg``,
@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from .geometry import DEFAULT_THRESHOLD, INVALID
-from .maps import MAP_SUFFIXES
+from ..geometry import DEFAULT_THRESHOLD, INVALID, MAP_HEIGHT, MAP_WIDTH
+from ..maps import MAP_SUFFIXES
 
 MASK_SUFFIXES = (".ncdf", ".nc")
 _DAY = re.compile(r"([A-Za-z]+\d+)_?day(\d+)", re.IGNORECASE)
@@ -79,6 +79,10 @@ def file_threshold(attrs: dict[str, Any], override: float | None = None) -> floa
         return DEFAULT_THRESHOLD
 
 
+class MaskShapeError(ValueError):
+    """A mask file that is not 1801 x 3600; the message names the file and its shape."""
+
+
 @dataclass(frozen=True)
 class BinaryMask:
     """A mask as two boolean ``(1801, 3600)`` **north-up** arrays.
@@ -101,15 +105,30 @@ def binarise(values: np.ndarray, threshold: float | None) -> BinaryMask:
     return BinaryMask(valid, cloud)
 
 
+def read_values(path: str | Path) -> np.ndarray:
+    """The raw values of one mask file, float32 ``(1801, 3600)`` **north-up**, -999 invalid.
+
+    Raises:
+        MaskShapeError: the file's ``cloudmask`` is not 1801 x 3600 (the message names the file).
+    """
+    from ..netcdf import read_mask
+
+    values = read_mask(path, north_up=True)
+    if values.shape != (MAP_HEIGHT, MAP_WIDTH):
+        raise MaskShapeError(f"{path}: mask shape {values.shape}, expected ({MAP_HEIGHT}, {MAP_WIDTH})")
+    return values
+
+
 def load_binary(path: str | Path, *, label: bool = False, threshold: float | None = None) -> BinaryMask:
     """Read one mask file north-up and binarise it.
 
     ``label=True``: a reference/label file, cloud where value > 0.  Otherwise a prediction:
     thresholded at :func:`file_threshold` (``threshold`` overrides the file's attribute).
+    Raises :class:`MaskShapeError` when it is not 1801 x 3600 (:func:`read_values`).
     """
-    from .netcdf import read_attrs, read_mask
+    from ..netcdf import read_attrs
 
-    values = read_mask(path, north_up=True)
+    values = read_values(path)
     thr = None if label else file_threshold(read_attrs(path), threshold)
     return binarise(values, thr)
 

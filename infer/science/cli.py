@@ -1,8 +1,10 @@
 """Command lines of the science tools: ``cm-eval``, ``cm-view``, ``cm-stats``.
 
-Thin Typer wrappers: each command calls one library function
-(:func:`evaluate.evaluate`, :func:`quicklook.view_mask`, :func:`stats.collect`) and prints.
-Errors are one line per file on stderr; the exit status is non-zero if anything failed.
+Thin Typer wrappers: each command checks its output paths (:mod:`.outputs`), calls one
+library function (:func:`.evaluate.evaluate`, :func:`.view.view_mask`, :func:`.stats.collect`)
+and prints.  Errors are one line per file on stderr, never a traceback.  Exit status: 0 all
+done; 1 some file could not be used (the others were); 2 a bad option or output path, or a
+missing ``science`` extra, found before anything was read or written.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -26,7 +29,35 @@ def _progress() -> Progress:
 
 
 def _fail(message: str) -> None:
-    err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    """One line on stderr; the message is printed as is (a ``[science]`` or a path with brackets is not markup)."""
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def _check_outputs(files: dict[str, Path | None], folders: dict[str, Path | None] | None = None) -> None:
+    """Exit 2 with one line if an output file or folder cannot be written (before any work)."""
+    from .outputs import OutputPathError, check_output_file, check_output_folder
+
+    try:
+        for what, path in files.items():
+            if path is not None:
+                check_output_file(path, what)
+        for what, path in (folders or {}).items():
+            if path is not None:
+                check_output_folder(path, what)
+    except OutputPathError as exc:
+        _fail(str(exc))
+        raise typer.Exit(2) from None
+
+
+def _need_matplotlib(command: str) -> None:
+    """Exit 2 with one line naming the ``science`` extra when matplotlib cannot be imported."""
+    from .view import MissingExtraError, require_matplotlib
+
+    try:
+        require_matplotlib(command)
+    except MissingExtraError as exc:
+        _fail(str(exc))
+        raise typer.Exit(2) from None
 
 
 def _fmt(value: float) -> str:
@@ -44,18 +75,36 @@ def eval_command(
     days: Optional[str] = typer.Option(None, help="Only these days: names, numbers or ranges, e.g. '18-20' or 'P01_day16,P01_day17'."),
     maps: list[Path] = typer.Option([], "--maps", help="Where to find the maps for --png (mdgm/ tree, labels/P01/mdgms); "
                                     "default: JPEGs under PRED and LABELS."),
+    model: Optional[Path] = typer.Option(
+        None, "--model", help="The ONNX model that made PRED, to mark the scored days it trained or was validated on "
+        "(default: the shipped model whose SHA-256 the masks carry, if any)."),
 ) -> None:
-    """Score predicted cloud masks against reference masks, pooled and per day, over pixels valid in both."""
+    """Score predicted cloud masks against reference masks, pooled and per day, over pixels valid in both.
+
+    When the model is known, the days it trained or was validated on are marked in the
+    table and said in one line, and a second pooled row covers the other days only.
+    """
+    from ..runtime import ModelError
     from .evaluate import evaluate, write_json
     from .masks import find_masks, select_days
+    from .split import split_for_masks, split_note
 
     for root in (pred, labels):
         if not root.exists():
             _fail(f"{root}: no such file or folder")
             raise typer.Exit(2)
+    _check_outputs({"--json": json_out}, {"--png": png})
+    if png is not None:
+        _need_matplotlib("cm-eval --png")
     try:
         wanted = select_days(days, find_masks(labels))
     except ValueError as exc:
+        _fail(str(exc))
+        raise typer.Exit(2) from None
+    pred_files = find_masks(pred)
+    try:
+        split = split_for_masks([pred_files[d] for d in wanted if d in pred_files], model)
+    except ModelError as exc:
         _fail(str(exc))
         raise typer.Exit(2) from None
     map_roots = maps or [p for p in (pred, labels) if p.is_dir()]
@@ -70,21 +119,39 @@ def eval_command(
         raise typer.Exit(1)
     table = Table(title=f"{pred} vs {labels}")
     keys = ["f1", "precision", "recall", "accuracy", "iou", "coverage"]
-    table.add_column("day")
+    table.add_column("day", no_wrap=True)
+    if split is not None:
+        table.add_column("split")
     for k in keys:
         table.add_column(k, justify="right")
+    role = [] if split is None else [""]
     for d in result.days:
-        table.add_row(d.day, *(_fmt(d.metrics[k]) for k in keys))
+        table.add_row(d.day, *([split.role(d.day) or "-"] if split is not None else []),
+                      *(_fmt(d.metrics[k]) for k in keys))
     pooled = result.pooled_metrics()
-    table.add_row("pooled", *(_fmt(pooled[k]) for k in keys), style="bold")
+    table.add_row("pooled", *role, *(_fmt(pooled[k]) for k in keys), style="bold")
+    scored = [d.day for d in result.days]
+    note = split_note(scored, split) if split is not None else None
     table.caption = f"{len(result.days)} days; pooled = from the summed pixel counts"
+    if split is not None:
+        table.caption += f"; split: the day's part in the split of {split.model}"
+    if split is not None and note is not None and len(split.seen(scored)) < len(scored):
+        unseen = result.unseen_pooled(split).metrics()
+        table.add_row("pooled unseen", *role, *(_fmt(unseen[k]) for k in keys), style="bold")
+        table.caption += "; pooled unseen: the days it neither trained nor was validated on"
     console.print(table)
+    if note is not None:
+        err_console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False, soft_wrap=True)
     if result.missing_pred:
         err_console.print(f"no prediction for {len(result.missing_pred)} reference day(s): "
                           f"{', '.join(result.missing_pred)}")
     if json_out is not None:
-        write_json(result, json_out)
-        console.print(f"wrote {json_out}")
+        try:
+            write_json(result, json_out, split)
+        except OSError as exc:
+            _fail(f"--json {json_out}: cannot write ({exc.strerror or exc})")
+            raise typer.Exit(1) from None
+        console.print(f"wrote {json_out}", highlight=False, soft_wrap=True, markup=False)
     if result.errors:
         raise typer.Exit(1)
 
@@ -93,23 +160,37 @@ def eval_command(
 def view_command(
     mask: Path = typer.Argument(..., help="A cloud-mask file (.ncdf)."),
     map_path: Optional[Path] = typer.Option(None, "--map", help="The map JPEG to draw under the mask."),
-    out: Optional[Path] = typer.Option(None, "--out", help="PNG to write (default: <mask name>.png here)."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="PNG to write (default: <mask name>_view.png beside the mask, leaving cm-infer's "
+        "quicklook <mask name>.png alone)."),
     threshold: Optional[float] = typer.Option(None, help="Cloud threshold (default: the file's, else 0.912)."),
 ) -> None:
     """Render one mask with latitude/longitude ticks, clouds tinted over the map if given."""
-    from .maps import MapError
-    from .quicklook import view_mask
+    from ..maps import MapError
+    from .masks import MaskShapeError
+    from .view import default_view_path, draw_view, read_view
 
-    out = out or Path(mask.stem + ".png")
+    if not mask.is_file():
+        _fail(f"{mask}: no such file")
+        raise typer.Exit(2)
+    what = "--out" if out is not None else "the default output (choose another with --out)"
+    out = out or default_view_path(mask)
+    _check_outputs({what: out})
+    _need_matplotlib("cm-view")
     try:
-        view_mask(out, mask, map_path, threshold)
-    except MapError as exc:
+        view = read_view(mask, map_path, threshold)
+    except (MapError, MaskShapeError) as exc:
         _fail(str(exc))
         raise typer.Exit(1) from None
     except (OSError, KeyError, ValueError) as exc:
         _fail(f"{mask}: cannot read mask ({exc})")
         raise typer.Exit(1) from None
-    console.print(f"wrote {out}")
+    try:
+        draw_view(out, view)
+    except OSError as exc:
+        _fail(f"{what} {out}: cannot write ({exc.strerror or exc})")
+        raise typer.Exit(1) from None
+    console.print(f"wrote {out}", highlight=False, soft_wrap=True, markup=False)
 
 
 # --------------------------------------------------------------------------- cm-stats
@@ -126,8 +207,16 @@ def stats_command(
 ) -> None:
     """Cloud occurrence frequency per pixel and zonal-mean cloud fraction per latitude band and Ls bin."""
     from .masks import find_masks
-    from .stats import collect, plot_frequency, plot_hovmoller, write_stats
+    from .stats import check_bins, collect, plot_frequency, plot_hovmoller, write_stats
 
+    try:
+        check_bins(lat_bin, ls_bin)
+    except ValueError as exc:
+        _fail(f"--{str(exc).replace('_', '-', 1)}")
+        raise typer.Exit(2) from None
+    _check_outputs({"--out": out}, {"--png": png})
+    if png is not None:
+        _need_matplotlib("cm-stats --png")
     missing = [m for m in masks if not m.exists()]
     for m in missing:
         _fail(f"{m}: no such file or folder")
@@ -147,13 +236,22 @@ def stats_command(
     if not stats.days:
         _fail("no mask could be used")
         raise typer.Exit(1)
-    write_stats(stats, out)
+    try:
+        write_stats(stats, out)
+    except OSError as exc:
+        _fail(f"--out {out}: cannot write ({exc.strerror or exc})")
+        raise typer.Exit(1) from None
     console.print(f"wrote {out}: {len(stats.days)} days, Ls {min(d.ls for d in stats.days):.1f}-"
-                  f"{max(d.ls for d in stats.days):.1f}, Mars years {sorted({d.mars_year for d in stats.days})}")
+                  f"{max(d.ls for d in stats.days):.1f}, Mars years {sorted({d.mars_year for d in stats.days})}",
+                  highlight=False, soft_wrap=True, markup=False)
     if png is not None:
-        for path in (plot_frequency(stats, png / "cloud_frequency.png"),
-                     plot_hovmoller(stats, png / "cloud_ls_latitude.png")):
-            console.print(f"wrote {path}")
+        for plot, name in ((plot_frequency, "cloud_frequency.png"), (plot_hovmoller, "cloud_ls_latitude.png")):
+            try:
+                path = plot(stats, png / name)
+            except OSError as exc:
+                _fail(f"--png {png / name}: cannot write ({exc.strerror or exc})")
+                raise typer.Exit(1) from None
+            console.print(f"wrote {path}", highlight=False, soft_wrap=True, markup=False)
     if run.errors or missing:
         raise typer.Exit(1)
 
