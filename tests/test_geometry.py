@@ -13,7 +13,7 @@ from tests.synthetic import make_map
 def test_tiny_model_honours_the_contract(tiny_model):
     sess = ort.InferenceSession(str(tiny_model), providers=["CPUExecutionProvider"])
     (inp,), (out,) = sess.get_inputs(), sess.get_outputs()
-    assert inp.type == "tensor(uint8)" and inp.shape[3] == 3
+    assert inp.type == "tensor(uint8)" and inp.shape[3] == 3 and out.type == "tensor(float)"
     meta = sess.get_modelmeta().custom_metadata_map
     assert meta["tile_in"] == "668" and meta["margin"] == "92"
     rng = np.random.default_rng(0)
