@@ -15,7 +15,7 @@ from tests.tiny_model import make_tiny_unet_onnx
 
 
 def vooban_window(n: int, power: int = 2) -> np.ndarray:
-    """domain.md 4.3 written with SciPy, as the original computes it."""
+    """docs/spec.md §4.3 written with SciPy, as the original computes it."""
     t = triang(n)
     q = n // 4
     outer = (np.abs(2 * t) ** power) / 2
