@@ -7,14 +7,14 @@ start (missing model or maps, unknown suite, ``--provider cuda`` without CUDA).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 import typer
 
-from .runner import DATA_DIR, SUITES
+from .paths import DATA_HELP, data_dir
+from .runner import SUITES
 
 app = typer.Typer(add_completion=False, help=__doc__.splitlines()[0], rich_markup_mode=None)
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 def _sizes(text: str, what: str) -> tuple[int, ...]:
@@ -29,7 +29,11 @@ def _sizes(text: str, what: str) -> tuple[int, ...]:
 
 @app.command()
 def bench(
-    maps: Path = typer.Argument(DATA_DIR / "mdgm", help="Folder of MDGMs (Dataverse layout) to benchmark on."),
+    maps: Optional[Path] = typer.Argument(
+        None,
+        show_default=False,
+        help=f"Folder of MDGMs (Dataverse layout) to benchmark on [default: DATA/mdgm, DATA = {DATA_HELP}].",
+    ),
     onnx: Path = typer.Option(..., "--onnx", help="ONNX model (cloudmask contract)."),
     keras: Optional[Path] = typer.Option(None, "--keras", help="The .keras file (or run folder) of the SAME model: the baseline."),
     n_maps: int = typer.Option(3, "--maps", help="Maps in the main, threads suites (spread over the folder)."),
@@ -40,11 +44,16 @@ def bench(
     bounds: Optional[Tuple[int, int, int, int]] = typer.Option(None, "--bounds", help="XMIN XMAX YMIN YMAX box for every map instead of Ls bounds."),
     scaling: str = typer.Option("1,8,32", "--scaling-sizes", help="Map counts of the scaling suite."),
     thread_counts: str = typer.Option("1,2", "--thread-counts", help="Intra-op thread counts of the threads suite."),
-    labels: Optional[Path] = typer.Option(DATA_DIR / "labels" / "P01", "--labels", help="Labels folder for F1 of fp16/int8 (P01 days 18-20)."),
+    labels: Optional[Path] = typer.Option(
+        None, "--labels", show_default=False,
+        help=f"Labels folder for F1 of fp16/int8 (P01 days 18-20) [default: DATA/labels/P01, DATA = {DATA_HELP}].",
+    ),
     calibration_maps: int = typer.Option(6, "--calibration-maps", help="int8: maps to draw calibration tiles from."),
     calibration_per_map: int = typer.Option(3, "--calibration-tiles", help="int8: calibration tiles per map."),
     wholemap: bool = typer.Option(True, "--wholemap/--no-wholemap", help="Include the whole-map pass in the main suite."),
-    out: Path = typer.Option(RESULTS_DIR, "--out", help="Folder for <machine>-<date>[-label].json/.md/.png."),
+    out: Path = typer.Option(
+        Path("."), "--out", help="Folder for <machine>-<date>[-label].json/.md/.png (default: the working directory)."
+    ),
     label: Optional[str] = typer.Option(None, "--label", help="Suffix of the results' file names (e.g. the model)."),
     workdir: Optional[Path] = typer.Option(None, "--workdir", help="Scratch folder for masks and logs (default: a temp dir, removed)."),
 ) -> None:
@@ -58,6 +67,8 @@ def bench(
     from .runner import BenchConfig, BenchError, run_benchmark
 
     console = Console(stderr=True)
+    maps = maps if maps is not None else data_dir() / "mdgm"
+    labels = labels if labels is not None else data_dir() / "labels" / "P01"
     suites = SUITES if suite.strip() == "all" else tuple(s.strip() for s in suite.split(",") if s.strip())
     box = tuple(bounds) if bounds and all(v is not None for v in bounds) else None
     scratch = workdir or Path(tempfile.mkdtemp(prefix="cm-bench-"))

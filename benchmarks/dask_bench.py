@@ -1,6 +1,10 @@
 """Maps/s of cm-infer on Dask (1 and 2 local worker processes) vs the plain local run.
 
-Usage:  python -m mars_cloudmask.benchmarks.dask_bench [--maps 6] [--repeats 2] [--model M.onnx] [--json OUT.json]
+Usage:  python -m mars_cloudmask.benchmarks.dask_bench [--maps 6] [--repeats 2] [--model M.onnx] [--data DIR]
+        [--json OUT.json]
+
+``--model`` defaults to the shipped model; ``--data`` to ``$CLOUDMASK_DATA`` or ``../shared/data``
+relative to the working directory (the maps are ``mdgm/P/P01``).
 
 Every configuration processes the same real maps (P/P01 day01..dayNN) into a fresh output
 folder, ``repeats`` times, in interleaved order (config A, B, C, A, B, C) so that background
@@ -21,9 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-_REPO = Path(__file__).resolve().parents[1]
-DATA = _REPO.parent / "shared" / "data" / "mdgm" / "P" / "P01"
-MODELS = (_REPO / "models" / "cloudmask-unet.onnx", _REPO / "runs" / "random-w8d4" / "model.onnx")
+from mars_cloudmask.benchmarks.paths import DATA_HELP, data_dir
 
 
 def configs(n_cpus: int) -> list[tuple[str, str | None, int | None]]:
@@ -66,14 +68,18 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--maps", type=int, default=6)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--model", type=Path, default=next((m for m in MODELS if m.is_file()), MODELS[-1]))
+    parser.add_argument("--model", type=Path, default=None, help="ONNX model (default: the shipped one)")
+    parser.add_argument("--data", type=Path, default=None, help=f"the shared data folder; default: {DATA_HELP}")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
     from mars_cloudmask.infer.cluster import usable_cpus
     from mars_cloudmask.infer.maps import find_jobs
+    from mars_cloudmask.models import default_model_path
 
-    jobs, errors = find_jobs([DATA / f"P01_day{d:02d}_zequat.jpg" for d in range(1, args.maps + 1)])
+    args.model = args.model or default_model_path()
+    maps_dir = data_dir(args.data) / "mdgm" / "P" / "P01"
+    jobs, errors = find_jobs([maps_dir / f"P01_day{d:02d}_zequat.jpg" for d in range(1, args.maps + 1)])
     assert not errors and len(jobs) == args.maps, errors
     n_cpus = usable_cpus()
     table = configs(n_cpus)
@@ -92,7 +98,7 @@ if __name__ == "__main__":
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     print("\nmedians over", args.repeats, "repeats")
-    print(f"| configuration | maps/s (end to end) | wall s | startup s | maps/s after startup |")
+    print("| configuration | maps/s (end to end) | wall s | startup s | maps/s after startup |")
     print("| --- | --- | --- | --- | --- |")
     summary = {}
     for label, rs in runs.items():

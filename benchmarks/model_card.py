@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from .paths import DATA_HELP, data_dir
 
 
 def _pooled(result: Any) -> dict[str, float]:
@@ -111,7 +111,8 @@ def model_card_figures(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None, help="ONNX model (default: the shipped one)")
-    parser.add_argument("--data", type=Path, default=DATA, help="the shared data folder (mdgm/, labels/, reference/)")
+    parser.add_argument("--data", type=Path, default=None,
+                        help=f"the shared data folder (mdgm/, labels/, reference/); default: {DATA_HELP}")
     parser.add_argument("--out", type=Path, required=True, help="work folder (masks, pictures, card.json)")
     parser.add_argument("--card", type=Path, default=None, help="also write the figures here (models/NAME.card.json)")
     parser.add_argument("--stitch", default="seamless")
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     from mars_cloudmask.models import default_model_path
 
     model = args.model or default_model_path()
-    figures = model_card_figures(model, args.data, args.out, stitch=args.stitch)
+    figures = model_card_figures(model, data_dir(args.data), args.out, stitch=args.stitch)
     import sys
 
     figures["command"] = "python -m mars_cloudmask.benchmarks.model_card " + " ".join(

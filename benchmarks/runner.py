@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -33,13 +33,22 @@ from .machine import fingerprint, load_average, utc_stamp
 from .measure import VariantSpec
 
 SUITES = ("main", "scaling", "threads", "fp16", "int8", "profile")
-DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-"""``../shared/data`` beside the checkout (real maps and labels)."""
 QUALITY_DAYS = ("P01_day18", "P01_day19", "P01_day20")
 """Labelled test days (never trained on) on which fp16 / int8 F1 is measured."""
 DEFAULT_STITCH = "seamless"
 """``cm-infer``'s default ``--stitch`` (``InferOptions.stitch``)."""
 ORT_MODES = ("center", "blend", "seamless")
+
+
+KERAS_MISSING = 'the Keras variants need the train extra: pip install "mars-cloudmask[train]"'
+"""The one line said (and recorded) when ``--keras`` is given without Keras installed."""
+
+
+def keras_available() -> bool:
+    """Whether Keras can be imported (the ``train`` extra), checked without importing it."""
+    from importlib.util import find_spec
+
+    return find_spec("keras") is not None
 
 
 class BenchError(RuntimeError):
@@ -324,6 +333,10 @@ def run_benchmark(cfg: BenchConfig, progress: Progress | None = None) -> dict[st
                 doc["errors"].append(r["error"])
         return out
 
+    if cfg.keras is not None and not keras_available():
+        say(f"keras-original, keras-center: skipped: {KERAS_MISSING}")
+        doc["skipped"] = {"keras-original": KERAS_MISSING, "keras-center": KERAS_MISSING}
+        cfg = replace(cfg, keras=None)
     if "main" in cfg.suites:
         res = run_all(main_specs(cfg, maps, work))
         derive_main(res)

@@ -1,12 +1,12 @@
 """mars_cloudmask.infer: the lightweight cloud-mask runtime (onnxruntime, Numba, NetCDF).
 
-Never imports TensorFlow.  Submodules are imported on first use, so ``import
-mars_cloudmask.infer`` (and ``cm-infer --version``) stays cheap.
+Never imports TensorFlow.  Importing the package imports no submodule (only
+``importlib.metadata``, for ``__version__``), so ``import mars_cloudmask.infer`` and
+``cm-infer --version`` stay cheap; import what you need from its submodules, e.g.
+``from mars_cloudmask.infer.predict import predict``.
 """
 
 from __future__ import annotations
-
-import importlib
 
 __all__ = ["__version__"]
 

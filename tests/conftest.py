@@ -4,11 +4,13 @@
 * ``synthetic_map``: ``make_map(seed=0)``, a uint8 (1801, 3600, 3) north-up map (session-scoped;
   copy it before changing it).
 * ``map_tree``: a folder ``P/P01`` with ``P01_ls.txt`` and two synthetic JPEGs (per test).
-* ``data_dir``: ``../shared/data`` (tests using it skip when absent).
+* ``data_dir``: ``$CLOUDMASK_DATA``, else ``../shared/data`` beside the checkout (tests using it
+  skip when absent).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,8 @@ import pytest
 from tests.synthetic import make_map, write_map_tree
 from tests.tiny_model import make_tiny_unet_onnx
 
-DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA_DIR = Path(os.environ.get("CLOUDMASK_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
+"""The real data: ``$CLOUDMASK_DATA`` (as the benchmarks read it), else ``../shared/data`` beside the checkout."""
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +47,7 @@ def map_tree(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    """The real data folder ``../shared/data``; skips the test when it is absent."""
+    """The real data folder (:data:`DATA_DIR`); skips the test when it has no ``mdgm/``."""
     if not (DATA_DIR / "mdgm").is_dir():
         pytest.skip(f"real data not found at {DATA_DIR}")
     return DATA_DIR

@@ -15,7 +15,7 @@ from tests.tiny_model import make_tiny_unet_onnx
 
 
 def vooban_window(n: int, power: int = 2) -> np.ndarray:
-    """domain.md 4.3 written with SciPy, as the original computes it."""
+    """docs/spec.md §4.3 written with SciPy, as the original computes it."""
     t = triang(n)
     q = n // 4
     outer = (np.abs(2 * t) ** power) / 2
@@ -42,7 +42,7 @@ def original_selection_reference(plan, preds: list[np.ndarray]) -> np.ndarray:
     n = plan.n_tiles
     windows = np.zeros((n, h, w))
     values = np.zeros((n, h, w), np.float32)
-    for k, ((y, x), p) in enumerate(zip(plan.origins(), preds)):
+    for k, ((y, x), p) in enumerate(zip(plan.origins(), preds, strict=True)):
         hh, ww = min(plan.tile_out, h - y), min(plan.tile_out, w - x)
         windows[k, y : y + hh, x : x + ww] = win2d[:hh, :ww]
         values[k, y : y + hh, x : x + ww] = p[:hh, :ww]
@@ -54,7 +54,7 @@ def original_selection_reference(plan, preds: list[np.ndarray]) -> np.ndarray:
 
 def fold(mode, plan, preds):
     s = st.Stitcher.for_plan(mode, plan)
-    for (y, x), p in zip(plan.origins(), preds):
+    for (y, x), p in zip(plan.origins(), preds, strict=True):
         s.add(y, x, p)
     return s.result()
 
@@ -83,7 +83,7 @@ def test_blend_is_the_window_weighted_average():
     w1 = vooban_window(100)
     acc = np.zeros((230, 410))
     wsum = np.zeros((230, 410))
-    for (y, x), p in zip(plan.origins(), preds):
+    for (y, x), p in zip(plan.origins(), preds, strict=True):
         win = (w1[:, None] * w1[None, :])[: 230 - y, : 410 - x]
         acc[y : y + 100, x : x + 100] += win * p[: win.shape[0], : win.shape[1]]
         wsum[y : y + 100, x : x + 100] += win

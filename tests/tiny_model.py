@@ -136,7 +136,9 @@ def make_tiny_unet_onnx(
         b = rng.normal(0.0, 0.05, size=(cout,)).astype(np.float32)
         up = name("up")
         nodes.append(
-            helper.make_node("ConvTranspose", [x, const(w, "Wt"), const(b, "Bt")], [up], kernel_shape=[2, 2], strides=[2, 2])
+            helper.make_node(
+                "ConvTranspose", [x, const(w, "Wt"), const(b, "Bt")], [up], kernel_shape=[2, 2], strides=[2, 2]
+            )
         )
         upr = name("relu")
         nodes.append(helper.make_node("Relu", [up], [upr]))
