@@ -1,8 +1,8 @@
 """Map geometry of a Mars Daily Global Map: the single source of truth.
 
 Everything that says where a pixel is, which pixels are valid, how a map is padded and how
-it is cut into network tiles lives here, as pure functions over NumPy arrays (domain.md
-sections 2 and 4.1-4.2).  ``train_kit`` imports these functions; nothing else recomputes them.
+it is cut into network tiles lives here, as pure functions over NumPy arrays (docs/spec.md
+§2 and §4.1-4.2).  ``train_kit`` imports these functions; nothing else recomputes them.
 
 Conventions used throughout the package:
 
@@ -142,7 +142,7 @@ def data_columns(rgb: np.ndarray, threshold: int = 30) -> tuple[int, int] | None
 
 
 def bounds_from_ls(rgb: np.ndarray, ls: float, offset: float = DEFAULT_POLAR_OFFSET) -> Bounds:
-    """The original's box for a map: polar rows from Ls, columns from the data (domain.md 2).
+    """The original's box for a map: polar rows from Ls, columns from the data (docs/spec.md §2).
 
     Raises ValueError when the map holds no data pixel at all.
     """
@@ -189,7 +189,7 @@ def check_tile_out(tile_out: int, align: int = ALIGN) -> None:
 
 
 def original_origins(extent: int, tile_out: int = TILE_OUT) -> np.ndarray:
-    """Tile output origins along one axis, as the original placed them (domain.md 4.2).
+    """Tile output origins along one axis, as the original placed them (docs/spec.md §4.2).
 
     ``splits = ceil(2 * extent / tile_out - 1)`` tiles at ``round(i * extent / (splits + 1))``,
     the last one flush with the far end: about 50 % overlap.  Extents narrower than a tile
@@ -279,7 +279,7 @@ def canvas_rows(bounds: Bounds, out_h: int, margin: int = MARGIN) -> np.ndarray:
 
     Canvas row ``k`` is map row ``ymin - margin + k``.  Rows past the top of the map are
     overwritten with the rows starting at ``ymin``, mirrored; rows past the bottom with the
-    rows ending at ``ymax - 1``, mirrored (domain.md 4.1).  With Ls-derived bounds and the
+    rows ending at ``ymax - 1``, mirrored (docs/spec.md §4.1).  With Ls-derived bounds and the
     original plan this never happens.
     """
     rows = np.arange(bounds.ymin - margin, bounds.ymin + out_h + margin, dtype=np.int64)

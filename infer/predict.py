@@ -42,7 +42,7 @@ SEAMLESS_TILE_RANGE = (228, 868)
 Measured on this project's 2-core CPU with the real architecture (onnxruntime 1.32, batch 1):
 the time of a tile is proportional to its *input* pixels (0.22-0.23 us per input px) for
 inputs of 668 to 1052 px and rises beyond (0.25 us at 1148 px; a whole-map pass costs twice
-per pixel, domain.md 7), so the largest tile is 868 (input 1052).
+per pixel, docs/spec.md §7), so the largest tile is 868 (input 1052).
 """
 
 
@@ -57,7 +57,7 @@ def map_bounds(
     bounds: Bounds | Sequence[int] | None = None,
     polar_offset: float = DEFAULT_POLAR_OFFSET,
 ) -> Bounds | None:
-    """The box to predict: ``bounds`` if given, else from Ls (domain.md 2).
+    """The box to predict: ``bounds`` if given, else from Ls (docs/spec.md §2).
 
     Returns None for a map without any data pixel (nothing to predict).
     Raises ValueError when neither ``ls`` nor ``bounds`` is given.

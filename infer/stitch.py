@@ -3,7 +3,7 @@
 Tiles arrive one at a time (in the plan's order, x outer, y inner) and are folded into
 box-sized accumulators; nothing ever holds all the tiles of a map at once.
 
-* ``center``: the original's hard selection (domain.md 4.3): each output pixel takes the
+* ``center``: the original's hard selection (docs/spec.md §4.3): each output pixel takes the
   value of the tile whose 2-D squared-spline window is largest there; ties go to the tile that
   comes first.  Folding tiles in plan order with a strict ``>`` gives exactly that.
 * ``blend``: the window-weighted average of every tile covering the pixel.
@@ -38,7 +38,7 @@ def triangular_window(n: int) -> np.ndarray:
 
 
 def spline_window(n: int, power: int = 2) -> np.ndarray:
-    """1-D squared-spline window of ``n`` points (domain.md 4.3), normalised to mean 1, float64.
+    """1-D squared-spline window of ``n`` points (docs/spec.md §4.3), normalised to mean 1, float64.
 
     ``outer = (2 t)^p / 2`` on the outer quarters, ``inner = 1 - (2 (1 - t))^p / 2`` on the
     middle half, with ``t`` the triangular window.  The 2-D window is ``w[:, None] * w[None, :]``.

@@ -236,7 +236,7 @@ def test_real_maps(model, data_dir, tmp_path):
     valid = mask > INVALID
     assert 0.2 < valid.mean() < 0.9 and ((mask[valid] >= 0) & (mask[valid] <= 1)).all()
     rows = np.flatnonzero(valid.any(axis=1))
-    lat_n = 59 + 0.214 * (90 - abs(90 - 132.5)) - 3  # domain.md 2
+    lat_n = 59 + 0.214 * (90 - abs(90 - 132.5)) - 3  # docs/spec.md §2
     assert rows[0] >= round(900 - lat_n / (180 / 1801))
 
 
@@ -265,7 +265,7 @@ def test_the_polar_offset_defaults_to_the_models_metadata_and_the_option_overrid
 
 
 def model_default_offset_of_tiny() -> float:
-    """A model without ``polar_offset`` metadata gets the domain default, 3 deg."""
+    """A model without ``polar_offset`` metadata gets the default of docs/spec.md §2, 3 deg."""
     from mars_cloudmask.infer.runtime import ModelInfo
 
     return ModelInfo.from_metadata({}, Path("none.onnx")).polar_offset

@@ -129,7 +129,7 @@ def test_cm_eval_command_prints_table_writes_json_and_pictures(tmp_path):
 
 
 def test_reproduces_the_original_models_figure_on_p01(data_dir):
-    """domain.md 7: the original's masks vs the labels, pixels valid in both: F1 0.818,
+    """docs/spec.md §7: the original's masks vs the labels, pixels valid in both: F1 0.818,
     precision 0.72, recall 0.94, accuracy 0.937 (labels exist for days 01-20)."""
     res = evaluate(data_dir / "reference" / "P" / "P01", data_dir / "labels" / "P01")
     assert len(res.days) == 20 and not res.errors
