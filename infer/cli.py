@@ -7,7 +7,6 @@ options: nothing is written then), 128 + N when stopped by signal N (130 SIGINT,
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import List, Optional, Tuple
 
@@ -39,7 +38,7 @@ def _progress():
     class RateColumn(ProgressColumn):
         """Maps per second over the run so far."""
 
-        def render(self, task) -> Text:  # type: ignore[override]
+        def render(self, task) -> Text:
             elapsed = task.elapsed or 0.0
             rate = task.completed / elapsed if elapsed > 0 else 0.0
             return Text(f"{rate:.2f} maps/s")
@@ -132,7 +131,7 @@ def infer(
         raise _fatal("no input: give one or more ROOT folders or .jpg maps")
     if out is None:
         raise _fatal("missing --out OUT folder")
-    box = tuple(bounds) if bounds and all(v is not None for v in bounds) else None
+    box = (int(bounds[0]), int(bounds[1]), int(bounds[2]), int(bounds[3])) if bounds and None not in bounds else None
 
     import time
 
@@ -198,4 +197,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()
