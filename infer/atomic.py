@@ -19,6 +19,9 @@ def atomic_path(path: str | Path, mode: int = 0o644) -> Iterator[Path]:
     The temporary name is hidden and ends in ``.tmp`` (``.x.ncdf.k3j9.tmp``), so globs for the
     real suffix never see it: writers that pick the format from the extension (Pillow,
     matplotlib) must be given the format explicitly.  The folder is created if missing.  On any exception the temporary file is removed and ``path`` is untouched.
+
+    The temporary's data is fsynced before the rename and the folder after it, so a crash or
+    power cut leaves either the old file or the complete new one, never an empty one.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -28,10 +31,35 @@ def atomic_path(path: str | Path, mode: int = 0o644) -> Iterator[Path]:
     try:
         yield tmp
         os.chmod(tmp, mode)
+        fsync_path(tmp)
         os.replace(tmp, path)
+        fsync_folder(path.parent)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def fsync_path(path: str | Path) -> None:
+    """Flush a written file's data to the disk (``fsync`` through a read-only descriptor)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_folder(folder: str | Path) -> None:
+    """Make a rename in ``folder`` durable; best effort (some file systems refuse a folder fsync)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:

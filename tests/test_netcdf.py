@@ -129,3 +129,81 @@ def test_reads_the_originals_reference_masks(data_dir):
     assert set(values) <= {0.0, 1.0}
     # the original's bounds: the north-up top rows (north polar region) are invalid
     assert np.isnan(da.values[0]).all()
+
+
+# --------------------------------------------------------------------------- writer faults
+def test_values_just_above_one_are_clipped_and_read_back_as_cloud(tmp_path):
+    import netCDF4
+
+    mask = make_mask()
+    mask[1000, 10] = np.float32(1.0000001)  # what a sigmoid in float32 can return
+    mask[1000, 11] = np.float32(-1e-7)
+    path = write_mask(tmp_path / "m.ncdf", mask)
+    with netCDF4.Dataset(path) as ds:  # netCDF4's default masking honours valid_range
+        values = ds["cloudmask"][:]
+        row = MAP_HEIGHT - 1 - 1000
+        assert not np.ma.is_masked(values[row, 10]) and values[row, 10] == 1.0
+        assert not np.ma.is_masked(values[row, 11]) and values[row, 11] == 0.0
+
+
+def _fds_to(folder: Path) -> list[str]:
+    """Targets of this process's open file descriptors that lie in ``folder``."""
+    import os
+
+    out = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:  # the listing's own descriptor is gone already
+            continue
+        if str(folder) in target:
+            out.append(target)
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc/self/fd (Linux)")
+def test_a_write_failing_like_a_full_disk_closes_the_file_and_leaves_nothing(tmp_path):
+    """RLIMIT_FSIZE makes the kernel refuse writes past 200 kB: the HDF library fails as on a full disk."""
+    import resource
+    import signal
+
+    rng = np.random.default_rng(0)
+    mask = rng.random((MAP_HEIGHT, MAP_WIDTH), dtype=np.float32)  # incompressible: ~20 MB
+    out = tmp_path / "out"
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, hard))
+    try:
+        with pytest.raises(Exception) as info:
+            write_mask(out / "cloudmask_P01_day01.ncdf", mask)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, old_handler)
+    assert _fds_to(out) == []  # no descriptor left to a (deleted) temporary
+    assert list(out.iterdir()) == []  # no temporary and no partial mask
+    assert "cloudmask_P01_day01.ncdf" in str(info.value)  # the reason names the file
+    # and the next write works (nothing half-open blocks it)
+    assert read_mask(write_mask(out / "cloudmask_P01_day01.ncdf", make_mask())).shape == (MAP_HEIGHT, MAP_WIDTH)
+
+
+def test_the_data_is_fsynced_before_the_rename(tmp_path, monkeypatch):
+    import os
+
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        return real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", str(src)))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    write_mask(tmp_path / "m.ncdf", make_mask())
+    replaced = [i for i, (kind, _) in enumerate(events) if kind == "replace"]
+    assert len(replaced) == 1, events
+    tmp_name = events[replaced[0]][1]
+    assert ("fsync", tmp_name) in events[: replaced[0]], events
