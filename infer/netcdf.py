@@ -7,10 +7,28 @@ NetCDF4-classic, dimensions ``y`` = 1801 and ``x`` = 3600, ``longitude(x)`` and
 probability, or 0/1 once thresholded.  On top of that, CF-1.8 attributes.
 
 In memory this package always works north-up; the flip happens here and only here.
+
+**Time.** Every mask written carries four *scalar* coordinate variables (CF 1.8 section 5.7),
+listed in the ``coordinates`` attribute of ``cloudmask``: ``ls`` (solar longitude, degree),
+``mars_year``, ``map_name`` (char) and ``time`` = ``360 * mars_year + ls`` (degree).  Mars has no
+CF calendar, so ``time`` is not a date but a monotonic Ls-based value; it carries no
+``standard_name``/``axis``, which would claim CF time units.  Scalar coordinates keep the
+original's 2-D ``cloudmask(y, x)`` that existing scripts read, and let xarray stack a run::
+
+    xr.open_mfdataset("OUT/*/*/cloudmasks/cloudmask_*.ncdf", combine="nested",
+                      concat_dim="time", coords=["ls", "mars_year", "map_name"])
+
+(``time`` becomes the index; naming the ``coords`` keeps this working under xarray's new
+combine defaults).  Older files and the labels have no such variables: :func:`read_time_coords`
+falls back to the global attributes.
+
+**Names.** ``.ncdf`` stays the default; ``.nc`` (CF 2.1) passes the IOOS compliance-checker's
+CF 1.8 suite with no high-priority failure.  Every reader takes both (:data:`MASK_SUFFIXES`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -339,6 +357,8 @@ def read_mask_xarray(path: str | Path, threshold: float | None = None):
     decreasing from +90, the JPEG's orientation); the file's global attributes become
     ``attrs``.  With ``threshold``, valid values become 1.0 where ``value >= threshold`` else 0.0.
     Works on this package's files, the original's and the labels (which carry no CF attributes).
+    Scalar coordinates ``time``, ``ls``, ``mars_year``, ``map_name`` as :func:`read_time_coords`
+    gives them (NaN / -1 when the file does not say).
     """
     import xarray as xr
 
@@ -349,10 +369,19 @@ def read_mask_xarray(path: str | Path, threshold: float | None = None):
     attrs = read_attrs(path)
     if threshold is not None:
         attrs["threshold_applied"] = float(threshold)
+    when = read_time_coords(path)
+    scalar = {
+        "time": ((), when.time, {"long_name": "Mars time as cumulative solar longitude (360 x Mars year + Ls)",
+                                 "units": "degree"}),
+        "ls": ((), np.float32(np.nan if when.ls is None else when.ls), {"long_name": "solar longitude Ls", "units": "degree"}),
+        "mars_year": ((), np.int32(-1 if when.mars_year is None else when.mars_year), {"long_name": "Mars year", "units": "1"}),
+        "map_name": ((), when.map_name, {"long_name": "name of the map"}),
+    }
     return xr.DataArray(
         data,
         dims=("latitude", "longitude"),
         coords={
+            **scalar,
             "latitude": ("latitude", latitudes_south_up()[::-1].copy(),
                          {"units": "degrees_north", "standard_name": "latitude", "axis": "Y"}),
             "longitude": ("longitude", longitudes(), {"units": "degrees_east", "standard_name": "longitude", "axis": "X"}),
@@ -368,3 +397,47 @@ def read_attrs(path: str | Path) -> dict[str, Any]:
 
     with netCDF4.Dataset(path) as ds:
         return {k: ds.getncattr(k) for k in ds.ncattrs()}
+
+
+@dataclass(frozen=True)
+class TimeCoords:
+    """When a mask was taken: Ls (deg), Mars year, the map name and :func:`time_values`."""
+
+    ls: float | None
+    mars_year: int | None
+    map_name: str
+    time: float
+
+
+def read_time_coords(path: str | Path) -> TimeCoords:
+    """Ls, Mars year and map name of a mask file: its scalar coordinates when present, else its
+    ``solar_longitude`` / ``ls`` and ``mars_year`` global attributes (older files), else None;
+    the name from ``map_name``, else the file name.  The original's masks and the labels carry
+    none of these (their Ls is in ``_ls.txt`` tables)."""
+    import netCDF4
+
+    with netCDF4.Dataset(path) as ds:
+        attrs = {k: ds.getncattr(k) for k in ds.ncattrs()}
+        variables = ds.variables
+
+        def scalar(name: str) -> float | None:
+            if name in variables and variables[name].ndim == 0:
+                var = variables[name]
+                var.set_auto_maskandscale(False)
+                return _number(var.getValue())
+            return None
+
+        ls = scalar("ls")
+        year = scalar("mars_year")
+        name = None
+        if "map_name" in variables:
+            var = variables["map_name"]
+            var.set_auto_chartostring(False)
+            name = bytes(np.asarray(var[:]).tobytes()).rstrip(b"\0 ").decode("utf-8", "replace") or None
+    if ls is None:
+        ls = _number(attrs.get("solar_longitude", attrs.get("ls")))
+    if year is None or year < 0:
+        year = _number(attrs.get("mars_year"))
+    year_int = None if year is None or year < 0 else int(year)
+    name = name or str(attrs.get("map_name") or map_name_of(path))
+    return TimeCoords(ls, year_int, name, time_values(ls, year_int))
