@@ -160,10 +160,10 @@ def _write_time_coords(ds: Any, ls: float | None, mars_year: int | None, name: s
         "monotonically across Mars years; NaN when Ls or the Mars year is unknown",
     })
     t.assignValue(time_values(ls, mars_year))
-    v = ds.createVariable("ls", "f4", (), fill_value=np.float32(np.nan))
+    v = ds.createVariable("ls", "f8", (), fill_value=np.float64(np.nan))  # f8: Ls as the table gives it
     v.setncatts({"long_name": "solar longitude Ls of the map", "units": "degree",
-                 "valid_range": np.array([0.0, 360.0], dtype=np.float32)})
-    v.assignValue(np.float32(ls) if ls is not None else np.float32(np.nan))
+                 "valid_range": np.array([0.0, 360.0], dtype=np.float64)})
+    v.assignValue(np.float64(ls) if ls is not None else np.float64(np.nan))
     y = ds.createVariable("mars_year", "i4", (), fill_value=np.int32(-1))
     y.setncatts({"long_name": "Mars year (Clancy et al. numbering)", "units": "1"})
     y.assignValue(np.int32(mars_year) if mars_year is not None else np.int32(-1))
@@ -373,7 +373,7 @@ def read_mask_xarray(path: str | Path, threshold: float | None = None):
     scalar = {
         "time": ((), when.time, {"long_name": "Mars time as cumulative solar longitude (360 x Mars year + Ls)",
                                  "units": "degree"}),
-        "ls": ((), np.float32(np.nan if when.ls is None else when.ls), {"long_name": "solar longitude Ls", "units": "degree"}),
+        "ls": ((), np.float64(np.nan if when.ls is None else when.ls), {"long_name": "solar longitude Ls", "units": "degree"}),
         "mars_year": ((), np.int32(-1 if when.mars_year is None else when.mars_year), {"long_name": "Mars year", "units": "1"}),
         "map_name": ((), when.map_name, {"long_name": "name of the map"}),
     }

@@ -1,0 +1,1 @@
+"""mars_cloudmask.infer.science: tools over many masks (cubes, statistics, reports)."""
