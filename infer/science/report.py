@@ -139,9 +139,12 @@ def collect_report(out: str | Path) -> ReportData:
         data.runs.append({"started": record.get("started"), "finished": record.get("finished"),
                           "counts": counts, "interrupted": record.get("interrupted")})
         model = record.get("model") or {}
+        provider = str(record.get("provider") or model.get("provider") or "?")
+        session = model.get("session_providers")
+        if isinstance(session, list) and session:
+            provider += f" ({', '.join(map(str, session))})"
         desc = {"name": str(model.get("name", "?")), "version": str(model.get("version", "?")),
-                "sha256": str(model.get("sha256", ""))[:12],
-                "provider": str(record.get("provider") or model.get("provider") or "?")}
+                "sha256": str(model.get("sha256", ""))[:12], "provider": provider}
         if desc not in data.models:
             data.models.append(desc)
         for m in record.get("maps") or []:
