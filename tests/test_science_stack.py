@@ -12,10 +12,12 @@ from mars_cloudmask.infer.netcdf import write_mask
 from mars_cloudmask.infer.science.stack import (
     PACK_FILL,
     build_cube,
+    from_stored,
     iter_cube_masks,
     iter_cube_steps,
     open_cube,
     pack,
+    to_stored,
     unpack,
 )
 
@@ -58,6 +60,9 @@ def test_pack_keeps_thresholding_at_multiples_of_0004_exact():
     packed = pack(np.array([INVALID, np.nan, 0.0, 1.0], dtype=np.float32))
     assert list(packed) == [PACK_FILL, PACK_FILL, 0, 250]
     assert list(unpack(packed)) == [INVALID, INVALID, 0.0, 1.0]
+    stored = to_stored(packed)
+    assert stored.dtype == np.int8 and list(stored) == [-128, -128, -125, 125]
+    np.testing.assert_array_equal(from_stored(to_stored(pack(p))), pack(p))
 
 
 def test_a_run_becomes_one_chunked_cube_sorted_in_time_with_its_sources(tmp_path):
@@ -89,7 +94,7 @@ def test_the_cube_opens_lazily_in_xarray_with_dask_chunked_for_time_series(tmp_p
         da = ds["cloudmask"]
         assert da.dims == ("time", "latitude", "longitude") and da.dtype == np.float32
         assert da.chunks is not None and da.chunks[0] == (2, 1) and da.chunks[1][0] == 120
-        assert ds["cloudmask"].encoding["dtype"] == np.uint8
+        assert ds["cloudmask"].encoding["dtype"] == np.int8  # one byte a pixel, CF 1.8's signed byte
         assert list(ds["ls"].values) == [10.0, 20.0, 30.0] and "ls" in ds.coords
         assert list(ds["mars_year"].values) == [28, 28, 28]
         series = da.sel(latitude=0, longitude=0, method="nearest").values  # one point through time
@@ -165,3 +170,12 @@ def test_a_cube_of_the_originals_masks_gives_the_folders_statistics(data_dir, tm
     assert result.errors == [] and result.steps == len(list(folder.glob("*.ncdf"))) > 0
     expected = collect([folder], ls_table=tables, label=True)
     _assert_same_stats(_stats_from_cube(result.path, label=True), expected.stats)
+
+
+def test_the_cube_has_no_high_priority_cf_failure_but_the_mars_time(tmp_path):
+    pytest.importorskip("compliance_checker")
+    from tests.test_netcdf import cf_high_priority_failures
+
+    write_prob_run(tmp_path / "OUT", 2)
+    failures = cf_high_priority_failures(build_cube(tmp_path / "OUT", tmp_path / "cube.nc").path)
+    assert len(failures) == 1 and failures[0].startswith("§5.1") and "'time'" in failures[0], failures

@@ -2,11 +2,13 @@
 
 Layout of the cube (``cm-stack OUT --out cube.nc``):
 
-* ``cloudmask(time, latitude, longitude)`` uint8, zlib: the cloud probability packed as
-  ``k / 250`` (``scale_factor`` 0.004, so xarray and netCDF4 unpack it to floats), 255 =
-  ``_FillValue`` = invalid.  ``k`` is the largest step with ``float32(k / 250) <= p``, so
-  thresholding the unpacked values at any multiple of 0.004 (the default 0.912 = 228/250, and
-  0.5) gives exactly the pixels the float mask gives; 0/1 masks are stored exactly.
+* ``cloudmask(time, latitude, longitude)`` signed byte (CF 1.8 has no unsigned types), zlib:
+  the cloud probability ``k / 250`` stored as ``k - 125`` (``scale_factor`` 0.004,
+  ``add_offset`` 0.5, so xarray and netCDF4 unpack it to floats), -128 = ``_FillValue`` =
+  invalid.  ``k`` is the largest step with ``float32(k / 250) <= p``, so thresholding the
+  values :func:`iter_cube_masks` gives at any multiple of 0.004 (the default 0.912 = 228/250,
+  and 0.5) gives exactly the pixels the float mask gives; 0/1 masks are stored exactly.
+  (xarray's own unpacking computes ``s * 0.004 + 0.5`` in float32, within 1e-7 of ``k / 250``.)
 * rows are **south-up** like the mask files (``latitude`` ascending from -90);
 * chunks ``(time_chunk, 120, 240)`` (16 days x 12 x 24 degrees): a time series at a point
   reads one chunk per 16 days, a single day reads 120 chunks;
@@ -14,6 +16,9 @@ Layout of the cube (``cm-stack OUT --out cube.nc``):
   ``mars_year``, ``map_name``; per step ``source`` (the mask file, relative to the run folder)
   and ``threshold`` (the mask's cloud threshold, NaN for 0/1 masks without one);
 * steps sorted by ``time`` then name.
+
+The IOOS compliance-checker's only high-priority CF 1.8 complaint is section 5.1: ``time`` has
+no CF time units, because Mars has no CF calendar (see ``infer/netcdf.py``).
 
 The build streams: ``time_chunk`` masks at most are held (about 6.5 MB each as uint8) whatever
 the number of masks.  :func:`iter_cube_masks` reads a cube back as the masks it was built from.
@@ -33,7 +38,10 @@ from ..geometry import INVALID, MAP_HEIGHT, MAP_WIDTH, latitudes_south_up, longi
 PACK_STEPS = 250
 """Probability steps of the packed uint8 (value ``k`` means ``k / 250``)."""
 PACK_FILL = np.uint8(255)
-"""Packed value of an invalid pixel (``_FillValue``)."""
+"""Packed value of an invalid pixel in :func:`pack`'s uint8 (stored as -128)."""
+STORE_OFFSET = 125
+"""Stored int8 = packed - 125 (so 0..250 fits a signed byte; 255 -> -128 = ``_FillValue``)."""
+STORE_FILL = np.int8(-128)
 SPACE_CHUNK = (120, 240)
 """Chunk rows x columns (12 x 24 degrees)."""
 DEFAULT_TIME_CHUNK = 16
@@ -63,6 +71,20 @@ def pack(mask: np.ndarray) -> np.ndarray:
 def unpack(packed: np.ndarray) -> np.ndarray:
     """float32 mask of packed uint8 values, -999 where invalid (inverse of :func:`pack` up to 0.004)."""
     return _UNPACK[packed]
+
+
+def to_stored(packed: np.ndarray) -> np.ndarray:
+    """int8 as stored in the cube: ``packed - 125``, 255 -> -128."""
+    out = (packed.astype(np.int16) - STORE_OFFSET).astype(np.int8)
+    out[packed > PACK_STEPS] = STORE_FILL
+    return out
+
+
+def from_stored(stored: np.ndarray) -> np.ndarray:
+    """uint8 :func:`pack` values of stored int8 (inverse of :func:`to_stored`)."""
+    out = (stored.astype(np.int16) + STORE_OFFSET).astype(np.uint8)
+    out[stored == STORE_FILL] = PACK_FILL
+    return out
 
 
 class CubeMask(NamedTuple):
@@ -254,25 +276,25 @@ def build_cube(
                 names[i] = s.name
                 sources[i] = rel(s.path)
             cube = ds.createVariable(
-                "cloudmask", "u1", ("time", "latitude", "longitude"), zlib=True, complevel=complevel,
-                chunksizes=(tchunk, *SPACE_CHUNK), fill_value=PACK_FILL,
+                "cloudmask", "i1", ("time", "latitude", "longitude"), zlib=True, complevel=complevel,
+                chunksizes=(tchunk, *SPACE_CHUNK), fill_value=STORE_FILL,
             )
             cube.setncatts({
                 "long_name": "water-ice cloud probability (0/1 for thresholded masks)",
                 "units": "1",
                 "scale_factor": np.float32(1.0 / PACK_STEPS),
-                "add_offset": np.float32(0.0),
-                "valid_range": np.array([0, PACK_STEPS], dtype=np.uint8),
+                "add_offset": np.float32(STORE_OFFSET / PACK_STEPS),
+                "valid_range": np.array([-STORE_OFFSET, PACK_STEPS - STORE_OFFSET], dtype=np.int8),
                 "coordinates": "time ls mars_year map_name",
-                "comment": f"packed: value k means k/{PACK_STEPS} (the largest such step not above the "
-                "mask's value), 255 = invalid; rows are south-up (latitude ascending from -90)",
+                "comment": f"packed: stored s means (s + {STORE_OFFSET})/{PACK_STEPS}, the largest such step not "
+                "above the mask's value; -128 = invalid; rows are south-up (latitude ascending from -90)",
             })
             cube.set_auto_maskandscale(False)
-            block = np.empty((tchunk, MAP_HEIGHT, MAP_WIDTH), dtype=np.uint8)
+            block = np.empty((tchunk, MAP_HEIGHT, MAP_WIDTH), dtype=np.int8)
             for start in range(0, n, tchunk):
                 part = steps[start : start + tchunk]
                 for j, s in enumerate(part):
-                    block[j] = pack(read_mask(s.path, north_up=False))
+                    block[j] = to_stored(pack(read_mask(s.path, north_up=False)))
                     if progress is not None:
                         progress(s.name)
                 cube[start : start + len(part)] = block[: len(part)]
@@ -307,7 +329,7 @@ def iter_cube_steps(cube_path: str | Path) -> Iterator[CubeStep]:
         thr_var.set_auto_maskandscale(False)
         thresholds = np.asarray(thr_var[:], dtype=np.float64)
         for start in range(0, n, tchunk):
-            block = np.asarray(var[start : start + tchunk])
+            block = from_stored(np.asarray(var[start : start + tchunk]))
             for j in range(block.shape[0]):
                 i = start + j
                 yield CubeStep(names[i], float(ls[i]), int(years[i]), float(times[i]), sources[i],
