@@ -78,10 +78,14 @@ def test_masks_without_a_record_and_bad_masks_get_rows(tmp_path):
     out = tmp_path / "OUT"
     write_mask(out / "cloudmask_P02_day01.nc", mask_with(0.5), {"solar_longitude": 10.0, "mars_year": 29})
     (out / "cloudmask_P02_day02.ncdf").write_bytes(b"")
+    good = (out / "cloudmask_P02_day01.nc").read_bytes()
+    (out / "cloudmask_P02_day03.nc").write_bytes(good[: len(good) // 2])
     page = write_report(out).read_text(encoding="utf-8")
     rows = {r.name: r for r in collect_report(out).rows}
     assert rows["P02_day01"].status == "on disk" and rows["P02_day01"].cloud_fraction == pytest.approx(0.5)
     assert rows["P02_day02"].status == "bad mask" and "0 bytes" in rows["P02_day02"].reason
+    assert rows["P02_day03"].status == "bad mask" and "truncated" in rows["P02_day03"].reason
+    assert rows["P02_day03"].cloud_fraction is None and "truncated" in page
     assert "no run record" in page and "<script" not in page and "http://" not in page.replace(
         'xmlns="http://www.w3.org/2000/svg"', "")
 

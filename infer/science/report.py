@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..geometry import DEFAULT_THRESHOLD, INVALID
+from ..geometry import DEFAULT_THRESHOLD, INVALID, MAP_HEIGHT, MAP_WIDTH
 
 RUN_RECORD = "cm-infer-run.json"
 RUN_HISTORY = "cm-infer-runs"
@@ -109,15 +109,17 @@ def mask_fractions(path: Path) -> tuple[float | None, float | None, float | None
     """``(cloud fraction, valid fraction, ls, mars_year, problem)`` of one mask file."""
     from ..netcdf import check_mask_file, read_attrs, read_mask, read_time_coords
 
-    problem = check_mask_file(path)
-    if problem is not None:
-        return None, None, None, None, problem
-    attrs = read_attrs(path)
+    try:  # one read of a good mask; check_mask_file only says why a bad one fails
+        attrs = read_attrs(path)
+        values = read_mask(path)
+    except Exception:  # noqa: BLE001 - any failure to read makes the mask bad
+        values = None
+    if values is None or values.shape != (MAP_HEIGHT, MAP_WIDTH):
+        return None, None, None, None, check_mask_file(path) or f"{path}: unreadable mask"
     try:
         thr = float(attrs.get("threshold", DEFAULT_THRESHOLD))
     except (TypeError, ValueError):
         thr = DEFAULT_THRESHOLD
-    values = read_mask(path)
     valid = values > INVALID + 0.5
     n_valid = int(np.count_nonzero(valid))
     cloud = float(np.count_nonzero(valid & (values >= thr)) / n_valid) if n_valid else None
