@@ -117,7 +117,7 @@ def map_name_of(path: str | Path) -> str:
 
 # --------------------------------------------------------------------------- time coordinates
 TIME_COORDS = ("time", "ls", "mars_year", "map_name")
-"""Scalar coordinate variables of every mask written since 0.1 (see :func:`time_values`)."""
+"""Scalar coordinate variables of every mask this package writes (see :func:`time_values`)."""
 STACK_COORDS = ["ls", "mars_year", "map_name"]
 """``coords=`` for ``xr.open_mfdataset(..., combine="nested", concat_dim="time")``: these scalar
 coordinates are concatenated along ``time`` (``time`` itself becomes the index)."""

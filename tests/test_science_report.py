@@ -12,7 +12,7 @@ import pytest
 
 from mars_cloudmask.infer.geometry import INVALID, MAP_HEIGHT, MAP_WIDTH
 from mars_cloudmask.infer.netcdf import write_mask
-from mars_cloudmask.infer.science.report import collect_report, render_html, svg_plot, write_report
+from mars_cloudmask.infer.science.report import collect_report, svg_plot, write_report
 
 MAGENTA = (255, 0, 255)
 
@@ -21,7 +21,7 @@ def mask_with(cloud: float, valid_rows: int = 1200) -> np.ndarray:
     """North-up mask: ``valid_rows`` valid rows from row 300, the first ``cloud`` share of them cloud (0.95)."""
     mask = np.full((MAP_HEIGHT, MAP_WIDTH), INVALID, dtype=np.float32)
     mask[300 : 300 + valid_rows] = 0.1
-    mask[300 : 300 + int(round(cloud * valid_rows))] = 0.95
+    mask[300 : 300 + round(cloud * valid_rows)] = 0.95
     return mask
 
 

@@ -118,7 +118,7 @@ def _assert_same_stats(a: CloudStats, b: CloudStats) -> None:
     np.testing.assert_array_equal(a.cloudy_days, b.cloudy_days)
     np.testing.assert_array_equal(a.hov_cloud, b.hov_cloud)
     np.testing.assert_array_equal(a.hov_valid, b.hov_valid)
-    key = lambda d: d.name  # noqa: E731
+    key = lambda d: d.name
     da, db = sorted(a.days, key=key), sorted(b.days, key=key)
     assert [(d.name, d.ls, d.mars_year, d.cloud_fraction) for d in da] == [
         (d.name, d.ls, d.mars_year, d.cloud_fraction) for d in db]
