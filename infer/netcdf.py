@@ -28,6 +28,8 @@ CF 1.8 suite with no high-priority failure.  Every reader takes both (:data:`MAS
 
 from __future__ import annotations
 
+import threading
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -37,6 +39,11 @@ import numpy as np
 from .geometry import INVALID, MAP_HEIGHT, MAP_WIDTH, latitudes_south_up, longitudes
 
 CONVENTIONS = "CF-1.8"
+
+NETCDF_LOCK = threading.RLock()
+"""Held around every netCDF4 call of this module: netCDF-C and HDF5 are not thread-safe and
+netCDF4-python releases the GIL, so two threads writing masks at once crashed the process
+(segmentation fault).  Other modules that open NetCDF files in threads should hold it too."""
 
 TITLE = "Water-ice cloud mask of a Mars Daily Global Map (MRO MARCI)"
 REFERENCES = (
@@ -230,17 +237,19 @@ def write_mask(
     try:
         # In memory: the HDF library never holds a descriptor to the disk, so a failure can
         # leave no open (deleted) temporary behind; the bytes are written below by Python.
-        ds = netCDF4.Dataset(path.name, "w", format="NETCDF4_CLASSIC", memory=1 << 20)
-        try:
-            _fill_dataset(ds, data, attrs, binary=binary, complevel=complevel,
-                          ls=ls, mars_year=None if year is None else int(year), name=name)
-        except BaseException:
+        # (a unique name: HDF5 tells in-memory files apart by name)
+        with NETCDF_LOCK:
+            ds = netCDF4.Dataset(f"{path.name}.{uuid.uuid4().hex}", "w", format="NETCDF4_CLASSIC", memory=1 << 20)
             try:
-                ds.close()
-            except Exception:  # noqa: BLE001 - the first error is the one to report
-                pass
-            raise
-        image = ds.close()
+                _fill_dataset(ds, data, attrs, binary=binary, complevel=complevel,
+                              ls=ls, mars_year=None if year is None else int(year), name=name)
+            except BaseException:
+                try:
+                    ds.close()
+                except Exception:  # noqa: BLE001 - the first error is the one to report
+                    pass
+                raise
+            image = bytes(ds.close())
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             f.write(image)
             f.flush()
@@ -311,7 +320,7 @@ def check_mask_file(path: str | Path) -> str | None:
     if size == 0:
         return f"{path}: 0 bytes (an interrupted write?)"
     try:
-        with netCDF4.Dataset(path) as ds:
+        with NETCDF_LOCK, netCDF4.Dataset(path) as ds:
             var = ds.variables.get("cloudmask")
             if var is None:
                 return f"{path}: no 'cloudmask' variable"
@@ -339,7 +348,7 @@ def read_mask(path: str | Path, *, north_up: bool = True, threshold: float | Non
     """
     import netCDF4
 
-    with netCDF4.Dataset(path) as ds:
+    with NETCDF_LOCK, netCDF4.Dataset(path) as ds:
         var = ds.variables["cloudmask"]
         var.set_auto_maskandscale(False)
         data = np.asarray(var[:, :], dtype=np.float32)
@@ -395,7 +404,7 @@ def read_attrs(path: str | Path) -> dict[str, Any]:
     """The global attributes of a mask file."""
     import netCDF4
 
-    with netCDF4.Dataset(path) as ds:
+    with NETCDF_LOCK, netCDF4.Dataset(path) as ds:
         return {k: ds.getncattr(k) for k in ds.ncattrs()}
 
 
@@ -416,7 +425,7 @@ def read_time_coords(path: str | Path) -> TimeCoords:
     none of these (their Ls is in ``_ls.txt`` tables)."""
     import netCDF4
 
-    with netCDF4.Dataset(path) as ds:
+    with NETCDF_LOCK, netCDF4.Dataset(path) as ds:
         attrs = {k: ds.getncattr(k) for k in ds.ncattrs()}
         variables = ds.variables
 

@@ -349,3 +349,34 @@ def test_readers_keep_working_on_the_label_files(data_dir):
     da = read_mask_xarray(path)
     assert da.shape == (MAP_HEIGHT, MAP_WIDTH) and np.isnan(float(da["ls"]))
     assert np.nanmax(da.values) > 1  # labels keep their blue-channel numbers (no clipping on read)
+
+
+THREADS_SCRIPT = """
+import sys, threading
+import numpy as np
+from mars_cloudmask.infer.netcdf import check_mask_file, read_mask, write_mask
+out = sys.argv[1]
+mask = np.random.default_rng(0).random((1801, 3600), dtype=np.float32)
+first = write_mask(f"{out}/first.ncdf", mask)
+def work(i):
+    write_mask(f"{out}/m{i}.ncdf", mask)
+    assert read_mask(first).shape == (1801, 3600)
+for round in range(3):
+    threads = [threading.Thread(target=work, args=(f"{round}_{i}",)) for i in range(4)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+bad = [r for r in (check_mask_file(p) for p in __import__("pathlib").Path(out).glob("m*.ncdf")) if r]
+print(len(list(__import__("pathlib").Path(out).glob("m*.ncdf"))), bad)
+"""
+
+
+def test_masks_written_and_read_from_several_threads_at_once(tmp_path):
+    """netCDF-C/HDF5 are not thread-safe and netCDF4 releases the GIL: without the module's lock
+    this crashed the interpreter (segmentation fault), so it runs in a child process."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", THREADS_SCRIPT, str(tmp_path)], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+    assert proc.stdout.split() == ["12", "[]"], proc.stdout
