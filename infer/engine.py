@@ -62,7 +62,7 @@ MaskHook = Callable[[MapJob, np.ndarray, np.ndarray], None]
 PredictHook = Callable[[CloudModel, "LoadedMap", RunPlan], "tuple[np.ndarray, TilePlan | None]"]
 """A replacement predict stage (cm-bench's reference stitchings): returns the mask and plan."""
 
-FULL_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+FULL_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
 class OutputError(RuntimeError):
@@ -213,28 +213,9 @@ def copy_paths(job: MapJob, plan: RunPlan) -> list[tuple[Path, Path]]:
 
 def mask_problem(path: Path) -> str | None:
     """None when ``path`` is a complete, readable mask of the map's shape; else why not."""
-    try:
-        from .netcdf import check_mask_file  # the writer's own check, when it has one
-    except ImportError:
-        check_mask_file = None
-    if check_mask_file is not None:
-        return check_mask_file(path)
-    import netCDF4
+    from .netcdf import check_mask_file
 
-    try:
-        if path.stat().st_size == 0:
-            return "empty file"
-        with netCDF4.Dataset(path) as ds:
-            var = ds.variables.get("cloudmask")
-            if var is None:
-                return "no cloudmask variable"
-            if tuple(var.shape) != (MAP_HEIGHT, MAP_WIDTH):
-                return f"cloudmask is {tuple(var.shape)}, expected {(MAP_HEIGHT, MAP_WIDTH)}"
-            var.set_auto_maskandscale(False)
-            var[-1, :]  # the last chunk decodes: not truncated
-    except OSError as exc:
-        return f"unreadable ({' '.join(str(exc).split())[:120]})"
-    return None
+    return check_mask_file(path)
 
 
 def triage(index: int, job: MapJob, plan: RunPlan) -> WorkItem | MapResult:

@@ -26,14 +26,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .geometry import Bounds, check_tile_out, polar_latitudes
+from .netcdf import MASK_SUFFIXES
 from .stitch import STITCH_MODES
 
 if TYPE_CHECKING:  # pragma: no cover
     from .maps import MapJob
     from .runtime import CloudModel
 
-MASK_SUFFIXES = (".ncdf", ".nc")
-"""File name suffixes of masks: the original's ``.ncdf`` (default) and CF's ``.nc``."""
 
 POLAR_BAND_MIN_DEG = 1.0
 """The polar offset must leave at least this much latitude between the bounds at every Ls."""

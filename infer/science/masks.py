@@ -20,8 +20,8 @@ import numpy as np
 
 from ..geometry import DEFAULT_THRESHOLD, INVALID, MAP_HEIGHT, MAP_WIDTH
 from ..maps import MAP_SUFFIXES
+from ..netcdf import MASK_SUFFIXES
 
-MASK_SUFFIXES = (".ncdf", ".nc")
 _DAY = re.compile(r"([A-Za-z]+\d+)_?day(\d+)", re.IGNORECASE)
 
 

@@ -1,0 +1,134 @@
+"""The run report page (infer/science/report.py), checked in headless Chromium when present."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mars_cloudmask.infer.geometry import INVALID, MAP_HEIGHT, MAP_WIDTH
+from mars_cloudmask.infer.netcdf import write_mask
+from mars_cloudmask.infer.science.report import collect_report, svg_plot, write_report
+
+MAGENTA = (255, 0, 255)
+
+
+def mask_with(cloud: float, valid_rows: int = 1200) -> np.ndarray:
+    """North-up mask: ``valid_rows`` valid rows from row 300, the first ``cloud`` share of them cloud (0.95)."""
+    mask = np.full((MAP_HEIGHT, MAP_WIDTH), INVALID, dtype=np.float32)
+    mask[300 : 300 + valid_rows] = 0.1
+    mask[300 : 300 + round(cloud * valid_rows)] = 0.95
+    return mask
+
+
+def make_run(out: Path) -> Path:
+    """A run folder as cm-infer leaves it: 3 masks (one with a magenta quicklook), a failure,
+    a run record and an older record in the history folder."""
+    from PIL import Image
+
+    maps = []
+    for i, (day, ls, cloud) in enumerate([(1, 132.5, 0.25), (2, 140.0, 0.5), (3, 150.0, 0.125)]):
+        name = f"P01_day{day:02d}"
+        path = write_mask(out / "P" / "P01" / "cloudmasks" / f"cloudmask_{name}.ncdf", mask_with(cloud),
+                          {"solar_longitude": ls, "mars_year": 28, "map_name": name, "threshold": 0.912})
+        maps.append({"name": name, "source": f"/maps/P/P01/{name}_zequat.jpg", "output": str(path),
+                     "status": "done", "ls": ls, "mars_year": 28})
+    Image.new("RGB", (900, 451), MAGENTA).save(out / "P" / "P01" / "cloudmasks" / "cloudmask_P01_day01.png")
+    maps.append({"name": "P01_day04", "source": "/maps/P/P01/P01_day04_zequat.jpg",
+                 "output": str(out / "P" / "P01" / "cloudmasks" / "cloudmask_P01_day04.ncdf"),
+                 "status": "failed", "reason": "/maps/P/P01/P01_day04_zequat.jpg: corrupt JPEG (premature end)"})
+    record = {
+        "tool": "cm-infer", "started": "2026-12-01T07:00:00+00:00", "finished": "2026-12-01T07:01:00+00:00",
+        "command": ["cm-infer", "/maps", "--out", str(out)], "provider": "CPUExecutionProvider",
+        "model": {"name": "cloudmask-unet", "version": "1.2.3", "sha256": "abcdef0123456789"},
+        "counts": {"done": 3, "skipped": 0, "failed": 1}, "maps": maps,
+        "failures": [{"source": m["source"], "reason": m["reason"]} for m in maps if m["status"] == "failed"]
+        + [{"source": None, "reason": "/maps/P/P05: no _ls.txt"}],
+    }
+    (out / "cm-infer-run.json").write_text(json.dumps(record))
+    older = {**record, "started": "2026-11-30T07:00:00+00:00", "finished": "2026-11-30T07:01:00+00:00",
+             "model": {"name": "cloudmask-unet", "version": "1.2.2", "sha256": "0123"},
+             "maps": [{**maps[1], "status": "failed", "reason": "disk full"}], "failures": []}
+    (out / "cm-infer-runs").mkdir()
+    (out / "cm-infer-runs" / "2026-11-30T070000.json").write_text(json.dumps(older))
+    (out / "cm-infer-runs" / "2026-12-01T070000.json").write_text(json.dumps(record))  # same run, twice
+    return out
+
+
+def test_collect_report_reads_records_masks_and_quicklooks(tmp_path):
+    data = collect_report(make_run(tmp_path / "OUT"))
+    by_name = {r.name: r for r in data.rows}
+    assert list(by_name) == ["P01_day01", "P01_day02", "P01_day03", "P01_day04"]
+    assert by_name["P01_day02"].status == "done"  # the later run's result wins over the older failure
+    assert by_name["P01_day02"].cloud_fraction == pytest.approx(0.5)
+    assert by_name["P01_day03"].cloud_fraction == pytest.approx(0.125)
+    assert by_name["P01_day01"].valid_fraction == pytest.approx(1200 / MAP_HEIGHT)
+    assert by_name["P01_day01"].thumbnail == "P/P01/cloudmasks/cloudmask_P01_day01.png"
+    assert by_name["P01_day03"].thumbnail is None
+    assert by_name["P01_day04"].status == "failed" and "corrupt JPEG" in by_name["P01_day04"].reason
+    assert ("(input)", "/maps/P/P05: no _ls.txt") in data.failures
+    assert [m["version"] for m in data.models] == ["1.2.2", "1.2.3"] and len(data.runs) == 2
+
+
+def test_masks_without_a_record_and_bad_masks_get_rows(tmp_path):
+    out = tmp_path / "OUT"
+    write_mask(out / "cloudmask_P02_day01.nc", mask_with(0.5), {"solar_longitude": 10.0, "mars_year": 29})
+    (out / "cloudmask_P02_day02.ncdf").write_bytes(b"")
+    good = (out / "cloudmask_P02_day01.nc").read_bytes()
+    (out / "cloudmask_P02_day03.nc").write_bytes(good[: len(good) // 2])
+    page = write_report(out).read_text(encoding="utf-8")
+    rows = {r.name: r for r in collect_report(out).rows}
+    assert rows["P02_day01"].status == "on disk" and rows["P02_day01"].cloud_fraction == pytest.approx(0.5)
+    assert rows["P02_day02"].status == "bad mask" and "0 bytes" in rows["P02_day02"].reason
+    assert rows["P02_day03"].status == "bad mask" and "truncated" in rows["P02_day03"].reason
+    assert rows["P02_day03"].cloud_fraction is None and "truncated" in page
+    assert "no run record" in page and "<script" not in page and "http://" not in page.replace(
+        'xmlns="http://www.w3.org/2000/svg"', "")
+
+
+def test_svg_plot_places_points_by_ls_and_fraction():
+    svg = svg_plot([(0.0, 0.0, 28), (180.0, 0.4, 28), (90.0, 0.2, 29)], width=416, height=360)
+    # plot area: x from 56 to 306 (250 px for 360 deg), y from 16 (top, fraction 0.4) to 316 (0)
+    assert '<circle cx="56.0" cy="316.0"' in svg and '<circle cx="181.0" cy="16.0"' in svg
+    assert '<circle cx="118.5" cy="166.0"' in svg
+    assert ">0.10</text>" in svg and ">0.40</text>" in svg
+    assert "MY 28" in svg and "MY 29" in svg
+
+
+def chromium() -> str:
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.skip("chromium not installed (apt-get install -y chromium)")
+    return exe
+
+
+def run_chromium(page: Path, profile: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={profile}", *args, page.resolve().as_uri()]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+def test_the_page_renders_in_headless_chromium(tmp_path):
+    from PIL import Image
+
+    chromium()
+    page = write_report(make_run(tmp_path / "OUT"))
+    shot = tmp_path / "shot.png"
+    done = run_chromium(page, tmp_path / "profile", f"--screenshot={shot}", "--window-size=1200,1400")
+    assert shot.is_file(), done.stderr[-2000:]
+    dom = run_chromium(page, tmp_path / "profile2", "--dump-dom").stdout
+    for text in ("P01_day01", "P01_day04", "corrupt JPEG (premature end)", "no _ls.txt", "cloudmask-unet",
+                 "1.2.3", "CPUExecutionProvider", "Cloud fraction against Ls", "0.500", "0.125", "132.5"):
+        assert text in dom, text
+    assert dom.count("<circle") >= 3 + 1  # three points and a legend mark
+    pixels = np.asarray(Image.open(shot).convert("RGB"))
+    assert pixels.shape[:2] == (1400, 1200)
+    magenta = np.all(pixels == MAGENTA, axis=-1)
+    assert magenta.sum() > 150 * 60  # the quicklook thumbnail loaded from its relative path
+    blue = np.all(np.abs(pixels.astype(int) - (0x1F, 0x77, 0xB4)) < 8, axis=-1)
+    assert blue.sum() > 3 * 10  # the plotted points of MY 28
