@@ -112,6 +112,7 @@ def infer(
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo maps whose output exists (default: skip them)."),
     copy_maps: bool = typer.Option(False, "--copy-maps", help="Also copy maps to OUT/.../mdgms/ and the _ls.txt (the original's layout)."),
     quicklook: bool = typer.Option(False, "--quicklook", help="Write a PNG quicklook beside each mask."),
+    report: bool = typer.Option(False, "--report", help="Write OUT/index.html, a static page of the run (cm-report)."),
     suffix: str = typer.Option(
         ".ncdf", "--suffix", help="Mask file suffix: .ncdf (the original's names) or .nc (CF-clean names)."
     ),
@@ -149,7 +150,7 @@ def infer(
             InferOptions(
                 out=out, binary=binary, bounds=box, polar_offset=polar_offset, stitch=stitch, batch_size=batch_size,
                 tile_out=tile_out, threshold=threshold, overwrite=overwrite, copy_maps=copy_maps, quicklook=quicklook,
-                suffix=suffix,
+                suffix=suffix, report=report,
             ),
             loaded,
         )
@@ -175,20 +176,28 @@ def infer(
             bar.advance(task)
 
         try:
-            report = run(
+            run_report = run(
                 jobs, loaded, plan, executor=executor, on_result=on_result, roots=roots, input_errors=input_errors,
                 record_extra=executor.add_to_record if executor is not None else None,
             )
         except RunInterrupted as stopped:
-            report, status = stopped.report, stopped.exit_status
+            run_report, status = stopped.report, stopped.exit_status
         except (OutputError, cluster.ClusterError) as exc:
             raise _fatal(str(exc)) from None
-    lines = summary_lines(report, loaded, time.perf_counter() - t0)
+    if plan.report:
+        from .science.report import write_report  # a science tool: imported only when asked for
+
+        try:
+            lines_report = [f"report: {write_report(plan.out)}"]
+        except (OSError, ValueError) as exc:
+            lines_report = [f"FAILED: report page: {' '.join(str(exc).split())}"]
+            status = status or EXIT_FAILED
+    lines = summary_lines(run_report, loaded, time.perf_counter() - t0) + (lines_report if plan.report else [])
     if dask:
-        lines.insert(2, cluster.summary_line(report))
+        lines.insert(2, cluster.summary_line(run_report))
     for line in lines:
         typer.echo(line)
-    raise typer.Exit(status if status is not None else (0 if report.ok else EXIT_FAILED))
+    raise typer.Exit(status if status is not None else (0 if run_report.ok else EXIT_FAILED))
 
 
 def main() -> None:

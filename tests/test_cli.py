@@ -192,3 +192,42 @@ def test_the_summary_names_skips_only_when_there_are_some(tiny_model, map_tree, 
     assert "done 2, skipped 0, failed 0" in first.output and "--overwrite to redo" not in first.output
     again = cm_infer(map_tree, "--out", tmp_path / "out", "--model", tiny_model)
     assert "skipped 2 (outputs exist; --overwrite to redo)" in again.output
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 6 MB tmpfs mounted for the test (skips where mounting is not allowed)."""
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mount)], capture_output=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.mark.slow
+def test_a_really_full_disk_stops_the_run_says_why_and_a_rerun_elsewhere_finishes(tiny_model, tmp_path, small_disk):
+    write_map_tree(tmp_path / "maps", days=(1, 2, 3, 4))
+    out = small_disk / "out"
+    res = cm_infer(tmp_path / "maps", "--out", out, "--model", tiny_model, "--threads", "1")
+    written = sorted(out.rglob("*.ncdf"))
+    assert res.exit_code == EXIT_FAILED, res.output
+    assert "No space left on device" in res.output and "STOPPED:" in res.output and "Traceback" not in res.output
+    assert len(written) < 4 and "Permission denied" not in res.output
+    assert not [p for p in out.rglob(".cloudmask_*")]  # no temporaries, nothing held open
+    for nc in written:
+        assert read_mask(nc).shape == (1801, 3600)
+    record_line = [ln for ln in res.output.splitlines() if ln.startswith(("run record:", "FAILED: ")) and "record" in ln]
+    assert record_line, res.output  # the record was written, or its failure said in one line
+
+
+def test_report_and_nc_suffix_options(tiny_model, map_tree, tmp_path):
+    out = tmp_path / "out"
+    res = cm_infer(map_tree, "--out", out, "--model", tiny_model, "--suffix", ".nc", "--report")
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.rglob("cloudmask_*")) == ["cloudmask_P01_day01.nc", "cloudmask_P01_day02.nc"]
+    page = (out / "index.html").read_text()
+    assert "P01_day01" in page and "P01_day02" in page and f"report: {out / 'index.html'}" in res.output
