@@ -54,6 +54,8 @@ def train_command(
     keep_epochs: bool = typer.Option(True, "--keep-epochs/--no-keep-epochs", help="Keep each epoch's weights in OUT/epochs/ (for cm-average)."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from this model's weights (.keras file or run folder; same width and depth): fine-tuning, e.g. the shipped models/cloudmask-unet.keras on your own labels."),
     lr_schedule: str = typer.Option("plateau", "--lr-schedule", help="plateau: halve the LR after --lr-patience flat epochs; cosine: decay --lr to 0 over --epochs."),
+    channels: str = typer.Option("rgb", "--channels", help="Input channels: 'rgb' or e.g. 'rgb,bdiff10,bdiff50' (blue minus the background's 10th/50th percentile), 'bratioQ', 'lat'."),
+    background_maps: list[Path] = typer.Option([], "--background-maps", help="Maps or folder(s) of maps whose composite is the labelled days' background (e.g. mdgm/P/P01); reference maps use their own folder."),
 ) -> None:
     """Train (or resume) a run; checkpoints, metrics.json and curves.png go to --out."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -72,6 +74,7 @@ def train_command(
         brightness=brightness, reference=[str(r) for r in reference], mdgm=str(mdgm) if mdgm else None,
         reference_weight=reference_weight, reference_fraction=reference_fraction, tile_out=tile_out, threads=threads,
         bn_momentum=bn_momentum, keep_epochs=keep_epochs, init=str(init) if init else None, lr_schedule=lr_schedule,
+        channels=channels, background_maps=[str(b) for b in background_maps],
     )
     try:
         metrics = train(cfg, log=lambda msg: console.print(msg, highlight=False))
