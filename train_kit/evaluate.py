@@ -128,17 +128,23 @@ class Scorer:
     name: str
 
 
-def keras_scorer(model_path: str | Path, run: str | Path | None = None) -> Scorer:
-    """A Keras checkpoint, with the channel spec and background maps of its run (``run.json``)."""
+def keras_scorer(model_path: str | Path, run: str | Path | None = None, background_subset: int = 0) -> Scorer:
+    """A Keras checkpoint, with the channel spec and background maps of its run (``run.json``).
+
+    P01 days take the composite of all the run's background maps (``background_subset`` 0,
+    whatever the run trained with), or of a random ``background_subset`` of them per day.
+    """
     from .checkpoint import load_model
     from .data import Sample
     from .model import alignment, architecture_of, margin
-    from .train import run_config, run_inputs
+    from .inputs import ChannelInputs
+    from .train import run_config
 
     model = load_model(model_path)
     _, depth = architecture_of(model)
     run = Path(run) if run is not None else Path(model_path).parent
-    builder = run_inputs(run_config(run))
+    cfg = run_config(run)
+    builder = ChannelInputs(cfg.channels, cfg.background_maps, background_subset, cfg.seed)
 
     def inputs(path: Path, rgb: np.ndarray, kind: str) -> np.ndarray:
         sample = Sample(path.stem, path, path, 0.0, "label" if kind == "label" else "reference")

@@ -109,6 +109,8 @@ class TrainConfig:
     """Input channel spec (:mod:`mars_cloudmask.infer.channels`): ``rgb`` or e.g. ``rgb,bdiff10,bdiff50``."""
     background_maps: list[str] = field(default_factory=list)
     """Maps (files or folders) whose composite is the labelled days' background (channels that need one)."""
+    background_subset: int = 0
+    """0: every labelled day takes the composite of all ``background_maps``; N: of its own random N of them."""
 
 
 LR_SCHEDULES = ("plateau", "cosine")
@@ -149,7 +151,7 @@ def initial_model(cfg: TrainConfig):
 # --------------------------------------------------------------------------- data
 def run_inputs(cfg: TrainConfig) -> ChannelInputs:
     """The model-input builder of ``cfg`` (its channel spec and background maps); DataError if unusable."""
-    return ChannelInputs(cfg.channels, cfg.background_maps)
+    return ChannelInputs(cfg.channels, cfg.background_maps, cfg.background_subset, cfg.seed)
 
 
 def collect_samples(cfg: TrainConfig) -> tuple[list[Sample], list[Sample], list[Sample], list[Sample]]:
