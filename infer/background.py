@@ -5,6 +5,9 @@ The background of a pixel is how bright the ground there usually is within one s
 data (:func:`mars_cloudmask.infer.geometry.valid_pixels`).  Clouds are bright and move, so a
 low percentile over 25 or more maps is close to the cloud-free ground.
 
+A composite is written and read as CF NetCDF (:func:`write_netcdf`, rows south-up on disk
+like the masks) with the count of days per pixel.
+
 Memory: the maps are read one at a time and only their blue channel is kept, as one uint8
 plane per map (6.5 MB each at 3600 x 1801); percentiles are then taken per block of rows.
 Peak memory for ``n`` maps is about ``n x 6.5 MB`` (the list of planes, then their stack:
@@ -109,18 +112,50 @@ def composite_of_files(paths: Sequence[str | Path], qs: Sequence[int] = (10, 30,
     return composite((read_map(p) for p in paths), qs)
 
 
-def save_npz(bg: Background, path: str | Path) -> None:
-    """Write ``bg`` as a compressed ``.npz`` (``p10``, ``p30``, ..., ``count``, ``n_maps``)."""
+def write_netcdf(bg: Background, path: str | Path, sources: Sequence[str] = (), complevel: int = 4) -> Path:
+    """Write ``bg`` as a CF-1.8 NetCDF4-classic file, atomically: ``blue_pQ`` (float32, data
+    numbers, NaN no data) per percentile and ``count`` (int16, maps with data per pixel), rows
+    **south-up on disk** like the masks (row 0 = latitude -90), ``longitude`` / ``latitude``
+    coordinates; global ``n_maps`` and ``source_maps`` (the map names, comma-separated)."""
+    import netCDF4
+
     from .atomic import atomic_path
+    from .geometry import latitudes_south_up, longitudes
 
-    arrays = {f"p{q}": v for q, v in bg.percentiles.items()}
-    with atomic_path(Path(path)) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, count=bg.count, n_maps=np.int64(bg.n_maps), **arrays)
+    path = Path(path)
+    h, w = bg.count.shape
+    with atomic_path(path) as tmp:
+        with netCDF4.Dataset(tmp, "w", format="NETCDF4_CLASSIC") as ds:
+            ds.createDimension("x", w)
+            ds.createDimension("y", h)
+            lon = ds.createVariable("longitude", "f4", ("x",))
+            lon.setncatts({"units": "degrees_east", "standard_name": "longitude", "axis": "X"})
+            lon[:] = longitudes()[:w]
+            lat = ds.createVariable("latitude", "f4", ("y",))
+            lat.setncatts({"units": "degrees_north", "standard_name": "latitude", "axis": "Y"})
+            lat[:] = latitudes_south_up()[:h]
+            for q, plane in sorted(bg.percentiles.items()):
+                var = ds.createVariable(f"blue_p{q}", "f4", ("y", "x"), zlib=True, complevel=complevel)
+                var.setncatts({"long_name": f"{q}th percentile of the blue channel over the maps with data",
+                               "units": "1", "coordinates": "latitude longitude",
+                               "comment": "MDGM data numbers 0-255; NaN where no map has data; rows south-up"})
+                var[:, :] = np.ascontiguousarray(plane[::-1], dtype=np.float32)
+            cnt = ds.createVariable("count", "i2", ("y", "x"), zlib=True, complevel=complevel)
+            cnt.setncatts({"long_name": "number of maps with data at the pixel (count of days)", "units": "1",
+                           "coordinates": "latitude longitude"})
+            cnt[:, :] = np.ascontiguousarray(bg.count[::-1], dtype=np.int16)
+            ds.setncatts({"Conventions": "CF-1.8", "title": "Background composite of a MARCI subphase",
+                          "n_maps": np.int32(bg.n_maps), "source_maps": ",".join(sources)})
+    return path
 
 
-def load_npz(path: str | Path) -> Background:
-    """Read a background written by :func:`save_npz`."""
-    with np.load(path) as z:
-        qs = {int(k[1:]): z[k] for k in z.files if k.startswith("p")}
-        return Background(qs, z["count"], int(z["n_maps"]))
+def read_netcdf(path: str | Path) -> Background:
+    """Read a composite written by :func:`write_netcdf` (planes back north-up)."""
+    import netCDF4
+
+    with netCDF4.Dataset(Path(path)) as ds:
+        ds.set_auto_mask(False)
+        qs = {int(name[len("blue_p"):]): np.ascontiguousarray(ds[name][:][::-1], dtype=np.float32)
+              for name in ds.variables if name.startswith("blue_p")}
+        count = np.ascontiguousarray(ds["count"][:][::-1]).astype(np.uint16)
+        return Background(qs, count, int(ds.getncattr("n_maps")))

@@ -8,10 +8,10 @@ import pytest
 from mars_cloudmask.infer.background import (
     composite,
     composite_of_files,
-    load_npz,
     map_files,
     percentiles_of_stack,
-    save_npz,
+    read_netcdf,
+    write_netcdf,
 )
 
 
@@ -73,13 +73,20 @@ def test_no_map_and_mixed_shapes_are_refused():
         composite([tiny_map([[40, 50]]), tiny_map([[40], [50]])], qs=(10,))
 
 
-def test_files_round_trip_through_npz(map_tree, tmp_path):
+def test_files_round_trip_through_cf_netcdf_south_up_on_disk(map_tree, tmp_path):
     files = map_files(map_tree / "P" / "P01")
     assert [p.name for p in files] == ["P01_day01_zequat.jpg", "P01_day02_zequat.jpg"]
     bg = composite_of_files(files, qs=(10, 50))
     assert bg.plane(10).shape == (1801, 3600) and bg.count.max() == 2
-    save_npz(bg, tmp_path / "bg.npz")
-    back = load_npz(tmp_path / "bg.npz")
+    write_netcdf(bg, tmp_path / "out" / "bg.ncdf", sources=[p.name for p in files])
+    back = read_netcdf(tmp_path / "out" / "bg.ncdf")
     assert back.n_maps == 2 and sorted(back.percentiles) == [10, 50]
-    np.testing.assert_array_equal(back.plane(50), bg.plane(50))
+    np.testing.assert_array_equal(back.plane(50), bg.plane(50))  # NaNs included
     np.testing.assert_array_equal(back.count, bg.count)
+    import netCDF4
+
+    with netCDF4.Dataset(tmp_path / "out" / "bg.ncdf") as ds:
+        assert ds.Conventions == "CF-1.8" and ds.source_maps == "P01_day01_zequat.jpg,P01_day02_zequat.jpg"
+        assert ds["latitude"][0] < 0  # row 0 on disk is the south
+        np.testing.assert_array_equal(ds["count"][:][::-1], bg.count)
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["bg.ncdf"]  # nothing half-written beside it
