@@ -12,6 +12,8 @@ extra channel is uint8, north-up, the map's shape, so the model takes one uint8
   and clipped to 0..255 (1.0 -> 64); 64 where either side has no data.
 - ``lat``: latitude of the row, ``(lat + 90) / 180 x 255`` rounded (position: it lets the net
   learn where clouds usually are, which does not transfer across seasons; for comparison arms).
+- ``sinls`` / ``cosls``: the map's season, ``128 + 127 x sin(Ls)`` (``cos``) rounded, constant
+  over the map (with ``lat`` and weak targets of every season: geography learnt per season).
 
 Pure NumPy; no TensorFlow.
 """
@@ -28,7 +30,7 @@ from .geometry import row_to_lat, valid_pixels
 
 RGB = "rgb"
 DEFAULT_SPEC = RGB
-_EXTRA = re.compile(r"^(?P<kind>bdiff|bratio)(?P<q>\d{1,2})$|^(?P<lat>lat)$")
+_EXTRA = re.compile(r"^(?P<kind>bdiff|bratio)(?P<q>\d{1,2})$|^(?P<lat>lat)$|^(?P<season>sinls|cosls)$")
 DIFF_ZERO = 128
 RATIO_ONE = 64
 
@@ -74,7 +76,7 @@ def parse_spec(text: str) -> ChannelSpec:
     for name in extras:
         if not _EXTRA.match(name):
             raise ChannelError(f"channel spec {text!r}: unknown channel {name!r} "
-                               "(known: bdiffQ, bratioQ with Q a percentile 0-99, lat)")
+                               "(known: bdiffQ, bratioQ with Q a percentile 0-99, lat, sinls, cosls)")
     if len(set(extras)) != len(extras):
         raise ChannelError(f"channel spec {text!r}: a channel is listed twice")
     return ChannelSpec(extras)
@@ -108,11 +110,18 @@ def latitude_channel(shape: tuple[int, int]) -> np.ndarray:
     return np.broadcast_to(col[:, None], shape).copy()
 
 
-def extra_channels(rgb: np.ndarray, spec: ChannelSpec, background: Background | None = None) -> np.ndarray:
+def season_channel(shape: tuple[int, int], ls: float, kind: str) -> np.ndarray:
+    """uint8 (H, W) constant ``128 + 127 x sin(Ls)`` (``kind`` ``sinls``) or ``cos(Ls)`` (``cosls``); Ls in degrees."""
+    f = np.sin if kind == "sinls" else np.cos
+    return np.full(shape, int(np.rint(128 + 127 * f(np.radians(ls)))), dtype=np.uint8)
+
+
+def extra_channels(rgb: np.ndarray, spec: ChannelSpec, background: Background | None = None,
+                   ls: float | None = None) -> np.ndarray:
     """uint8 ``(H, W, k)`` of the spec's extras for one north-up RGB map (``k`` may be 0).
 
-    Raises ChannelError when a channel needs a background and none (or one without its
-    percentile) is given.
+    ``ls``: the map's solar longitude (deg), for ``sinls`` / ``cosls``.  Raises ChannelError
+    when a channel needs a background (or Ls) and none (or one without its percentile) is given.
     """
     h, w = rgb.shape[:2]
     planes = []
@@ -120,6 +129,11 @@ def extra_channels(rgb: np.ndarray, spec: ChannelSpec, background: Background | 
         m = _EXTRA.match(name)
         if m["lat"]:
             planes.append(latitude_channel((h, w)))
+            continue
+        if m["season"]:
+            if ls is None:
+                raise ChannelError(f"channel {name} needs the map's Ls, none given")
+            planes.append(season_channel((h, w), ls, m["season"]))
             continue
         q = int(m["q"])
         if background is None:
@@ -136,8 +150,9 @@ def extra_channels(rgb: np.ndarray, spec: ChannelSpec, background: Background | 
     return np.stack(planes, axis=-1)
 
 
-def model_input(rgb: np.ndarray, spec: ChannelSpec, background: Background | None = None) -> np.ndarray:
+def model_input(rgb: np.ndarray, spec: ChannelSpec, background: Background | None = None,
+                ls: float | None = None) -> np.ndarray:
     """uint8 ``(H, W, 3 + k)``: the map's RGB followed by the spec's extras (``rgb`` itself for the rgb spec)."""
     if not spec.extras:
         return rgb
-    return np.concatenate([rgb, extra_channels(rgb, spec, background)], axis=-1)
+    return np.concatenate([rgb, extra_channels(rgb, spec, background, ls)], axis=-1)

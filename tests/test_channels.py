@@ -77,6 +77,16 @@ def test_model_input_stacks_rgb_first_and_rgb_alone_is_unchanged():
     assert x[0, :, 3].tolist() == [138, 158]
 
 
+def test_season_channels_are_constant_planes_of_ls():
+    from mars_cloudmask.infer.channels import season_channel
+
+    x = extra_channels(rgb_of([[100, 100]]), parse_spec("rgb,sinls,cosls"), ls=90.0)
+    assert x[0, :, 0].tolist() == [255, 255] and x[0, :, 1].tolist() == [128, 128]
+    assert season_channel((1, 1), 270.0, "sinls")[0, 0] == 1 and season_channel((1, 1), 180.0, "cosls")[0, 0] == 1
+    with pytest.raises(ChannelError, match="sinls needs the map's Ls"):
+        extra_channels(rgb_of([[100]]), parse_spec("rgb,sinls"))
+
+
 def test_missing_background_or_percentile_is_named():
     with pytest.raises(ChannelError, match="needs a background"):
         extra_channels(rgb_of([[100]]), parse_spec("rgb,bdiff10"))

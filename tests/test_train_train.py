@@ -336,3 +336,23 @@ def test_a_background_channel_without_background_maps_is_refused_before_training
 def test_init_with_other_input_channels_is_named(labelled, trained, tmp_path):
     with pytest.raises(CheckpointError, match=r"3 input channels, the run's --channels 'rgb,lat' has 4"):
         train(tiny(labelled, tmp_path / "lat", channels="rgb,lat", init=str(trained)), log=lambda _: None)
+
+
+def test_a_channel_run_is_scored_on_whole_maps_with_its_own_inputs(labelled, tmp_path):
+    """train_kit.evaluate.keras_scorer feeds a 5-channel run's model the run's own channels."""
+    from mars_cloudmask.infer.geometry import INVALID
+    from mars_cloudmask.infer.maps import read_map
+    from mars_cloudmask.train_kit.evaluate import keras_scorer, predict_map
+
+    run = tmp_path / "lat"
+    maps = sorted(str(p) for p in (labelled / "mdgms").glob("*.jpeg"))
+    train(tiny(labelled, run, epochs=1, steps_per_epoch=1, channels="rgb,bdiff10,sinls", background_maps=maps),
+          log=lambda _: None)
+    scorer = keras_scorer(run / LAST)
+    path = labelled / "mdgms" / "P01day01.jpeg"
+    rgb = read_map(path)
+    image = scorer.inputs(path, rgb, "label", 135.0)
+    assert image.shape == (1801, 3600, 5) and np.all(image[..., 4] == 128 + round(127 * np.sin(np.radians(135.0))))
+    prob = predict_map(image, 135.0, scorer.run_tiles, scorer.margin, scorer.align)
+    inside = prob > INVALID + 0.5
+    assert inside.sum() > 1_000_000 and 0 <= prob[inside].min() and prob[inside].max() <= 1

@@ -54,7 +54,7 @@ def train_command(
     keep_epochs: bool = typer.Option(True, "--keep-epochs/--no-keep-epochs", help="Keep each epoch's weights in OUT/epochs/ (for cm-average)."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from this model's weights (.keras file or run folder; same width and depth): fine-tuning, e.g. the shipped models/cloudmask-unet.keras on your own labels."),
     lr_schedule: str = typer.Option("plateau", "--lr-schedule", help="plateau: halve the LR after --lr-patience flat epochs; cosine: decay --lr to 0 over --epochs."),
-    channels: str = typer.Option("rgb", "--channels", help="Input channels: 'rgb' or e.g. 'rgb,bdiff10,bdiff50' (blue minus the background's 10th/50th percentile), 'bratioQ', 'lat'."),
+    channels: str = typer.Option("rgb", "--channels", help="Input channels: 'rgb' or e.g. 'rgb,bdiff10,bdiff50' (blue minus the background's 10th/50th percentile), 'bratioQ', 'lat', 'sinls', 'cosls'."),
     background_maps: list[Path] = typer.Option([], "--background-maps", help="Maps or folder(s) of maps whose composite is the labelled days' background (e.g. mdgm/P/P01); reference maps use their own folder."),
     background_subset: int = typer.Option(0, "--background-subset", help="0: each labelled day's background is the composite of all --background-maps; N: of its own random N of them (noise like an N-map folder)."),
 ) -> None:

@@ -116,15 +116,15 @@ def read_truth(path: Path) -> np.ndarray:
 class Scorer:
     """A model as the evaluation needs it: tiles in, probabilities out, plus its input builder.
 
-    ``inputs(path, rgb, kind)`` turns a map into the model's input (``kind``: ``"label"`` for a
-    P01 labelled day, ``"mdgm"`` for a map of a subphase folder; a background channel then uses
-    that folder's maps).
+    ``inputs(path, rgb, kind, ls)`` turns a map into the model's input (``kind``: ``"label"`` for
+    a P01 labelled day, ``"mdgm"`` for a map of a subphase folder, whose maps a background
+    channel then uses; ``ls``: the map's solar longitude, deg).
     """
 
     run_tiles: TileFn
     margin: int
     align: int
-    inputs: Callable[[Path, np.ndarray, str], np.ndarray]
+    inputs: Callable[[Path, np.ndarray, str, float], np.ndarray]
     name: str
 
 
@@ -146,8 +146,8 @@ def keras_scorer(model_path: str | Path, run: str | Path | None = None, backgrou
     cfg = run_config(run)
     builder = ChannelInputs(cfg.channels, cfg.background_maps, background_subset, cfg.seed)
 
-    def inputs(path: Path, rgb: np.ndarray, kind: str) -> np.ndarray:
-        sample = Sample(path.stem, path, path, 0.0, "label" if kind == "label" else "reference")
+    def inputs(path: Path, rgb: np.ndarray, kind: str, ls: float) -> np.ndarray:
+        sample = Sample(path.stem, path, path, ls, "label" if kind == "label" else "reference")
         return builder(sample, rgb)
 
     return Scorer(lambda t: model.predict(t, verbose=0), margin(depth), alignment(depth), inputs,
@@ -159,7 +159,7 @@ def onnx_scorer(path: str | Path, threads: int = 2) -> Scorer:
     from mars_cloudmask.infer.runtime import load_model
 
     model = load_model(path, threads=threads)
-    return Scorer(model.run, model.info.margin, model.info.align, lambda p, rgb, k: rgb, str(path))
+    return Scorer(model.run, model.info.margin, model.info.align, lambda p, rgb, k, ls: rgb, str(path))
 
 
 def _p01_days(data: Path, days: Sequence[int]) -> list[tuple[Path, Path, float]]:
@@ -191,7 +191,7 @@ def _histograms(scorer: Scorer, items: Sequence[tuple[Path, Path, float]], kind:
     hist = Histograms.empty()
     for img, truth_path, ls in items:
         rgb = read_map(img)
-        prob = predict_map(scorer.inputs(img, rgb, kind), ls, scorer.run_tiles, scorer.margin, scorer.align, polar_offset)
+        prob = predict_map(scorer.inputs(img, rgb, kind, ls), ls, scorer.run_tiles, scorer.margin, scorer.align, polar_offset)
         truth = read_truth(truth_path)
         hist.add(prob, truth)
         if per_day is not None:

@@ -74,4 +74,4 @@ class ChannelInputs:
         if not self.spec.extras:
             return rgb
         bg = self.background(sample) if self.spec.needs_background else None
-        return model_input(rgb, self.spec, bg)
+        return model_input(rgb, self.spec, bg, sample.ls)
