@@ -129,7 +129,8 @@ class Scorer:
 
 
 def keras_scorer(model_path: str | Path, run: str | Path | None = None, background_subset: int = 0) -> Scorer:
-    """A Keras checkpoint, with the channel spec and background maps of its run (``run.json``).
+    """A Keras checkpoint, with the channel spec and background maps of its run (``run.json``;
+    RGB alone for a file outside a run folder).
 
     P01 days take the composite of all the run's background maps (``background_subset`` 0,
     whatever the run trained with), or of a random ``background_subset`` of them per day.
@@ -143,8 +144,11 @@ def keras_scorer(model_path: str | Path, run: str | Path | None = None, backgrou
     model = load_model(model_path)
     _, depth = architecture_of(model)
     run = Path(run) if run is not None else Path(model_path).parent
-    cfg = run_config(run)
-    builder = ChannelInputs(cfg.channels, cfg.background_maps, background_subset, cfg.seed)
+    if (run / "run.json").is_file():
+        cfg = run_config(run)
+        builder = ChannelInputs(cfg.channels, cfg.background_maps, background_subset, cfg.seed)
+    else:  # a model outside a run folder (models/cloudmask-unet.keras): RGB only
+        builder = ChannelInputs("rgb")
 
     def inputs(path: Path, rgb: np.ndarray, kind: str, ls: float) -> np.ndarray:
         sample = Sample(path.stem, path, path, ls, "label" if kind == "label" else "reference")
