@@ -189,3 +189,29 @@ def test_label_of_wrong_size(tmp_path):
         ds.createVariable("cloudmask", "f4", ("y", "x"))[:, :] = np.zeros((900, 1800), np.float32)
     with pytest.raises(DataError, match=r"cloudmask_P01day01\.ncdf: mask is 1800 x 900"):
         load_sample(scan_labelled(folder)[0], tile_out=TILE_OUT)
+
+
+# --------------------------------------------------------------------------- extra channels
+def test_brightness_scales_rgb_and_leaves_extra_channels_alone():
+    img = np.full((4, 4, 5), 100, dtype=np.uint8)
+    img[..., 3:] = 128
+    a, _ = augment(img, np.zeros((2, 2), np.float32), 0, brightness=1.1)
+    assert a.shape == (4, 4, 5)
+    assert np.all(a[..., :3] == 110) and np.all(a[..., 3:] == 128)
+
+
+def test_inputs_add_channels_before_tiling(labelled):
+    """A sample loaded with an input function is tiled with all its channels, RGB first."""
+    from mars_cloudmask.infer.channels import latitude_channel
+
+    sample = scan_labelled(labelled)[0]
+    plain = load_sample(sample, tile_out=TILE_OUT)
+    with_lat = load_sample(sample, tile_out=TILE_OUT,
+                           inputs=lambda s, rgb: np.concatenate([rgb, latitude_channel(rgb.shape[:2])[..., None]], -1))
+    assert with_lat.image.shape == plain.image.shape[:2] + (4,)
+    np.testing.assert_array_equal(with_lat.image[..., :3], plain.image)
+    img, _ = with_lat.tile(0, 0)
+    assert img.shape == (TILE_OUT + 2 * MARGIN, TILE_OUT + 2 * MARGIN, 4)
+    # the tile's first row is map row BOX[0] - MARGIN: its latitude channel says so
+    expected = latitude_channel((1801, 1))[BOX[0] - MARGIN, 0]
+    assert img[0, 0, 3] == expected

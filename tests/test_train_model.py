@@ -70,3 +70,16 @@ def test_recompute_batchnorm_sets_the_mean_of_the_batch_statistics():
     assert bn.momentum == 0.99
     for a, b in zip(before, conv.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_extra_input_channels_change_only_the_first_convolution():
+    from mars_cloudmask.train_kit.model import input_channels
+
+    rgb, five = build_unet(2, 4), build_unet(2, 4, channels=5)
+    assert input_channels(rgb) == 3 and rgb.inputs[0].name.startswith("rgb")
+    assert input_channels(five) == 5 and five.input_shape[1:] == (None, None, 5)
+    assert five.count_params() - rgb.count_params() == 2 * 3 * 3 * 2  # 2 more input channels x 3x3 x 2 filters
+    y = five.predict(np.zeros((1, 236, 236, 5), dtype=np.uint8), verbose=0)
+    assert y.shape == (1, 52, 52, 1)
+    with pytest.raises(ValueError, match="channels must be >= 3"):
+        build_unet(2, 4, channels=1)

@@ -307,3 +307,52 @@ def test_a_tile_size_the_depth_cannot_produce_is_refused_before_training(labelle
     with pytest.raises(ValueError, match=r"--tile-out 52 does not fit --depth 5: output tile size 52 px is not 4 mod 32"):
         train(tiny(labelled, tmp_path / "d5", depth=5), log=lambda _: None)
     assert not (tmp_path / "d5").exists()
+
+
+def test_extra_channels_train_are_recorded_and_must_match_on_resume(labelled, tmp_path):
+    """--channels rgb,bdiff10,lat: a 5-channel net trains on the labelled days with the
+    background of the given maps; run.json records the spec; a resume with another spec is refused."""
+    from mars_cloudmask.train_kit.model import input_channels
+
+    run = tmp_path / "bdiff"
+    maps = sorted(str(p) for p in (labelled / "mdgms").glob("*.jpeg"))
+    cfg = tiny(labelled, run, epochs=1, steps_per_epoch=2, channels="rgb,bdiff10,lat", background_maps=maps)
+    train(cfg, log=lambda _: None)
+    assert input_channels(load_model(run)) == 5
+    config = json.loads((run / "run.json").read_text())["config"]
+    assert config["channels"] == "rgb,bdiff10,lat" and config["background_maps"] == maps
+    with pytest.raises(ValueError, match=r"channels='rgb,bdiff10,lat' \(now 'rgb'\)"):
+        train(tiny(labelled, run, epochs=2, steps_per_epoch=2, background_maps=maps), log=lambda _: None)
+
+
+def test_a_background_channel_without_background_maps_is_refused_before_training(labelled, tmp_path):
+    with pytest.raises(DataError, match="need a background: give --background-maps"):
+        train(tiny(labelled, tmp_path / "nobg", channels="rgb,bdiff10"), log=lambda _: None)
+    with pytest.raises(DataError, match="unknown channel 'blue'"):
+        train(tiny(labelled, tmp_path / "bad", channels="rgb,blue"), log=lambda _: None)
+    assert not (tmp_path / "nobg").exists() and not (tmp_path / "bad").exists()
+
+
+def test_init_with_other_input_channels_is_named(labelled, trained, tmp_path):
+    with pytest.raises(CheckpointError, match=r"3 input channels, the run's --channels 'rgb,lat' has 4"):
+        train(tiny(labelled, tmp_path / "lat", channels="rgb,lat", init=str(trained)), log=lambda _: None)
+
+
+def test_a_channel_run_is_scored_on_whole_maps_with_its_own_inputs(labelled, tmp_path):
+    """train_kit.evaluate.keras_scorer feeds a 5-channel run's model the run's own channels."""
+    from mars_cloudmask.infer.geometry import INVALID
+    from mars_cloudmask.infer.maps import read_map
+    from mars_cloudmask.train_kit.evaluate import keras_scorer, predict_map
+
+    run = tmp_path / "lat"
+    maps = sorted(str(p) for p in (labelled / "mdgms").glob("*.jpeg"))
+    train(tiny(labelled, run, epochs=1, steps_per_epoch=1, channels="rgb,bdiff10,sinls", background_maps=maps),
+          log=lambda _: None)
+    scorer = keras_scorer(run / LAST)
+    path = labelled / "mdgms" / "P01day01.jpeg"
+    rgb = read_map(path)
+    image = scorer.inputs(path, rgb, "label", 135.0)
+    assert image.shape == (1801, 3600, 5) and np.all(image[..., 4] == 128 + round(127 * np.sin(np.radians(135.0))))
+    prob = predict_map(image, 135.0, scorer.run_tiles, scorer.margin, scorer.align)
+    inside = prob > INVALID + 0.5
+    assert inside.sum() > 1_000_000 and 0 <= prob[inside].min() and prob[inside].max() <= 1

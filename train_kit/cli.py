@@ -57,6 +57,9 @@ def train_command(
     keep_epochs: bool = typer.Option(True, "--keep-epochs/--no-keep-epochs", help="Keep each epoch's weights in OUT/epochs/ (for cm-average)."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from this model's weights (.keras file or run folder; same width and depth): fine-tuning, e.g. the shipped models/cloudmask-unet.keras on your own labels."),
     lr_schedule: str = typer.Option("plateau", "--lr-schedule", help="plateau: halve the LR after --lr-patience flat epochs; cosine: decay --lr to 0 over --epochs."),
+    channels: str = typer.Option("rgb", "--channels", help="Input channels: 'rgb' or e.g. 'rgb,bdiff10,bdiff50' (blue minus the background's 10th/50th percentile), 'bratioQ', 'lat', 'sinls', 'cosls'."),
+    background_maps: list[Path] = typer.Option([], "--background-maps", help="Maps or folder(s) of maps whose composite is the labelled days' background (e.g. mdgm/P/P01); reference maps use their own folder."),
+    background_subset: int = typer.Option(0, "--background-subset", help="0: each labelled day's background is the composite of all --background-maps; N: of its own random N of them (noise like an N-map folder)."),
 ) -> None:
     """Train (or resume) a run; checkpoints, metrics.json and curves.png go to --out."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -81,6 +84,7 @@ def train_command(
         brightness=brightness, reference=[str(r) for r in reference], mdgm=str(mdgm) if mdgm else None,
         reference_weight=reference_weight, reference_fraction=reference_fraction, tile_out=tile_out, threads=threads,
         bn_momentum=bn_momentum, keep_epochs=keep_epochs, init=str(init) if init else None, lr_schedule=lr_schedule,
+        channels=channels, background_maps=[str(b) for b in background_maps], background_subset=background_subset,
     )
     try:
         metrics = train(cfg, log=lambda msg: console.print(msg, highlight=False))
@@ -119,6 +123,38 @@ def average_command(
     best = result["best_val"]
     console.print(f"{run / average_name(result['epochs'], recompute_bn)}.keras: val loss {best['loss']:.4f}, "
                   f"F1 {best['best_threshold_f1']:.4f} at {best['best_threshold']}", highlight=False)
+
+
+evaluate_app = typer.Typer(add_completion=False, help="Score a model on whole maps: validation, test, agreement per subphase.")
+
+
+@evaluate_app.command()
+def evaluate_command(
+    model: Path = typer.Argument(..., help="A run folder (its last.keras), a .keras checkpoint inside a run folder, or an RGB .onnx file."),
+    data: Path = typer.Option(..., "--data", help="The data root (labels/P01, mdgm/P, reference/P)."),
+    out: Path = typer.Option(..., "--out", help="JSON file for the scores."),
+    subphases: str = typer.Option("", "--subphases", help="Comma-separated subphases for agreement (default: every one in mdgm/P but P01)."),
+    polar_offset: float = typer.Option(-3.0, "--polar-offset", help="Polar bounds offset (deg), as the shipped models."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Score at this threshold (default: the validation days' F1-best, 0.01 grid)."),
+    background_subset: int = typer.Option(0, "--background-subset", help="P01 days' background from a random N of the run's background maps per day (0: all of them); F1 against the composite's size."),
+) -> None:
+    """Validation F1 (days 16-17) and its best threshold, test F1 (18-20) at it, agreement with reference/."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from rich.console import Console
+
+    from .evaluate import evaluate_model, keras_scorer, onnx_scorer, write_result
+
+    console = Console(stderr=True, width=200)
+    if model.suffix == ".onnx":
+        scorer = onnx_scorer(model)
+    else:
+        path = model / "last.keras" if model.is_dir() else model
+        scorer = keras_scorer(path, path.parent, background_subset)
+    subs = [s.strip() for s in subphases.split(",") if s.strip()] or None
+    result = evaluate_model(scorer, data, subphases=subs, polar_offset=polar_offset, threshold=threshold,
+                            log=lambda msg: console.print(msg, highlight=False))
+    write_result(result, out)
+    console.print(f"{out}: agreement median {result['agreement_median']}", highlight=False)
 
 
 def main() -> None:

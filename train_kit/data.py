@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -235,12 +235,21 @@ def tile_map(rgb: np.ndarray, target: np.ndarray, bounds: Bounds, sample: Sample
     w = min(bounds.width, plan.canvas_w)
     canvas_target[:h, :w] = target[bounds.ymin : bounds.ymin + h, bounds.xmin : bounds.xmin + w]
     # sanity: the first tile's input starts `margin` px before the box (the shared geometry)
-    assert tile_input(image, plan, 0, 0).shape == (plan.tile_in, plan.tile_in, 3)
+    assert tile_input(image, plan, 0, 0).shape == (plan.tile_in, plan.tile_in, rgb.shape[2])
     return TiledMap(sample, image, canvas_target, plan.origins(), tile_out, margin)
 
 
-def load_sample(sample: Sample, tile_out: int = TILE_OUT, margin: int = MARGIN, align: int = ALIGN) -> TiledMap:
-    """Read, check and tile one sample.  Labels: box from the label; references: box from Ls."""
+InputFn = Callable[[Sample, np.ndarray], np.ndarray]
+"""``(sample, rgb uint8 (H, W, 3) north-up) -> model input uint8 (H, W, C)``: the map's RGB plus
+any extra channels (:mod:`mars_cloudmask.infer.channels`); None means the RGB alone."""
+
+
+def load_sample(sample: Sample, tile_out: int = TILE_OUT, margin: int = MARGIN, align: int = ALIGN,
+                inputs: InputFn | None = None) -> TiledMap:
+    """Read, check and tile one sample.  Labels: box from the label; references: box from Ls.
+
+    ``inputs`` turns the RGB map into the model's input channels before tiling (RGB alone when None).
+    """
     try:
         rgb = read_map(sample.image)
     except MapError as exc:
@@ -257,7 +266,8 @@ def load_sample(sample: Sample, tile_out: int = TILE_OUT, margin: int = MARGIN, 
         inside = np.zeros(target.shape, dtype=bool)
         inside[bounds.ymin : bounds.ymax, bounds.xmin : bounds.xmax] = True
         target = np.where(inside, target, _MASK_INVALID).astype(np.int8)
-    return tile_map(rgb, target, bounds, sample, tile_out, margin, align)
+    image = inputs(sample, rgb) if inputs is not None else rgb
+    return tile_map(image, target, bounds, sample, tile_out, margin, align)
 
 
 def map_grid_tiles(path: str | Path, tile_out: int = TILE_OUT, margin: int = MARGIN, align: int = ALIGN) -> np.ndarray:
@@ -273,13 +283,18 @@ def map_grid_tiles(path: str | Path, tile_out: int = TILE_OUT, margin: int = MAR
 
 # --------------------------------------------------------------------------- batches
 def augment(image: np.ndarray, target: np.ndarray, flip: int, brightness: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """One of the four flips (0 none, 1 vertical, 2 horizontal, 3 both) and a brightness factor."""
+    """One of the four flips (0 none, 1 vertical, 2 horizontal, 3 both) and a brightness factor.
+
+    The brightness factor scales the first three (RGB) channels only: extra channels
+    (contrast against a background, position) are left as they are.
+    """
     if flip & 1:
         image, target = image[::-1], target[::-1]
     if flip & 2:
         image, target = image[:, ::-1], target[:, ::-1]
     if brightness != 1.0:
-        image = np.clip(image.astype(np.float32) * brightness + 0.5, 0, 255).astype(np.uint8)
+        rgb = np.clip(image[..., :3].astype(np.float32) * brightness + 0.5, 0, 255).astype(np.uint8)
+        image = rgb if image.shape[-1] == 3 else np.concatenate([rgb, image[..., 3:]], axis=-1)
     return np.ascontiguousarray(image), np.ascontiguousarray(target)
 
 

@@ -85,8 +85,12 @@ def build_unet(
     depth: int = DEFAULT_DEPTH,
     name: str = "cloudmask_unet",
     norm: Callable = batchnorm,
+    channels: int = 3,
 ) -> keras.Model:
-    """The U-Net: uint8 ``(N, H, W, 3)`` NHWC -> float32 ``(N, H - 2m, W - 2m, 1)`` sigmoid.
+    """The U-Net: uint8 ``(N, H, W, channels)`` NHWC -> float32 ``(N, H - 2m, W - 2m, 1)`` sigmoid.
+
+    ``channels``: 3 (RGB, input named ``rgb``, as versions 1-2) or 3 + k extra uint8 channels
+    of :mod:`mars_cloudmask.infer.channels` (input named ``image``), all scaled by 1/255.
 
     ``m = margin(depth)`` (92 for the original ``width=8, depth=4``, 0.49 M parameters).
     ``norm(x, layer_name)`` adds the layer after each ReLU (the exporter swaps it to fold
@@ -94,8 +98,10 @@ def build_unet(
     """
     if width < 1:
         raise ValueError(f"width must be >= 1, got {width}")
+    if channels < 3:
+        raise ValueError(f"channels must be >= 3 (RGB first), got {channels}")
     crops = skip_crops(depth)  # deepest first
-    inputs = keras.Input(shape=(None, None, 3), dtype="uint8", name="rgb")
+    inputs = keras.Input(shape=(None, None, channels), dtype="uint8", name="rgb" if channels == 3 else "image")
     x = layers.Rescaling(1.0 / 255.0, name="scale")(inputs)
     skips = []
     for level in range(depth):
@@ -121,6 +127,11 @@ def architecture_of(model: keras.Model) -> tuple[int, int]:
     depth = sum(1 for layer in model.layers if layer.name.endswith("_pool"))
     width = model.get_layer("down0_conv1").filters
     return width, depth
+
+
+def input_channels(model: keras.Model) -> int:
+    """Number of input channels of a model (3 for RGB-only models)."""
+    return int(model.inputs[0].shape[-1])
 
 
 def recompute_batchnorm(model: keras.Model, batches: Iterable[np.ndarray]) -> int:

@@ -45,6 +45,7 @@ from .checkpoint import (
 )
 from .data import (
     DataError,
+    InputFn,
     Sample,
     TiledMap,
     augment,
@@ -56,9 +57,11 @@ from .data import (
     scan_reference,
     split_by_day,
 )
+from .inputs import ChannelInputs
 from .loss import MaskedWeightedBCE, cloudy_fraction
 from .metrics import DEFAULT_THRESHOLD, confusion_counts, pixel_metrics, scores_from_counts
-from .model import DEFAULT_BN_MOMENTUM, alignment, architecture_of, batchnorm, build_unet, margin, recompute_batchnorm
+from .model import (DEFAULT_BN_MOMENTUM, alignment, architecture_of, batchnorm, build_unet, input_channels, margin,
+                    recompute_batchnorm)
 
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.96, 0.01), 2)
 
@@ -102,6 +105,12 @@ class TrainConfig:
     lr_schedule: str = "plateau"
     """``plateau``: halve the LR after ``lr_patience`` flat epochs; ``cosine``: ``lr`` decays to 0
     along half a cosine over ``epochs`` (set per epoch, so ``epochs`` is part of the run)."""
+    channels: str = "rgb"
+    """Input channel spec (:mod:`mars_cloudmask.infer.channels`): ``rgb`` or e.g. ``rgb,bdiff10,bdiff50``."""
+    background_maps: list[str] = field(default_factory=list)
+    """Maps (files or folders) whose composite is the labelled days' background (channels that need one)."""
+    background_subset: int = 0
+    """0: every labelled day takes the composite of all ``background_maps``; N: of its own random N of them."""
 
 
 LR_SCHEDULES = ("plateau", "cosine")
@@ -125,17 +134,26 @@ def initial_model(cfg: TrainConfig):
     """A fresh U-Net of ``cfg``'s width, depth and BatchNorm momentum; with ``cfg.init``, holding
     that model's weights (fine-tuning).  Raises CheckpointError naming the file when its
     architecture differs."""
-    model = build_unet(cfg.width, cfg.depth, norm=partial(batchnorm, momentum=cfg.bn_momentum))
+    n_channels = run_inputs(cfg).spec.n_channels
+    model = build_unet(cfg.width, cfg.depth, norm=partial(batchnorm, momentum=cfg.bn_momentum), channels=n_channels)
     if cfg.init:
         source = load_model(cfg.init)
         if architecture_of(source) != (cfg.width, cfg.depth):
             raise CheckpointError(f"{resolve_weights(cfg.init)}: width/depth {architecture_of(source)} "
                                   f"differ from the run's ({cfg.width}, {cfg.depth})")
+        if input_channels(source) != n_channels:
+            raise CheckpointError(f"{resolve_weights(cfg.init)}: {input_channels(source)} input channels, "
+                                  f"the run's --channels {cfg.channels!r} has {n_channels}")
         model.set_weights(source.get_weights())
     return model
 
 
 # --------------------------------------------------------------------------- data
+def run_inputs(cfg: TrainConfig) -> ChannelInputs:
+    """The model-input builder of ``cfg`` (its channel spec and background maps); DataError if unusable."""
+    return ChannelInputs(cfg.channels, cfg.background_maps, cfg.background_subset, cfg.seed)
+
+
 def collect_samples(cfg: TrainConfig) -> tuple[list[Sample], list[Sample], list[Sample], list[Sample]]:
     """``(train, val, test, reference)`` samples; test days are set aside and never loaded.
 
@@ -161,13 +179,14 @@ def collect_samples(cfg: TrainConfig) -> tuple[list[Sample], list[Sample], list[
 
 
 def load_all(samples: Sequence[Sample], tile_out: int, depth: int = 4,
-             progress: Callable[[str], None] | None = None) -> list[TiledMap]:
-    """Read and tile every sample for a net of this depth (checks every file: errors name it)."""
+             progress: Callable[[str], None] | None = None, inputs: InputFn | None = None) -> list[TiledMap]:
+    """Read and tile every sample for a net of this depth (checks every file: errors name it);
+    ``inputs`` adds the run's extra channels (RGB alone when None)."""
     maps = []
     for s in samples:
         if progress:
             progress(s.name)
-        maps.append(load_sample(s, tile_out, margin(depth), alignment(depth)))
+        maps.append(load_sample(s, tile_out, margin(depth), alignment(depth), inputs))
     return maps
 
 
@@ -266,7 +285,7 @@ def _validation_scores(run: Path, model) -> dict[str, Any]:
     """``model`` scored on the validation days of the run in ``run`` (its own ``run.json``), as ``best_val``."""
     cfg = run_config(run)
     _, val_s, _, _ = collect_samples(cfg)
-    val_x, val_y = grid_tiles(load_all(val_s, cfg.tile_out, cfg.depth))
+    val_x, val_y = grid_tiles(load_all(val_s, cfg.tile_out, cfg.depth, inputs=run_inputs(cfg)))
     w0 = read_json(run / RUN)["w0"]
     val = evaluate_tiles(model, val_x, val_y, run_loss(cfg, w0), cfg.threshold)
     return {"loss": val["loss"], "threshold": cfg.threshold,
@@ -310,7 +329,9 @@ def training_images(run: str | Path, n: int) -> Iterator[np.ndarray]:
     training draws them (same maps, reference share, flips, brightness)."""
     cfg = run_config(run)
     train_s, _, _, ref_s = collect_samples(cfg)
-    batches = TileBatches(load_all(train_s, cfg.tile_out, cfg.depth), load_all(ref_s, cfg.tile_out, cfg.depth), cfg.batch_size, n,
+    inputs = run_inputs(cfg)
+    batches = TileBatches(load_all(train_s, cfg.tile_out, cfg.depth, inputs=inputs),
+                          load_all(ref_s, cfg.tile_out, cfg.depth, inputs=inputs), cfg.batch_size, n,
                           cfg.seed, cfg.brightness, cfg.reference_weight, cfg.reference_fraction)
     return (batches.batch(PRECISE_BN_EPOCH, i)[0] for i in range(n))
 
@@ -413,6 +434,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
     except ValueError as exc:
         raise ValueError(f"--tile-out {cfg.tile_out} does not fit --depth {cfg.depth}: {exc}") from None
     train_s, val_s, test_s, ref_s = collect_samples(cfg)
+    run_inputs(cfg)  # a bad --channels / --background-maps fails before anything is read
     resuming = (out / STATE).is_file()
     if resuming:
         # settings an older run did not record take their defaults
@@ -431,9 +453,10 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
 
     log(f"loading {len(train_s)} training, {len(val_s)} validation, {len(ref_s)} reference maps "
         f"(test days {sorted(day_number(s.name) for s in test_s)} set aside)")
-    train_maps = load_all(train_s, cfg.tile_out, cfg.depth)
-    val_maps = load_all(val_s, cfg.tile_out, cfg.depth)
-    ref_maps = load_all(ref_s, cfg.tile_out, cfg.depth)
+    inputs = run_inputs(cfg)
+    train_maps = load_all(train_s, cfg.tile_out, cfg.depth, inputs=inputs)
+    val_maps = load_all(val_s, cfg.tile_out, cfg.depth, inputs=inputs)
+    ref_maps = load_all(ref_s, cfg.tile_out, cfg.depth, inputs=inputs)
     w0 = cfg.w0 if cfg.w0 is not None else cloudy_fraction(tm.target for tm in train_maps)
     val_x, val_y = grid_tiles(val_maps)
     n_grid = sum(len(tm.origins) for tm in train_maps)

@@ -1,0 +1,94 @@
+"""infer.channels: the extra input channels, known values on tiny north-up arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mars_cloudmask.infer.background import Background
+from mars_cloudmask.infer.channels import (
+    ChannelError,
+    extra_channels,
+    latitude_channel,
+    model_input,
+    parse_spec,
+)
+
+
+def rgb_of(blue: list[list[int]]) -> np.ndarray:
+    b = np.asarray(blue, dtype=np.uint8)
+    rgb = np.full(b.shape + (3,), 100, dtype=np.uint8)
+    rgb[..., 2] = b
+    rgb[b == 0] = 0
+    return rgb
+
+
+def bg_of(**planes: list[list[float]]) -> Background:
+    pl = {int(k[1:]): np.asarray(v, dtype=np.float32) for k, v in planes.items()}
+    shape = next(iter(pl.values())).shape
+    return Background(pl, np.ones(shape, dtype=np.uint16), 1)
+
+
+def test_spec_parsing():
+    assert parse_spec("rgb").extras == () and parse_spec("rgb").n_channels == 3
+    spec = parse_spec("rgb, bdiff10,bdiff50")
+    assert spec.extras == ("bdiff10", "bdiff50") and spec.n_channels == 5
+    assert spec.percentiles() == [10, 50] and spec.needs_background
+    assert spec.text == "rgb,bdiff10,bdiff50"
+    assert not parse_spec("rgb,lat").needs_background
+    for bad, reason in (("bdiff10", "start with 'rgb'"), ("rgb,blue", "unknown channel"),
+                        ("rgb,lat,lat", "twice"), ("rgb,bdiff100", "unknown channel")):
+        with pytest.raises(ChannelError, match=reason):
+            parse_spec(bad)
+
+
+def test_blue_difference_is_offset_by_128_clipped_and_neutral_without_data():
+    rgb = rgb_of([[100, 250, 40, 0]])
+    bg = bg_of(p10=[[80.4, 60.0, 200.0, 50.0]])
+    out = extra_channels(rgb, parse_spec("rgb,bdiff10"), bg)
+    assert out.shape == (1, 4, 1) and out.dtype == np.uint8
+    assert out[0, :, 0].tolist() == [148, 255, 0, 128]  # +19.6 -> 148, +190 clipped, -160 clipped, no data
+
+
+def test_blue_difference_is_neutral_where_the_background_has_no_data():
+    out = extra_channels(rgb_of([[100]]), parse_spec("rgb,bdiff50"), bg_of(p50=[[np.nan]]))
+    assert out[0, 0, 0] == 128
+
+
+def test_blue_ratio_is_64_per_unit():
+    rgb = rgb_of([[100, 200, 100, 100]])
+    bg = bg_of(p30=[[100.0, 50.0, 400.0, np.nan]])
+    out = extra_channels(rgb, parse_spec("rgb,bratio30"), bg)
+    assert out[0, :, 0].tolist() == [64, 255, 16, 64]  # 1.0, 4.0 -> 256 clipped, 0.25, no background
+
+
+def test_latitude_runs_from_north_at_the_top():
+    lat = latitude_channel((1801, 2))
+    assert lat[0, 0] == 255 and lat[900, 1] == 128 and lat[1800, 0] == 0
+    assert np.all(np.diff(lat[:, 0].astype(int)) <= 0)
+
+
+def test_model_input_stacks_rgb_first_and_rgb_alone_is_unchanged():
+    rgb = rgb_of([[100, 120]])
+    assert model_input(rgb, parse_spec("rgb")) is rgb
+    x = model_input(rgb, parse_spec("rgb,bdiff10,lat"), bg_of(p10=[[90.0, 90.0]]))
+    assert x.shape == (1, 2, 5) and x.dtype == np.uint8
+    np.testing.assert_array_equal(x[..., :3], rgb)
+    assert x[0, :, 3].tolist() == [138, 158]
+
+
+def test_season_channels_are_constant_planes_of_ls():
+    from mars_cloudmask.infer.channels import season_channel
+
+    x = extra_channels(rgb_of([[100, 100]]), parse_spec("rgb,sinls,cosls"), ls=90.0)
+    assert x[0, :, 0].tolist() == [255, 255] and x[0, :, 1].tolist() == [128, 128]
+    assert season_channel((1, 1), 270.0, "sinls")[0, 0] == 1 and season_channel((1, 1), 180.0, "cosls")[0, 0] == 1
+    with pytest.raises(ChannelError, match="sinls needs the map's Ls"):
+        extra_channels(rgb_of([[100]]), parse_spec("rgb,sinls"))
+
+
+def test_missing_background_or_percentile_is_named():
+    with pytest.raises(ChannelError, match="needs a background"):
+        extra_channels(rgb_of([[100]]), parse_spec("rgb,bdiff10"))
+    with pytest.raises(ChannelError, match=r"bdiff30: background has percentiles \[10\], not 30"):
+        extra_channels(rgb_of([[100]]), parse_spec("rgb,bdiff30"), bg_of(p10=[[1.0]]))
