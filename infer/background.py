@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence, cast
 
 import numpy as np
 
@@ -51,8 +51,9 @@ class Background:
         return self.percentiles[q]
 
 
-def percentiles_of_stack(stack: np.ndarray, count: np.ndarray, qs: Sequence[int],
-                         block_rows: int = 64) -> dict[int, np.ndarray]:
+def percentiles_of_stack(
+    stack: np.ndarray, count: np.ndarray, qs: Sequence[int], block_rows: int = 64
+) -> dict[int, np.ndarray]:
     """Linear-interpolated percentiles over axis 0 of a uint8 ``(n, H, W)`` stack.
 
     Pixels without data must hold 255 in ``stack`` (they sort last, so the first ``count``
@@ -96,6 +97,7 @@ def composite(maps: Iterable[np.ndarray], qs: Sequence[int] = (10, 30, 50), chan
         raise ValueError("no map to build a background from")
     stack = np.stack(planes)
     del planes
+    assert count is not None  # set with the first plane
     return Background(percentiles_of_stack(stack, count, qs), count, int(stack.shape[0]))
 
 
@@ -125,7 +127,7 @@ def write_netcdf(bg: Background, path: str | Path, sources: Sequence[str] = (), 
     path = Path(path)
     h, w = bg.count.shape
     with atomic_path(path) as tmp:
-        with netCDF4.Dataset(tmp, "w", format="NETCDF4_CLASSIC") as ds:
+        with cast(Any, netCDF4.Dataset(tmp, "w", format="NETCDF4_CLASSIC")) as ds:
             ds.createDimension("x", w)
             ds.createDimension("y", h)
             lon = ds.createVariable("longitude", "f4", ("x",))
@@ -136,16 +138,32 @@ def write_netcdf(bg: Background, path: str | Path, sources: Sequence[str] = (), 
             lat[:] = latitudes_south_up()[:h]
             for q, plane in sorted(bg.percentiles.items()):
                 var = ds.createVariable(f"blue_p{q}", "f4", ("y", "x"), zlib=True, complevel=complevel)
-                var.setncatts({"long_name": f"{q}th percentile of the blue channel over the maps with data",
-                               "units": "1", "coordinates": "latitude longitude",
-                               "comment": "MDGM data numbers 0-255; NaN where no map has data; rows south-up"})
+                var.setncatts(
+                    {
+                        "long_name": f"{q}th percentile of the blue channel over the maps with data",
+                        "units": "1",
+                        "coordinates": "latitude longitude",
+                        "comment": "MDGM data numbers 0-255; NaN where no map has data; rows south-up",
+                    }
+                )
                 var[:, :] = np.ascontiguousarray(plane[::-1], dtype=np.float32)
             cnt = ds.createVariable("count", "i2", ("y", "x"), zlib=True, complevel=complevel)
-            cnt.setncatts({"long_name": "number of maps with data at the pixel (count of days)", "units": "1",
-                           "coordinates": "latitude longitude"})
+            cnt.setncatts(
+                {
+                    "long_name": "number of maps with data at the pixel (count of days)",
+                    "units": "1",
+                    "coordinates": "latitude longitude",
+                }
+            )
             cnt[:, :] = np.ascontiguousarray(bg.count[::-1], dtype=np.int16)
-            ds.setncatts({"Conventions": "CF-1.8", "title": "Background composite of a MARCI subphase",
-                          "n_maps": np.int32(bg.n_maps), "source_maps": ",".join(sources)})
+            ds.setncatts(
+                {
+                    "Conventions": "CF-1.8",
+                    "title": "Background composite of a MARCI subphase",
+                    "n_maps": np.int32(bg.n_maps),
+                    "source_maps": ",".join(sources),
+                }
+            )
     return path
 
 
@@ -155,7 +173,10 @@ def read_netcdf(path: str | Path) -> Background:
 
     with netCDF4.Dataset(Path(path)) as ds:
         ds.set_auto_mask(False)
-        qs = {int(name[len("blue_p"):]): np.ascontiguousarray(ds[name][:][::-1], dtype=np.float32)
-              for name in ds.variables if name.startswith("blue_p")}
+        qs = {
+            int(name[len("blue_p") :]): np.ascontiguousarray(ds[name][:][::-1], dtype=np.float32)
+            for name in ds.variables
+            if name.startswith("blue_p")
+        }
         count = np.ascontiguousarray(ds["count"][:][::-1]).astype(np.uint16)
         return Background(qs, count, int(ds.getncattr("n_maps")))

@@ -75,8 +75,10 @@ def parse_spec(text: str) -> ChannelSpec:
     extras = tuple(names[1:])
     for name in extras:
         if not _EXTRA.match(name):
-            raise ChannelError(f"channel spec {text!r}: unknown channel {name!r} "
-                               "(known: bdiffQ, bratioQ with Q a percentile 0-99, lat, sinls, cosls)")
+            raise ChannelError(
+                f"channel spec {text!r}: unknown channel {name!r} "
+                "(known: bdiffQ, bratioQ with Q a percentile 0-99, lat, sinls, cosls)"
+            )
     if len(set(extras)) != len(extras):
         raise ChannelError(f"channel spec {text!r}: a channel is listed twice")
     return ChannelSpec(extras)
@@ -116,8 +118,9 @@ def season_channel(shape: tuple[int, int], ls: float, kind: str) -> np.ndarray:
     return np.full(shape, int(np.rint(128 + 127 * f(np.radians(ls)))), dtype=np.uint8)
 
 
-def extra_channels(rgb: np.ndarray, spec: ChannelSpec, background: Background | None = None,
-                   ls: float | None = None) -> np.ndarray:
+def extra_channels(
+    rgb: np.ndarray, spec: ChannelSpec, background: Background | None = None, ls: float | None = None
+) -> np.ndarray:
     """uint8 ``(H, W, k)`` of the spec's extras for one north-up RGB map (``k`` may be 0).
 
     ``ls``: the map's solar longitude (deg), for ``sinls`` / ``cosls``.  Raises ChannelError
@@ -127,6 +130,8 @@ def extra_channels(rgb: np.ndarray, spec: ChannelSpec, background: Background | 
     planes = []
     for name in spec.extras:
         m = _EXTRA.match(name)
+        if m is None:  # the spec was parsed: only known names reach here
+            raise ChannelError(f"unknown channel {name!r}")
         if m["lat"]:
             planes.append(latitude_channel((h, w)))
             continue
@@ -150,8 +155,9 @@ def extra_channels(rgb: np.ndarray, spec: ChannelSpec, background: Background | 
     return np.stack(planes, axis=-1)
 
 
-def model_input(rgb: np.ndarray, spec: ChannelSpec, background: Background | None = None,
-                ls: float | None = None) -> np.ndarray:
+def model_input(
+    rgb: np.ndarray, spec: ChannelSpec, background: Background | None = None, ls: float | None = None
+) -> np.ndarray:
     """uint8 ``(H, W, 3 + k)``: the map's RGB followed by the spec's extras (``rgb`` itself for the rgb spec)."""
     if not spec.extras:
         return rgb

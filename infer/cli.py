@@ -32,7 +32,15 @@ def _fatal(message: str) -> "typer.Exit":
 
 
 def _progress():
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
     from rich.text import Text
 
     class RateColumn(ProgressColumn):
@@ -92,35 +100,54 @@ def infer(
     ),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (OUT/<phase>/<subphase>/cloudmasks/)."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="ONNX model (default: the shipped one)."),
-    binary: bool = typer.Option(False, "--binary/--probability", help="Write 0/1 at the model's threshold, or probabilities."),
+    binary: bool = typer.Option(
+        False, "--binary/--probability", help="Write 0/1 at the model's threshold, or probabilities."
+    ),
     threshold: Optional[float] = typer.Option(
-        None, "--threshold", help="Cloud threshold on the probability, 0 < T < 1 (default: the model's, from its metadata)."
+        None,
+        "--threshold",
+        help="Cloud threshold on the probability, 0 < T < 1 (default: the model's, from its metadata).",
     ),
     bounds: Optional[Tuple[int, int, int, int]] = typer.Option(
-        None, "--bounds", metavar="XMIN XMAX YMIN YMAX",
+        None,
+        "--bounds",
+        metavar="XMIN XMAX YMIN YMAX",
         help="A fixed box (north-up px, exclusive max, four numbers separated by spaces) instead of Ls bounds.",
     ),
     polar_offset: Optional[float] = typer.Option(
-        None, "--polar-offset",
+        None,
+        "--polar-offset",
         help="Move both Ls polar bounds this many degrees equatorwards (default: the model's metadata, else 3).",
     ),
     stitch: str = typer.Option("seamless", "--stitch", help="seamless | center (the original's) | blend."),
     batch_size: int = typer.Option(1, "--batch-size", help="Tiles per onnxruntime call."),
-    tile_out: Optional[int] = typer.Option(None, "--tile-out", help="Output tile size, px (4 mod 16 for a depth-4 model, 4 mod its align in general); default per stitch mode."),
+    tile_out: Optional[int] = typer.Option(
+        None,
+        "--tile-out",
+        help="Output tile size, px (4 mod 16 for a depth-4 model, 4 mod its align in general); default: per stitch.",
+    ),
     provider: str = typer.Option("auto", "--provider", help="auto | cuda | cpu."),
     threads: Optional[int] = typer.Option(None, "--threads", help="onnxruntime intra-op threads (default: all cores)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo maps whose output exists (default: skip them)."),
-    copy_maps: bool = typer.Option(False, "--copy-maps", help="Also copy maps to OUT/.../mdgms/ and the _ls.txt (the original's layout)."),
+    copy_maps: bool = typer.Option(
+        False, "--copy-maps", help="Also copy maps to OUT/.../mdgms/ and the _ls.txt (the original's layout)."
+    ),
     quicklook: bool = typer.Option(False, "--quicklook", help="Write a PNG quicklook beside each mask."),
     report: bool = typer.Option(False, "--report", help="Write OUT/index.html, a static page of the run (cm-report)."),
     suffix: str = typer.Option(
         ".ncdf", "--suffix", help="Mask file suffix: .ncdf (the original's names) or .nc (CF-clean names)."
     ),
     dask: Optional[str] = typer.Option(
-        None, "--dask", help="Run on Dask: local[:N] (N worker processes here), tcp://HOST:PORT or a scheduler JSON file."
+        None,
+        "--dask",
+        help="Run on Dask: local[:N] (N worker processes here), tcp://HOST:PORT or a scheduler JSON file.",
     ),
-    doctor: bool = typer.Option(False, "--doctor", help="Print versions, providers, CUDA libraries and threads, then exit."),
-    version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."),
+    doctor: bool = typer.Option(
+        False, "--doctor", help="Print versions, providers, CUDA libraries and threads, then exit."
+    ),
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     """Write a NetCDF cloud mask for every MDGM found under ROOTS."""
     if doctor:
@@ -148,9 +175,19 @@ def infer(
         loaded = load_model(model, provider="cpu" if dask else provider, threads=1 if dask else threads)
         plan = resolve_plan(
             InferOptions(
-                out=out, binary=binary, bounds=box, polar_offset=polar_offset, stitch=stitch, batch_size=batch_size,
-                tile_out=tile_out, threshold=threshold, overwrite=overwrite, copy_maps=copy_maps, quicklook=quicklook,
-                suffix=suffix, report=report,
+                out=out,
+                binary=binary,
+                bounds=box,
+                polar_offset=polar_offset,
+                stitch=stitch,
+                batch_size=batch_size,
+                tile_out=tile_out,
+                threshold=threshold,
+                overwrite=overwrite,
+                copy_maps=copy_maps,
+                quicklook=quicklook,
+                suffix=suffix,
+                report=report,
             ),
             loaded,
         )
@@ -177,7 +214,13 @@ def infer(
 
         try:
             run_report = run(
-                jobs, loaded, plan, executor=executor, on_result=on_result, roots=roots, input_errors=input_errors,
+                jobs,
+                loaded,
+                plan,
+                executor=executor,
+                on_result=on_result,
+                roots=roots,
+                input_errors=input_errors,
                 record_extra=executor.add_to_record if executor is not None else None,
             )
         except RunInterrupted as stopped:

@@ -269,11 +269,18 @@ class DaskExecutor:
             self.facts["workers_at_start"] = len(client.scheduler_info().get("workers", {}))
             run_id = uuid.uuid4().hex[:8]
             futures = client.map(
-                map_task, list(items), model_path=plan.model_path, sha256=plan.model_sha256,
-                provider=self.provider, threads=self.threads, plan=plan,
-                key=[f"cm-infer-{it.job.name}-{run_id}-{it.index}" for it in items], pure=False, retries=self.retries,
+                map_task,
+                list(items),
+                model_path=plan.model_path,
+                sha256=plan.model_sha256,
+                provider=self.provider,
+                threads=self.threads,
+                plan=plan,
+                key=[f"cm-infer-{it.job.name}-{run_id}-{it.index}" for it in items],
+                pure=False,
+                retries=self.retries,
             )
-            index = {fut.key: item for fut, item in zip(futures, items)}
+            index = {fut.key: item for fut, item in zip(futures, items, strict=True)}
             try:
                 for fut in as_completed(futures):
                     item = index.pop(fut.key)
@@ -332,6 +339,13 @@ def run_on_dask(
     checked = model if isinstance(model, CloudModel) else load_model(Path(model).resolve(), provider="cpu", threads=1)
     plan = as_plan(options, checked)
     return run(
-        jobs, checked, plan, executor=executor, on_result=on_result, roots=roots, input_errors=input_errors,
-        write_record=write_record, record_extra=executor.add_to_record,
+        jobs,
+        checked,
+        plan,
+        executor=executor,
+        on_result=on_result,
+        roots=roots,
+        input_errors=input_errors,
+        write_record=write_record,
+        record_extra=executor.add_to_record,
     )

@@ -36,8 +36,8 @@ from __future__ import annotations
 import errno
 import os
 import queue
-import signal
 import shutil
+import signal
 import threading
 import time
 from collections import deque
@@ -161,7 +161,9 @@ class RunReport:
     @property
     def ok(self) -> bool:
         """True when no map failed, every input was found and the run ran to its end."""
-        return not self.by_status("failed") and not self.input_errors and not self.not_processed and not self.record_error
+        return (
+            not self.by_status("failed") and not self.input_errors and not self.not_processed and not self.record_error
+        )
 
 
 # --------------------------------------------------------------------------- small pieces
@@ -406,7 +408,9 @@ class Stages:
         if self.on_mask is not None:
             self.on_mask(loaded.job, loaded.rgb, mask)
 
-    def _extras(self, job: MapJob, rgb: np.ndarray | None, mask: np.ndarray, out: Path, only_missing: bool = False) -> list[Path]:
+    def _extras(
+        self, job: MapJob, rgb: np.ndarray | None, mask: np.ndarray, out: Path, only_missing: bool = False
+    ) -> list[Path]:
         written: list[Path] = []
         if self.plan.quicklook and not (only_missing and quicklook_path(out).exists()):
             written.append(quicklook_writer()(quicklook_path(out), rgb, mask, self.plan.threshold))
@@ -430,9 +434,16 @@ class Stages:
         e, b = loaded.entry, loaded.bounds
         notes = ([item.note] if item.note else []) + loaded.notes
         return result_for(
-            item.job, self.plan, "done", ls=e.ls if e else None, mars_year=e.mars_year if e else None,
-            bounds=b.as_tuple() if b else None, tile_out=tiles.tile_out if tiles else None,
-            n_tiles=tiles.n_tiles if tiles else None, timings=timings, notes=notes,
+            item.job,
+            self.plan,
+            "done",
+            ls=e.ls if e else None,
+            mars_year=e.mars_year if e else None,
+            bounds=b.as_tuple() if b else None,
+            tile_out=tiles.tile_out if tiles else None,
+            n_tiles=tiles.n_tiles if tiles else None,
+            timings=timings,
+            notes=notes,
         )
 
     def failed(self, item: WorkItem, exc: BaseException, timings: dict[str, float]) -> MapResult:
@@ -444,8 +455,13 @@ class Stages:
             self.extras(item.job)
         except Exception as exc:
             return self.failed(item, exc, {"extras_s": time.perf_counter() - t})
-        return result_for(item.job, self.plan, "done", timings={"extras_s": time.perf_counter() - t},
-                          notes=[item.note] if item.note else [])
+        return result_for(
+            item.job,
+            self.plan,
+            "done",
+            timings={"extras_s": time.perf_counter() - t},
+            notes=[item.note] if item.note else [],
+        )
 
     def run_item(self, item: WorkItem) -> MapResult:
         """Everything for one item, in this thread; never raises for a bad map."""
@@ -694,12 +710,24 @@ def run(
             ordered = [results[i] for i in sorted(results)]
             not_processed = sum(1 for it in items if it.index not in results)
             report = RunReport(
-                ordered, {}, None, list(input_errors), not_processed=not_processed, halted=state.halted,
+                ordered,
+                {},
+                None,
+                list(input_errors),
+                not_processed=not_processed,
+                halted=state.halted,
                 interrupted=signal.Signals(interrupted).name if interrupted else None,
             )
             report.record = records.run_record(
-                report, jobs, model, plan, executor=executor.name, started=started,
-                wall_s=time.perf_counter() - t_start, warmup_s=warmup_s, roots=roots,
+                report,
+                jobs,
+                model,
+                plan,
+                executor=executor.name,
+                started=started,
+                wall_s=time.perf_counter() - t_start,
+                warmup_s=warmup_s,
+                roots=roots,
             )
             if record_extra is not None:
                 record_extra(report.record)

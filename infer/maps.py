@@ -405,4 +405,3 @@ def find_maps(*roots: str | Path) -> list[MapJob]:
     if errors:
         raise MapError(errors[0])
     return jobs
-

@@ -119,7 +119,7 @@ def map_name_of(path: str | Path) -> str:
         if stem.lower().endswith(suffix):
             stem = stem[: -len(suffix)]
             break
-    return stem[len(MASK_PREFIX):] if stem.startswith(MASK_PREFIX) else stem
+    return stem[len(MASK_PREFIX) :] if stem.startswith(MASK_PREFIX) else stem
 
 
 # --------------------------------------------------------------------------- time coordinates
@@ -160,16 +160,23 @@ def _write_time_coords(ds: Any, ls: float | None, mars_year: int | None, name: s
     import netCDF4
 
     t = ds.createVariable("time", "f8", (), fill_value=np.float64(np.nan))
-    t.setncatts({
-        "long_name": "Mars time as cumulative solar longitude (360 x Mars year + Ls)",
-        "units": "degree",
-        "comment": "Mars has no CF calendar: this is not a date but an Ls-based value that grows "
-        "monotonically across Mars years; NaN when Ls or the Mars year is unknown",
-    })
+    t.setncatts(
+        {
+            "long_name": "Mars time as cumulative solar longitude (360 x Mars year + Ls)",
+            "units": "degree",
+            "comment": "Mars has no CF calendar: this is not a date but an Ls-based value that grows "
+            "monotonically across Mars years; NaN when Ls or the Mars year is unknown",
+        }
+    )
     t.assignValue(time_values(ls, mars_year))
     v = ds.createVariable("ls", "f8", (), fill_value=np.float64(np.nan))  # f8: Ls as the table gives it
-    v.setncatts({"long_name": "solar longitude Ls of the map", "units": "degree",
-                 "valid_range": np.array([0.0, 360.0], dtype=np.float64)})
+    v.setncatts(
+        {
+            "long_name": "solar longitude Ls of the map",
+            "units": "degree",
+            "valid_range": np.array([0.0, 360.0], dtype=np.float64),
+        }
+    )
     v.assignValue(np.float64(ls) if ls is not None else np.float64(np.nan))
     y = ds.createVariable("mars_year", "i4", (), fill_value=np.int32(-1))
     y.setncatts({"long_name": "Mars year (Clancy et al. numbering)", "units": "1"})
@@ -241,8 +248,16 @@ def write_mask(
         with NETCDF_LOCK:
             ds = netCDF4.Dataset(f"{path.name}.{uuid.uuid4().hex}", "w", format="NETCDF4_CLASSIC", memory=1 << 20)
             try:
-                _fill_dataset(ds, data, attrs, binary=binary, complevel=complevel,
-                              ls=ls, mars_year=None if year is None else int(year), name=name)
+                _fill_dataset(
+                    ds,
+                    data,
+                    attrs,
+                    binary=binary,
+                    complevel=complevel,
+                    ls=ls,
+                    mars_year=None if year is None else int(year),
+                    name=name,
+                )
             except BaseException:
                 try:
                     ds.close()
@@ -260,28 +275,36 @@ def write_mask(
     return path
 
 
-def _fill_dataset(ds: Any, data: np.ndarray, attrs: Mapping[str, Any], *, binary: bool, complevel: int,
-                  ls: float | None, mars_year: int | None, name: str) -> None:
+def _fill_dataset(
+    ds: Any,
+    data: np.ndarray,
+    attrs: Mapping[str, Any],
+    *,
+    binary: bool,
+    complevel: int,
+    ls: float | None,
+    mars_year: int | None,
+    name: str,
+) -> None:
     """Dimensions, coordinates, the ``cloudmask`` variable (``data`` already south-up) and attributes."""
     ds.createDimension("x", MAP_WIDTH)
     ds.createDimension("y", MAP_HEIGHT)
     lon = ds.createVariable("longitude", "f4", ("x",))
-    lon.setncatts(
-        {"units": "degrees_east", "standard_name": "longitude", "long_name": "longitude", "axis": "X"}
-    )
+    lon.setncatts({"units": "degrees_east", "standard_name": "longitude", "long_name": "longitude", "axis": "X"})
     lon[:] = longitudes()
     lat = ds.createVariable("latitude", "f4", ("y",))
-    lat.setncatts(
-        {"units": "degrees_north", "standard_name": "latitude", "long_name": "latitude", "axis": "Y"}
-    )
+    lat.setncatts({"units": "degrees_north", "standard_name": "latitude", "long_name": "latitude", "axis": "Y"})
     lat[:] = latitudes_south_up()
     _write_time_coords(ds, ls, mars_year, name)
     var = ds.createVariable(
         "cloudmask", "f4", ("y", "x"), zlib=True, complevel=complevel, fill_value=np.float32(INVALID)
     )
     var_attrs: dict[str, Any] = (
-        {"standard_name": "cloud_binary_mask", "flag_values": np.array([0.0, 1.0], dtype=np.float32),
-         "flag_meanings": "clear cloud"}
+        {
+            "standard_name": "cloud_binary_mask",
+            "flag_values": np.array([0.0, 1.0], dtype=np.float32),
+            "flag_meanings": "clear cloud",
+        }
         if binary
         else {}
     )
@@ -382,10 +405,21 @@ def read_mask_xarray(path: str | Path, threshold: float | None = None):
         attrs["threshold_applied"] = float(threshold)
     when = read_time_coords(path)
     scalar = {
-        "time": ((), when.time, {"long_name": "Mars time as cumulative solar longitude (360 x Mars year + Ls)",
-                                 "units": "degree"}),
-        "ls": ((), np.float64(np.nan if when.ls is None else when.ls), {"long_name": "solar longitude Ls", "units": "degree"}),
-        "mars_year": ((), np.int32(-1 if when.mars_year is None else when.mars_year), {"long_name": "Mars year", "units": "1"}),
+        "time": (
+            (),
+            when.time,
+            {"long_name": "Mars time as cumulative solar longitude (360 x Mars year + Ls)", "units": "degree"},
+        ),
+        "ls": (
+            (),
+            np.float64(np.nan if when.ls is None else when.ls),
+            {"long_name": "solar longitude Ls", "units": "degree"},
+        ),
+        "mars_year": (
+            (),
+            np.int32(-1 if when.mars_year is None else when.mars_year),
+            {"long_name": "Mars year", "units": "1"},
+        ),
         "map_name": ((), when.map_name, {"long_name": "name of the map"}),
     }
     return xr.DataArray(
@@ -393,9 +427,16 @@ def read_mask_xarray(path: str | Path, threshold: float | None = None):
         dims=("latitude", "longitude"),
         coords={
             **scalar,
-            "latitude": ("latitude", latitudes_south_up()[::-1].copy(),
-                         {"units": "degrees_north", "standard_name": "latitude", "axis": "Y"}),
-            "longitude": ("longitude", longitudes(), {"units": "degrees_east", "standard_name": "longitude", "axis": "X"}),
+            "latitude": (
+                "latitude",
+                latitudes_south_up()[::-1].copy(),
+                {"units": "degrees_north", "standard_name": "latitude", "axis": "Y"},
+            ),
+            "longitude": (
+                "longitude",
+                longitudes(),
+                {"units": "degrees_east", "standard_name": "longitude", "axis": "X"},
+            ),
         },
         name="cloudmask",
         attrs=attrs,

@@ -122,7 +122,10 @@ def _check(ok: bool, message: str) -> None:
 def validate_options(options: InferOptions, *, align: int) -> None:
     """Raise :class:`PlanError` for an option no model could use (names the option)."""
     _check(options.stitch in STITCH_MODES, f"--stitch {options.stitch}: use one of {', '.join(STITCH_MODES)}")
-    _check(isinstance(options.batch_size, int) and options.batch_size >= 1, f"--batch-size {options.batch_size}: must be >= 1")
+    _check(
+        isinstance(options.batch_size, int) and options.batch_size >= 1,
+        f"--batch-size {options.batch_size}: must be >= 1",
+    )
     if options.threshold is not None:
         t = options.threshold
         _check(

@@ -96,7 +96,7 @@ def predict_box(
         else:
             tiles = np.stack([tile_input(canvas, plan, y, x) for y, x in batch])
         preds = model.run(tiles)
-        for (y, x), pred in zip(batch, preds):
+        for (y, x), pred in zip(batch, preds, strict=True):
             stitcher.add(y, x, pred)
     return stitcher.result()
 
@@ -120,6 +120,7 @@ def seamless_tile_out(
     (3600 x ~1090 px) gets 548 or 612 px tiles at depth 4: 7.5 M input px instead of 10.7 M
     with 484 px tiles.
     """
+
     def cost(t: int) -> tuple[int, int]:
         return plan_tiles(bounds, "seamless", t, margin, align).n_tiles * (t + 2 * margin) ** 2, t
 

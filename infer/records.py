@@ -74,13 +74,17 @@ def run_record(
         "plan": plan.to_record(),
         "executor": executor,
         "threshold": plan.threshold,
-        "model": model.describe() if hasattr(model, "describe") else {"path": str(getattr(model, "path", "")), "sha256": model.sha256, "version": model.info.version},
+        "model": model.describe()
+        if hasattr(model, "describe")
+        else {"path": str(getattr(model, "path", "")), "sha256": model.sha256, "version": model.info.version},
         "provider": model.provider,
         "versions": versions(),
         "counts": {s: sum(r.status == s for r in ordered) for s in ("done", "skipped", "failed")},
         "not_processed": report.not_processed,
         "outputs": [r.output for r in ordered if r.status == "done"],
-        "skipped": [{"source": r.source, "output": r.output, "reason": r.reason} for r in ordered if r.status == "skipped"],
+        "skipped": [
+            {"source": r.source, "output": r.output, "reason": r.reason} for r in ordered if r.status == "skipped"
+        ],
         "failures": [{"source": None, "reason": e} for e in report.input_errors]
         + [{"source": r.source, "reason": r.reason} for r in ordered if r.status == "failed"],
         "timings": {
@@ -133,8 +137,11 @@ def merge_contents(contents: dict[str, Any], record: dict[str, Any]) -> dict[str
             entry.update(source=m["source"], run_id=record["run_id"], finished=record["finished"])
             if m.get("timings", {}).get("write_s") is not None or key not in masks:
                 entry.update(
-                    ls=m["ls"], mars_year=m["mars_year"], model_sha256=record["model"]["sha256"],
-                    model_version=record["model"]["version"], binary=record["plan"]["binary"],
+                    ls=m["ls"],
+                    mars_year=m["mars_year"],
+                    model_sha256=record["model"]["sha256"],
+                    model_version=record["model"]["version"],
+                    binary=record["plan"]["binary"],
                 )
             masks[key] = entry
         elif m["status"] == "failed":

@@ -56,12 +56,12 @@ def test_blocks_of_rows_give_the_same_result_as_one_block():
     count = rng.integers(0, 8, size=(10, 5)).astype(np.uint16)
     # mark the invalid entries as the function expects: the first `count` are valid, the rest 255
     for idx in np.ndindex(10, 5):
-        stack[count[idx]:, idx[0], idx[1]] = 255
+        stack[count[idx] :, idx[0], idx[1]] = 255
     a = percentiles_of_stack(stack.copy(), count, (30,), block_rows=3)[30]
     b = percentiles_of_stack(stack.copy(), count, (30,), block_rows=64)[30]
     np.testing.assert_array_equal(np.isnan(a), count == 0)
     np.testing.assert_allclose(a[count > 0], b[count > 0])
-    for idx in zip(*np.nonzero(count)):
+    for idx in zip(*np.nonzero(count), strict=True):
         vals = stack[: count[idx], idx[0], idx[1]].astype(float)
         assert a[idx] == pytest.approx(np.percentile(vals, 30), abs=1e-4)
 

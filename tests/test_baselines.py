@@ -60,7 +60,7 @@ def write_labelled_layout(root, days=(1, 2, 3)):
     paths = write_map_tree(root / "maps", days=days)
     labels = root / "labels" / "P01"
     rows = []
-    for day, path in zip(days, paths):
+    for day, path in zip(days, paths, strict=True):
         rgb = read_map(path)
         label = np.where(rgb[..., 2] > 200, rgb[..., 2], 0).astype(np.float32)
         label[rgb[..., 2] < 30] = INVALID
@@ -72,8 +72,9 @@ def write_labelled_layout(root, days=(1, 2, 3)):
 
 def test_end_to_end_on_a_synthetic_layout(tmp_path):
     labels, maps = write_labelled_layout(tmp_path)
-    summary = run(labels, maps, tmp_path / "out", train="1-2", test_windows={"day3": "3"}, samples_per_day=5000,
-                  max_iter=20)
+    summary = run(
+        labels, maps, tmp_path / "out", train="1-2", test_windows={"day3": "3"}, samples_per_day=5000, max_iter=20
+    )
     assert summary["train_days"] == ["P01_day01", "P01_day02"] and summary["n_train_pixels"] == 10_000
     assert 190 <= summary["blue"]["threshold"] <= 202
     for kind in ("blue", "gbt"):
@@ -103,8 +104,15 @@ def test_test_days_must_not_be_training_days(tmp_path):
 def test_real_p01_small_fit_beats_chance_on_day_18(data_dir, tmp_path):
     """Bounded real-data check (2 training days, 20,000 pixels each, 20 boosting rounds, one test
     day); the full figures (15 days, 200,000 pixels, 100 rounds) are in docs/baselines.json."""
-    summary = run(data_dir / "labels" / "P01", data_dir / "mdgm" / "P" / "P01", tmp_path / "out",
-                  train="1-2", test_windows={"d18": "18"}, samples_per_day=20_000, max_iter=20)
+    summary = run(
+        data_dir / "labels" / "P01",
+        data_dir / "mdgm" / "P" / "P01",
+        tmp_path / "out",
+        train="1-2",
+        test_windows={"d18": "18"},
+        samples_per_day=20_000,
+        max_iter=20,
+    )
     assert 80 <= summary["blue"]["threshold"] <= 110  # the labels follow the blue channel (domain.md 7: 93)
     scores = summary["scores"]["d18"]
     assert scores["blue"]["f1"] > 0.7 and scores["gbt"]["f1"] > 0.75, scores

@@ -36,8 +36,12 @@ def test_spec_parsing():
     assert spec.percentiles() == [10, 50] and spec.needs_background
     assert spec.text == "rgb,bdiff10,bdiff50"
     assert not parse_spec("rgb,lat").needs_background
-    for bad, reason in (("bdiff10", "start with 'rgb'"), ("rgb,blue", "unknown channel"),
-                        ("rgb,lat,lat", "twice"), ("rgb,bdiff100", "unknown channel")):
+    for bad, reason in (
+        ("bdiff10", "start with 'rgb'"),
+        ("rgb,blue", "unknown channel"),
+        ("rgb,lat,lat", "twice"),
+        ("rgb,bdiff100", "unknown channel"),
+    ):
         with pytest.raises(ChannelError, match=reason):
             parse_spec(bad)
 

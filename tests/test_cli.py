@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import onnxruntime as ort
 import pytest
@@ -53,9 +52,26 @@ def test_a_run_then_a_rerun(tiny_model, map_tree, tmp_path):
 def test_options_reach_the_files(tiny_model, map_tree, tmp_path):
     out = tmp_path / "out"
     res = cm_infer(
-        map_tree / "P" / "P01" / "P01_day01_zequat.jpg", "--out", out, "--model", tiny_model, "--binary",
-        "--threshold", "0.45", "--bounds", 0, 1800, 400, 1400, "--stitch", "blend", "--batch-size", 2,
-        "--threads", 1, "--copy-maps",
+        map_tree / "P" / "P01" / "P01_day01_zequat.jpg",
+        "--out",
+        out,
+        "--model",
+        tiny_model,
+        "--binary",
+        "--threshold",
+        "0.45",
+        "--bounds",
+        0,
+        1800,
+        400,
+        1400,
+        "--stitch",
+        "blend",
+        "--batch-size",
+        2,
+        "--threads",
+        1,
+        "--copy-maps",
     )
     assert res.exit_code == 0, res.output
     record = json.loads((out / "cm-infer-run.json").read_text())
@@ -107,9 +123,7 @@ def test_no_model_shipped_says_how_to_get_one(map_tree, tmp_path, monkeypatch):
     assert res.exit_code == EXIT_FATAL and "cm-train" in res.output and "cm-export" in res.output
 
 
-@pytest.mark.skipif(
-    "CUDAExecutionProvider" in ort.get_available_providers(), reason="this onnxruntime has CUDA"
-)
+@pytest.mark.skipif("CUDAExecutionProvider" in ort.get_available_providers(), reason="this onnxruntime has CUDA")
 def test_provider_cuda_without_cuda(tiny_model, map_tree, tmp_path):
     res = cm_infer(map_tree, "--out", tmp_path / "out", "--model", tiny_model, "--provider", "cuda")
     assert res.exit_code == EXIT_FATAL and "no CUDA provider" in res.output
@@ -132,8 +146,18 @@ def test_missing_roots_and_out():
 def test_killing_cm_infer_and_rerunning_finishes_the_rest(tiny_model, tmp_path):
     write_map_tree(tmp_path / "maps", days=(1, 2, 3, 4))
     out = tmp_path / "out"
-    cmd = [sys.executable, "-c", "from mars_cloudmask.infer.cli import main; main()",
-           str(tmp_path / "maps"), "--out", str(out), "--model", str(tiny_model), "--threads", "1"]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from mars_cloudmask.infer.cli import main; main()",
+        str(tmp_path / "maps"),
+        "--out",
+        str(out),
+        "--model",
+        str(tiny_model),
+        "--threads",
+        "1",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not list(out.rglob("*.ncdf")) and time.time() < deadline and proc.poll() is None:
@@ -157,8 +181,18 @@ def test_a_signal_ends_the_run_with_an_accurate_record_and_no_temporaries(tiny_m
     out = tmp_path / "out"
     out.mkdir()
     (out / "cm-infer-run.json").write_text('{"stale": "a record from an earlier run"}')
-    cmd = [sys.executable, "-c", "from mars_cloudmask.infer.cli import main; main()",
-           str(tmp_path / "maps"), "--out", str(out), "--model", str(tiny_model), "--threads", "1"]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from mars_cloudmask.infer.cli import main; main()",
+        str(tmp_path / "maps"),
+        "--out",
+        str(out),
+        "--model",
+        str(tiny_model),
+        "--threads",
+        "1",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not list(out.rglob("*.ncdf")) and time.time() < deadline and proc.poll() is None:
@@ -179,8 +213,11 @@ def test_a_signal_ends_the_run_with_an_accurate_record_and_no_temporaries(tiny_m
 
 @pytest.mark.parametrize(
     "option, named",
-    [(("--threshold", "47"), "--threshold 47"), (("--tile-out", "501"), "--tile-out 501"),
-     (("--polar-offset", "100"), "--polar-offset 100")],
+    [
+        (("--threshold", "47"), "--threshold 47"),
+        (("--tile-out", "501"), "--tile-out 501"),
+        (("--polar-offset", "100"), "--polar-offset 100"),
+    ],
 )
 def test_a_bad_option_exits_2_and_writes_nothing(tiny_model, map_tree, tmp_path, option, named):
     res = cm_infer(map_tree, "--out", tmp_path / "out", "--model", tiny_model, *option)
@@ -220,7 +257,9 @@ def test_a_really_full_disk_stops_the_run_says_why_and_a_rerun_elsewhere_finishe
     assert not [p for p in out.rglob(".cloudmask_*")]  # no temporaries, nothing held open
     for nc in written:
         assert read_mask(nc).shape == (1801, 3600)
-    record_line = [ln for ln in res.output.splitlines() if ln.startswith(("run record:", "FAILED: ")) and "record" in ln]
+    record_line = [
+        ln for ln in res.output.splitlines() if ln.startswith(("run record:", "FAILED: ")) and "record" in ln
+    ]
     assert record_line, res.output  # the record was written, or its failure said in one line
 
 

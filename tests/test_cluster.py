@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 from mars_cloudmask.infer import cluster
-from mars_cloudmask.infer.engine import Stages, WorkItem, remove_stale_temporaries, run
 from mars_cloudmask.infer.cluster import (
     ClusterError,
     local_workers,
@@ -24,6 +23,7 @@ from mars_cloudmask.infer.cluster import (
     worker_model,
     worker_threads,
 )
+from mars_cloudmask.infer.engine import Stages, WorkItem, remove_stale_temporaries, run
 from mars_cloudmask.infer.maps import find_maps
 from mars_cloudmask.infer.netcdf import read_mask
 from mars_cloudmask.infer.plan import InferOptions, resolve_plan
@@ -223,7 +223,9 @@ def test_a_killed_workers_map_is_completed_by_another(two_workers, tiny_model, m
     with Client(two_workers) as client:
         client.run(die_on_first_map, str(marker))
     try:
-        report = run_on_dask(find_maps(root), tiny_model, InferOptions(out=out), two_workers.scheduler_address, threads=1)
+        report = run_on_dask(
+            find_maps(root), tiny_model, InferOptions(out=out), two_workers.scheduler_address, threads=1
+        )
     finally:
         with Client(two_workers) as client:
             client.run(restore_process_job)

@@ -14,9 +14,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mars_cloudmask.infer.geometry import INVALID
-from mars_cloudmask.infer.maps import MapJob, find_maps, read_map
-from mars_cloudmask.infer.netcdf import read_attrs, read_mask
 from mars_cloudmask.infer.engine import (
     OutputError,
     RunInterrupted,
@@ -26,9 +23,12 @@ from mars_cloudmask.infer.engine import (
     run,
     run_folder,
 )
+from mars_cloudmask.infer.geometry import INVALID
+from mars_cloudmask.infer.maps import MapJob, find_maps, read_map
+from mars_cloudmask.infer.netcdf import read_attrs, read_mask
 from mars_cloudmask.infer.plan import InferOptions, resolve_plan
-from mars_cloudmask.infer.records import CONTENTS, RUN_RECORD, RUNS_FOLDER
 from mars_cloudmask.infer.predict import predict
+from mars_cloudmask.infer.records import CONTENTS, RUN_RECORD, RUNS_FOLDER
 from mars_cloudmask.infer.runtime import load_model
 from tests.synthetic import make_map, write_map, write_map_tree
 
@@ -283,7 +283,11 @@ def test_a_rerun_removes_the_temporary_files_a_killed_run_left(model, map_tree, 
     unrelated.write_text("kept")
     report = run(jobs, model, options)
     assert report.ok and not stale.exists() and unrelated.read_text() == "kept"
-    assert sorted(p.name for p in folder.iterdir()) == ["cloudmask_P01_day01.ncdf", "cloudmask_P01_day02.ncdf", "notes.txt"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "cloudmask_P01_day01.ncdf",
+        "cloudmask_P01_day02.ncdf",
+        "notes.txt",
+    ]
 
 
 # --------------------------------------------------------------------------- issue 20: the faults real archives bring
@@ -321,7 +325,10 @@ def test_a_symlinked_map_is_named_and_placed_by_the_link(model, tmp_path):
     report = run(find_maps(root), model, InferOptions(out=out))
     assert report.ok
     nc = out / "P" / "P77" / "cloudmasks" / "cloudmask_P77_day01.ncdf"
-    assert read_attrs(nc)["solar_longitude"] == pytest.approx(200.0) and read_attrs(nc)["source_map"] == "P77_day01_zequat.jpg"
+    assert (
+        read_attrs(nc)["solar_longitude"] == pytest.approx(200.0)
+        and read_attrs(nc)["source_map"] == "P77_day01_zequat.jpg"
+    )
 
 
 def failing_quicklook(monkeypatch):
@@ -455,7 +462,10 @@ def test_every_run_keeps_its_record_and_the_contents_say_what_out_holds(model, m
     assert len(history) == 2 and first.record_path in history and second.record_path in history
     assert json.loads(first.record_path.read_text())["counts"]["done"] == 2
     contents = json.loads((out / CONTENTS).read_text())
-    assert sorted(contents["masks"]) == ["P/P01/cloudmasks/cloudmask_P01_day01.ncdf", "P/P01/cloudmasks/cloudmask_P01_day02.ncdf"]
+    assert sorted(contents["masks"]) == [
+        "P/P01/cloudmasks/cloudmask_P01_day01.ncdf",
+        "P/P01/cloudmasks/cloudmask_P01_day02.ncdf",
+    ]
     assert contents["masks"]["P/P01/cloudmasks/cloudmask_P01_day02.ncdf"]["run_id"] == second.record["run_id"]
     assert contents["failed"] == {} and len(contents["runs"]) == 2
 

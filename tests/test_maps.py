@@ -143,7 +143,13 @@ def test_the_jpeg_copy_layout_takes_the_folder_above_mdgms_as_subphase(tmp_path,
     jobs, errors = find_jobs([tmp_path / root])
     assert errors == [] and len(jobs) == 1
     job = jobs[0]
-    assert (job.name, job.ls_name, job.phase, job.subphase, job.ls_file) == ("P01day16", "P01day16", "labels", "P01", ls)
+    assert (job.name, job.ls_name, job.phase, job.subphase, job.ls_file) == (
+        "P01day16",
+        "P01day16",
+        "labels",
+        "P01",
+        ls,
+    )
     assert job.relative_output() == Path("labels/P01/cloudmasks/cloudmask_P01day16.ncdf")
     assert ls_entry(job).ls == pytest.approx(138.4)
 
@@ -153,7 +159,10 @@ def test_missing_roots_and_a_single_file_that_is_not_a_jpeg_are_one_line_each(tm
     good = touch_map(tmp_path / "P" / "P01" / "P01_day01_zequat.jpg")
     jobs, errors = find_jobs([tmp_path / "nothing", tmp_path / "notes.txt", good])
     assert [j.path for j in jobs] == [good]
-    assert errors == [f"{tmp_path / 'nothing'}: no such file or folder", f"{tmp_path / 'notes.txt'}: not a JPEG map (expected .jpg or .jpeg)"]
+    assert errors == [
+        f"{tmp_path / 'nothing'}: no such file or folder",
+        f"{tmp_path / 'notes.txt'}: not a JPEG map (expected .jpg or .jpeg)",
+    ]
 
 
 # --------------------------------------------------------------------------- symbolic links

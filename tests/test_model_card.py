@@ -6,8 +6,12 @@ from mars_cloudmask.benchmarks.model_card import trained_subphases
 
 
 def test_trained_subphases_come_from_the_split_metadata():
-    split = {"train": ["P01day01", "P01day02"], "val": ["P01day16"], "test": ["P01day18"],
-             "reference": ["P07_day03", "P07_day09", "P14_day01"]}
+    split = {
+        "train": ["P01day01", "P01day02"],
+        "val": ["P01day16"],
+        "test": ["P01day18"],
+        "reference": ["P07_day03", "P07_day09", "P14_day01"],
+    }
     assert trained_subphases({"split": json.dumps(split)}) == {"P01", "P07", "P14"}
 
 

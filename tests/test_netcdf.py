@@ -262,7 +262,10 @@ def test_mask_file_names_and_finding_them(tmp_path):
     (tmp_path / "a" / "cloudmask_P01_day01.png").write_bytes(b"x")
     assert not is_mask_file("a/.cloudmask_P01_day05.nc") and is_mask_file("P01day03.NC")
     assert [p.name for p in find_mask_files(tmp_path)] == [
-        "P01day03.NC", "cloudmask_P01_day01.ncdf", "cloudmask_P01_day02.nc"]
+        "P01day03.NC",
+        "cloudmask_P01_day01.ncdf",
+        "cloudmask_P01_day02.nc",
+    ]
     with pytest.raises(FileNotFoundError, match="no such"):
         find_mask_files(tmp_path / "absent")
 
@@ -280,8 +283,13 @@ def write_run(out: Path, suffix: str = ".ncdf") -> list[Path]:
         name = f"{sub}_day{day:02d}"
         mask = make_mask()
         mask[mask != INVALID] = 0.1 * (i + 1)
-        paths.append(write_mask(out / "P" / sub / "cloudmasks" / f"cloudmask_{name}{suffix}", mask,
-                                {"solar_longitude": ls, "mars_year": year, "map_name": name}))
+        paths.append(
+            write_mask(
+                out / "P" / sub / "cloudmasks" / f"cloudmask_{name}{suffix}",
+                mask,
+                {"solar_longitude": ls, "mars_year": year, "map_name": name},
+            )
+        )
     return paths
 
 
@@ -291,7 +299,12 @@ def test_a_run_opens_as_one_time_stacked_dataset_with_the_readme_one_liner(tmp_p
     write_run(tmp_path / "OUT")
     monkeypatch.chdir(tmp_path)
     # exactly the README's line:
-    run = xr.open_mfdataset("OUT/*/*/cloudmasks/cloudmask_*.ncdf", combine="nested", concat_dim="time", coords=["ls", "mars_year", "map_name"])
+    run = xr.open_mfdataset(
+        "OUT/*/*/cloudmasks/cloudmask_*.ncdf",
+        combine="nested",
+        concat_dim="time",
+        coords=["ls", "mars_year", "map_name"],
+    )
     with run:
         assert run["cloudmask"].dims == ("time", "y", "x")
         assert run["cloudmask"].shape == (3, MAP_HEIGHT, MAP_WIDTH)
@@ -376,7 +389,8 @@ def test_masks_written_and_read_from_several_threads_at_once(tmp_path):
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-c", THREADS_SCRIPT, str(tmp_path)], capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", THREADS_SCRIPT, str(tmp_path)], capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
     assert proc.stdout.split() == ["12", "[]"], proc.stdout

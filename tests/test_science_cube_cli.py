@@ -35,8 +35,11 @@ def test_cm_stack_refuses_bad_outputs_with_one_line_and_writes_nothing(tmp_path)
     write_prob_run(out, 1)
     afile = tmp_path / "afile"
     afile.write_text("x")
-    for target, words in [(tmp_path / "cube.zarr", "ending in .nc"), (tmp_path, "is a folder"),
-                          (afile / "cube.nc", "is a file, not a folder")]:
+    for target, words in [
+        (tmp_path / "cube.zarr", "ending in .nc"),
+        (tmp_path, "is a folder"),
+        (afile / "cube.nc", "is a file, not a folder"),
+    ]:
         res = runner.invoke(app(stack_command), [str(out), "--out", str(target)])
         assert res.exit_code == 2 and words in res.output and "Traceback" not in res.output, res.output
     res = runner.invoke(app(stack_command), [str(tmp_path / "absent"), "--out", str(tmp_path / "c.nc")])

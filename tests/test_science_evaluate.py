@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from mars_cloudmask.infer.science.evaluate import Counts, confusion, evaluate, match_days
 from mars_cloudmask.infer.geometry import INVALID, MAP_HEIGHT, MAP_WIDTH
-from mars_cloudmask.infer.science.masks import BinaryMask, day_name, select_days
 from mars_cloudmask.infer.netcdf import write_mask
+from mars_cloudmask.infer.science.evaluate import Counts, confusion, evaluate, match_days
+from mars_cloudmask.infer.science.masks import BinaryMask, day_name, select_days
 
 W = MAP_WIDTH
 
@@ -113,8 +113,9 @@ def test_cm_eval_command_prints_table_writes_json_and_pictures(tmp_path):
     app = typer.Typer()
     app.command()(eval_command)
     out_json = tmp_path / "eval.json"
-    result = CliRunner().invoke(app, [str(pred_root), str(labels), "--json", str(out_json),
-                                      "--png", str(tmp_path / "png"), "--days", "1,3"])
+    result = CliRunner().invoke(
+        app, [str(pred_root), str(labels), "--json", str(out_json), "--png", str(tmp_path / "png"), "--days", "1,3"]
+    )
     assert result.exit_code == 0, result.output
     assert "pooled" in result.output and "1 days" in result.output and "0.500" in result.output
     data = json.loads(out_json.read_text())
@@ -172,8 +173,12 @@ def test_cm_eval_refuses_an_unwritable_output_before_scoring(tmp_path, where):
     a_file = tmp_path / "notes.txt"
     a_file.write_text("x")
     args = [str(pred_root), str(labels)]
-    target = {"json-under-file": a_file / "e.json", "json-is-folder": tmp_path, "png-under-file": a_file / "png",
-              "png-is-file": a_file}[where]
+    target = {
+        "json-under-file": a_file / "e.json",
+        "json-is-folder": tmp_path,
+        "png-under-file": a_file / "png",
+        "png-is-file": a_file,
+    }[where]
     args += ["--json" if where.startswith("json") else "--png", str(target)]
     result = CliRunner().invoke(eval_app(), args)
     assert result.exit_code == 2, result.output

@@ -31,28 +31,54 @@ def make_run(out: Path) -> Path:
     from PIL import Image
 
     maps = []
-    for i, (day, ls, cloud) in enumerate([(1, 132.5, 0.25), (2, 140.0, 0.5), (3, 150.0, 0.125)]):
+    for day, ls, cloud in [(1, 132.5, 0.25), (2, 140.0, 0.5), (3, 150.0, 0.125)]:
         name = f"P01_day{day:02d}"
-        path = write_mask(out / "P" / "P01" / "cloudmasks" / f"cloudmask_{name}.ncdf", mask_with(cloud),
-                          {"solar_longitude": ls, "mars_year": 28, "map_name": name, "threshold": 0.912})
-        maps.append({"name": name, "source": f"/maps/P/P01/{name}_zequat.jpg", "output": str(path),
-                     "status": "done", "ls": ls, "mars_year": 28})
+        path = write_mask(
+            out / "P" / "P01" / "cloudmasks" / f"cloudmask_{name}.ncdf",
+            mask_with(cloud),
+            {"solar_longitude": ls, "mars_year": 28, "map_name": name, "threshold": 0.912},
+        )
+        maps.append(
+            {
+                "name": name,
+                "source": f"/maps/P/P01/{name}_zequat.jpg",
+                "output": str(path),
+                "status": "done",
+                "ls": ls,
+                "mars_year": 28,
+            }
+        )
     Image.new("RGB", (900, 451), MAGENTA).save(out / "P" / "P01" / "cloudmasks" / "cloudmask_P01_day01.png")
-    maps.append({"name": "P01_day04", "source": "/maps/P/P01/P01_day04_zequat.jpg",
-                 "output": str(out / "P" / "P01" / "cloudmasks" / "cloudmask_P01_day04.ncdf"),
-                 "status": "failed", "reason": "/maps/P/P01/P01_day04_zequat.jpg: corrupt JPEG (premature end)"})
+    maps.append(
+        {
+            "name": "P01_day04",
+            "source": "/maps/P/P01/P01_day04_zequat.jpg",
+            "output": str(out / "P" / "P01" / "cloudmasks" / "cloudmask_P01_day04.ncdf"),
+            "status": "failed",
+            "reason": "/maps/P/P01/P01_day04_zequat.jpg: corrupt JPEG (premature end)",
+        }
+    )
     record = {
-        "tool": "cm-infer", "started": "2026-12-01T07:00:00+00:00", "finished": "2026-12-01T07:01:00+00:00",
-        "command": ["cm-infer", "/maps", "--out", str(out)], "provider": "CPUExecutionProvider",
+        "tool": "cm-infer",
+        "started": "2026-12-01T07:00:00+00:00",
+        "finished": "2026-12-01T07:01:00+00:00",
+        "command": ["cm-infer", "/maps", "--out", str(out)],
+        "provider": "CPUExecutionProvider",
         "model": {"name": "cloudmask-unet", "version": "1.2.3", "sha256": "abcdef0123456789"},
-        "counts": {"done": 3, "skipped": 0, "failed": 1}, "maps": maps,
+        "counts": {"done": 3, "skipped": 0, "failed": 1},
+        "maps": maps,
         "failures": [{"source": m["source"], "reason": m["reason"]} for m in maps if m["status"] == "failed"]
         + [{"source": None, "reason": "/maps/P/P05: no _ls.txt"}],
     }
     (out / "cm-infer-run.json").write_text(json.dumps(record))
-    older = {**record, "started": "2026-11-30T07:00:00+00:00", "finished": "2026-11-30T07:01:00+00:00",
-             "model": {"name": "cloudmask-unet", "version": "1.2.2", "sha256": "0123"},
-             "maps": [{**maps[1], "status": "failed", "reason": "disk full"}], "failures": []}
+    older = {
+        **record,
+        "started": "2026-11-30T07:00:00+00:00",
+        "finished": "2026-11-30T07:01:00+00:00",
+        "model": {"name": "cloudmask-unet", "version": "1.2.2", "sha256": "0123"},
+        "maps": [{**maps[1], "status": "failed", "reason": "disk full"}],
+        "failures": [],
+    }
     (out / "cm-infer-runs").mkdir()
     (out / "cm-infer-runs" / "2026-11-30T070000.json").write_text(json.dumps(older))
     (out / "cm-infer-runs" / "2026-12-01T070000.json").write_text(json.dumps(record))  # same run, twice
@@ -86,8 +112,11 @@ def test_masks_without_a_record_and_bad_masks_get_rows(tmp_path):
     assert rows["P02_day02"].status == "bad mask" and "0 bytes" in rows["P02_day02"].reason
     assert rows["P02_day03"].status == "bad mask" and "truncated" in rows["P02_day03"].reason
     assert rows["P02_day03"].cloud_fraction is None and "truncated" in page
-    assert "no run record" in page and "<script" not in page and "http://" not in page.replace(
-        'xmlns="http://www.w3.org/2000/svg"', "")
+    assert (
+        "no run record" in page
+        and "<script" not in page
+        and "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    )
 
 
 def test_svg_plot_places_points_by_ls_and_fraction():
@@ -107,9 +136,20 @@ def chromium() -> str:
 
 
 def run_chromium(page: Path, profile: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={profile}", *args, page.resolve().as_uri()]
+    cmd = [
+        chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        *args,
+        page.resolve().as_uri(),
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 
@@ -122,8 +162,19 @@ def test_the_page_renders_in_headless_chromium(tmp_path):
     done = run_chromium(page, tmp_path / "profile", f"--screenshot={shot}", "--window-size=1200,1400")
     assert shot.is_file(), done.stderr[-2000:]
     dom = run_chromium(page, tmp_path / "profile2", "--dump-dom").stdout
-    for text in ("P01_day01", "P01_day04", "corrupt JPEG (premature end)", "no _ls.txt", "cloudmask-unet",
-                 "1.2.3", "CPUExecutionProvider", "Cloud fraction against Ls", "0.500", "0.125", "132.5"):
+    for text in (
+        "P01_day01",
+        "P01_day04",
+        "corrupt JPEG (premature end)",
+        "no _ls.txt",
+        "cloudmask-unet",
+        "1.2.3",
+        "CPUExecutionProvider",
+        "Cloud fraction against Ls",
+        "0.500",
+        "0.125",
+        "132.5",
+    ):
         assert text in dom, text
     assert dom.count("<circle") >= 3 + 1  # three points and a legend mark
     pixels = np.asarray(Image.open(shot).convert("RGB"))

@@ -37,13 +37,15 @@ def test_split_note_counts_the_seen_days_and_names_the_test_days():
 def test_cm_eval_marks_the_days_of_the_models_split(tmp_path, tiny_model):
     from tests.tiny_model import make_tiny_unet_onnx
 
-    model = make_tiny_unet_onnx(tmp_path / "split.onnx", metadata={"split": json.dumps(SPLIT), "name": "tiny",
-                                                                   "version": "7"})
+    model = make_tiny_unet_onnx(
+        tmp_path / "split.onnx", metadata={"split": json.dumps(SPLIT), "name": "tiny", "version": "7"}
+    )
     pred_root, labels = write_case(tmp_path)
     (pred_root / "P" / "P01" / "cloudmasks" / "cloudmask_P01_day04.ncdf").unlink()
     out_json = tmp_path / "e.json"
-    result = CliRunner().invoke(eval_app(), [str(pred_root), str(labels), "--model", str(model), "--json",
-                                             str(out_json)])
+    result = CliRunner().invoke(
+        eval_app(), [str(pred_root), str(labels), "--model", str(model), "--json", str(out_json)]
+    )
     assert result.exit_code == 0, result.output
     assert "2 of 2 scored days were used by tiny v7" in result.output and "--days 3-4" in result.output
     assert "split" in result.output and "train" in result.output and "val" in result.output
@@ -80,8 +82,9 @@ def test_cm_eval_finds_the_shipped_model_from_the_masks_sha256(tmp_path):
     mask[:10] = 1.0
     for day in seen + test:
         write_mask(tmp_path / "labels" / f"cloudmask_{day}.ncdf", mask)
-        write_mask(tmp_path / "pred" / f"cloudmask_{day}.ncdf", mask,
-                   {"threshold": 0.5, "model_sha256": file_sha256(shipped)})
+        write_mask(
+            tmp_path / "pred" / f"cloudmask_{day}.ncdf", mask, {"threshold": 0.5, "model_sha256": file_sha256(shipped)}
+        )
     result = CliRunner().invoke(eval_app(), [str(tmp_path / "pred"), str(tmp_path / "labels")])
     assert result.exit_code == 0, result.output
     assert "1 of 2 scored days were used by" in result.output and "pooled unseen" in result.output

@@ -43,9 +43,13 @@ def write_prob_run(out: Path, n: int) -> list[Path]:
     paths = []
     for i in range(n):
         name = f"P01_day{n - i:02d}"
-        paths.append(write_mask(out / "P" / "P01" / "cloudmasks" / f"cloudmask_{name}.ncdf", prob_mask(i),
-                                {"solar_longitude": 10.0 * (i + 1), "mars_year": 28, "map_name": name,
-                                 "threshold": 0.912}))
+        paths.append(
+            write_mask(
+                out / "P" / "P01" / "cloudmasks" / f"cloudmask_{name}.ncdf",
+                prob_mask(i),
+                {"solar_longitude": 10.0 * (i + 1), "mars_year": 28, "map_name": name, "threshold": 0.912},
+            )
+        )
     return paths
 
 
@@ -118,10 +122,14 @@ def _assert_same_stats(a: CloudStats, b: CloudStats) -> None:
     np.testing.assert_array_equal(a.cloudy_days, b.cloudy_days)
     np.testing.assert_array_equal(a.hov_cloud, b.hov_cloud)
     np.testing.assert_array_equal(a.hov_valid, b.hov_valid)
-    key = lambda d: d.name
+
+    def key(d):
+        return d.name
+
     da, db = sorted(a.days, key=key), sorted(b.days, key=key)
     assert [(d.name, d.ls, d.mars_year, d.cloud_fraction) for d in da] == [
-        (d.name, d.ls, d.mars_year, d.cloud_fraction) for d in db]
+        (d.name, d.ls, d.mars_year, d.cloud_fraction) for d in db
+    ]
 
 
 def test_cube_statistics_equal_the_folders(tmp_path):
@@ -132,8 +140,11 @@ def test_cube_statistics_equal_the_folders(tmp_path):
     assert folder.stats.cloudy_days.sum() > 0
     _assert_same_stats(_stats_from_cube(cube), folder.stats)
     masks = list(iter_cube_masks(cube))
-    assert [(m.name, m.ls, m.mars_year) for m in masks] == [("P01_day03", 10.0, 28), ("P01_day02", 20.0, 28),
-                                                              ("P01_day01", 30.0, 28)]
+    assert [(m.name, m.ls, m.mars_year) for m in masks] == [
+        ("P01_day03", 10.0, 28),
+        ("P01_day02", 20.0, 28),
+        ("P01_day01", 30.0, 28),
+    ]
     assert masks[0].mask.shape == (MAP_HEIGHT, MAP_WIDTH) and masks[0].mask[0, 0] == INVALID
 
 

@@ -19,7 +19,8 @@ def write_case(root: Path) -> Path:
     """Three hand-built days (north-up), 2 latitude bands x 4 Ls bins with 90-degree bins.
 
     A (Ls 10, MY 28, attributes): all valid; rows 0-99 p=0.9, the rest 0.1.
-    B (Ls 20, MY 28, attributes as cm-infer names them: solar_longitude): only the south rows 901-1800 valid; rows 901-1000 p=0.9.
+    B (Ls 20, MY 28, attributes as cm-infer names them: solar_longitude): only the south rows 901-1800
+    valid; rows 901-1000 p=0.9.
     C (no attributes; Ls 100, MY 29 from P01_ls.txt beside it): all valid, column 0 cloudy (1.0).
     """
     out = root / "P" / "P01" / "cloudmasks"
@@ -49,7 +50,10 @@ def test_hand_computed_case(tmp_path):
     assert run.errors == []
     s = run.stats
     assert [(d.name, d.ls, d.mars_year) for d in s.days] == [
-        ("P01_day01", 10.0, 28), ("P01_day02", 20.0, 28), ("P01_day03", 100.0, 29)]
+        ("P01_day01", 10.0, 28),
+        ("P01_day02", 20.0, 28),
+        ("P01_day03", 100.0, 29),
+    ]
     # per pixel: (row 50, col 5) cloudy on A, invalid on B, clear on C
     assert (s.valid_days[50, 5], s.cloudy_days[50, 5]) == (2, 1) and s.frequency[50, 5] == 0.5
     # (row 950, col 0): clear on A, cloudy on B and C
@@ -115,8 +119,9 @@ def test_cm_stats_command_writes_file_and_pictures(tmp_path):
     app = typer.Typer()
     app.command()(stats_command)
     root = write_case(tmp_path / "in")
-    result = CliRunner().invoke(app, [str(root), str(tmp_path / "nothere"), "--out", str(tmp_path / "s.nc"),
-                                      "--png", str(tmp_path / "png")])
+    result = CliRunner().invoke(
+        app, [str(root), str(tmp_path / "nothere"), "--out", str(tmp_path / "s.nc"), "--png", str(tmp_path / "png")]
+    )
     assert "nothere" in result.output and result.exit_code == 1  # one bad input: reported, rest done
     assert (tmp_path / "s.nc").exists()
     assert sorted(p.name for p in (tmp_path / "png").iterdir()) == ["cloud_frequency.png", "cloud_ls_latitude.png"]
@@ -160,8 +165,11 @@ def test_on_cm_infer_output_with_quicklooks(tiny_model, map_tree, tmp_path):
 def test_the_accumulator_keeps_no_image_per_mask(tmp_path):
     """Streaming: after 2 or 6 masks it holds the same two int32 day counters and, per day, only
     a band vector (peak memory against mask count: ``python -m mars_cloudmask.benchmarks.science``)."""
-    one = write_mask(tmp_path / "src" / "cloudmask_P03_day01.ncdf", np.full((MAP_HEIGHT, MAP_WIDTH), 0.5, np.float32),
-                     {"ls": 150.0, "mars_year": 28})
+    one = write_mask(
+        tmp_path / "src" / "cloudmask_P03_day01.ncdf",
+        np.full((MAP_HEIGHT, MAP_WIDTH), 0.5, np.float32),
+        {"ls": 150.0, "mars_year": 28},
+    )
 
     def image_bytes(obj) -> int:
         arrays = [v for v in vars(obj).values() if isinstance(v, np.ndarray)]
@@ -198,8 +206,11 @@ def write_bad_days(root: Path) -> Path:
     write_case(root)
     out = root / "P" / "P01" / "cloudmasks"
     write_odd_mask(out / "cloudmask_P01_day05.ncdf", (100, 200), {"solar_longitude": 30.0, "mars_year": 28})
-    write_mask(out / "cloudmask_P01_day06.ncdf", np.zeros((MAP_HEIGHT, MAP_WIDTH), np.float32),
-               {"solar_longitude": float("nan"), "mars_year": 28})
+    write_mask(
+        out / "cloudmask_P01_day06.ncdf",
+        np.zeros((MAP_HEIGHT, MAP_WIDTH), np.float32),
+        {"solar_longitude": float("nan"), "mars_year": 28},
+    )
     return root
 
 

@@ -28,10 +28,10 @@ def test_cm_view_writes_a_figure_with_the_map(tmp_path, synthetic_map):
 
 
 def test_cm_view_command_reports_a_bad_file_in_one_line(tmp_path):
+    import typer
     from typer.testing import CliRunner
 
     from mars_cloudmask.infer.science.cli import view_command
-    import typer
 
     app = typer.Typer()
     app.command()(view_command)

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 
-from mars_cloudmask.infer.science.evaluate import evaluate
-from mars_cloudmask.infer.science.masks import select_days, find_masks
 from mars_cloudmask.infer.engine import run_folder
 from mars_cloudmask.infer.runtime import load_model
+from mars_cloudmask.infer.science.evaluate import evaluate
+from mars_cloudmask.infer.science.masks import find_masks, select_days
 from mars_cloudmask.models import default_model_path
 
 CARD = default_model_path().with_suffix(".card.json")

@@ -40,8 +40,14 @@ def skip_crops(depth: int) -> tuple[int, ...]:
 def depth_metadata(depth: int) -> dict[str, str]:
     """The geometry keys of a depth-``depth`` model's metadata (margin ``6 * 2**d - 4``, align ``2**d``)."""
     margin = 6 * 2**depth - 4
-    return {"depth": str(depth), "margin": str(margin), "align": str(2**depth),
-            "tile_out": "484", "tile_in": str(484 + 2 * margin)}
+    return {
+        "depth": str(depth),
+        "margin": str(margin),
+        "align": str(2**depth),
+        "tile_out": "484",
+        "tile_in": str(484 + 2 * margin),
+    }
+
 
 DEFAULT_METADATA = {
     "name": "tiny-random-unet",
@@ -157,9 +163,7 @@ def make_tiny_unet_onnx(
         [helper.make_tensor_value_info("probability", TensorProto.FLOAT, ["N", "Hout", "Wout", 1])],
         initializer=inits,
     )
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="cloudmask-tests"
-    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="cloudmask-tests")
     model.ir_version = 8  # readable by every onnxruntime >= 1.15
     meta = dict(DEFAULT_METADATA, width=str(width), **(depth_metadata(depth) if depth != DEPTH else {}))
     meta.update(metadata or {})

@@ -24,8 +24,14 @@ err_console = Console(stderr=True)
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    console=err_console, transient=True)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    )
 
 
 def _fail(message: str) -> None:
@@ -67,17 +73,28 @@ def _fmt(value: float) -> str:
 # --------------------------------------------------------------------------- cm-eval
 def eval_command(
     pred: Path = typer.Argument(..., help="Predicted masks: a .ncdf file or a folder (searched recursively)."),
-    labels: Path = typer.Argument(..., help="Reference masks: labels/P01 (values > 0 = cloud) or reference/ masks (0/1)."),
+    labels: Path = typer.Argument(
+        ..., help="Reference masks: labels/P01 (values > 0 = cloud) or reference/ masks (0/1)."
+    ),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write per-day and pooled figures as JSON here."),
     png: Optional[Path] = typer.Option(None, "--png", help="Folder for one picture per day (TP/FP/FN over the map)."),
     threshold: Optional[float] = typer.Option(
-        None, help="Cloud threshold for the predictions (default: each file's 'threshold' attribute, else 0.912)."),
-    days: Optional[str] = typer.Option(None, help="Only these days: names, numbers or ranges, e.g. '18-20' or 'P01_day16,P01_day17'."),
-    maps: list[Path] = typer.Option([], "--maps", help="Where to find the maps for --png (mdgm/ tree, labels/P01/mdgms); "
-                                    "default: JPEGs under PRED and LABELS."),
+        None, help="Cloud threshold for the predictions (default: each file's 'threshold' attribute, else 0.912)."
+    ),
+    days: Optional[str] = typer.Option(
+        None, help="Only these days: names, numbers or ranges, e.g. '18-20' or 'P01_day16,P01_day17'."
+    ),
+    maps: list[Path] = typer.Option(
+        [],
+        "--maps",
+        help="Where to find the maps for --png (mdgm/ tree, labels/P01/mdgms); default: JPEGs under PRED and LABELS.",
+    ),
     model: Optional[Path] = typer.Option(
-        None, "--model", help="The ONNX model that made PRED, to mark the scored days it trained or was validated on "
-        "(default: the shipped model whose SHA-256 the masks carry, if any)."),
+        None,
+        "--model",
+        help="The ONNX model that made PRED, to mark the scored days it trained or was validated on "
+        "(default: the shipped model whose SHA-256 the masks carry, if any).",
+    ),
 ) -> None:
     """Score predicted cloud masks against reference masks, pooled and per day, over pixels valid in both.
 
@@ -110,8 +127,15 @@ def eval_command(
     map_roots = maps or [p for p in (pred, labels) if p.is_dir()]
     with _progress() as bar:
         task = bar.add_task("scoring", total=len(wanted))
-        result = evaluate(pred, labels, threshold=threshold, days=wanted, png_dir=png, map_roots=map_roots,
-                          progress=lambda day: bar.update(task, advance=1, description=day))
+        result = evaluate(
+            pred,
+            labels,
+            threshold=threshold,
+            days=wanted,
+            png_dir=png,
+            map_roots=map_roots,
+            progress=lambda day: bar.update(task, advance=1, description=day),
+        )
     for line in result.errors:
         _fail(line)
     if not result.days:
@@ -126,8 +150,9 @@ def eval_command(
         table.add_column(k, justify="right")
     role = [] if split is None else [""]
     for d in result.days:
-        table.add_row(d.day, *([split.role(d.day) or "-"] if split is not None else []),
-                      *(_fmt(d.metrics[k]) for k in keys))
+        table.add_row(
+            d.day, *([split.role(d.day) or "-"] if split is not None else []), *(_fmt(d.metrics[k]) for k in keys)
+        )
     pooled = result.pooled_metrics()
     table.add_row("pooled", *role, *(_fmt(pooled[k]) for k in keys), style="bold")
     scored = [d.day for d in result.days]
@@ -143,8 +168,9 @@ def eval_command(
     if note is not None:
         err_console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False, soft_wrap=True)
     if result.missing_pred:
-        err_console.print(f"no prediction for {len(result.missing_pred)} reference day(s): "
-                          f"{', '.join(result.missing_pred)}")
+        err_console.print(
+            f"no prediction for {len(result.missing_pred)} reference day(s): {', '.join(result.missing_pred)}"
+        )
     if json_out is not None:
         try:
             write_json(result, json_out, split)
@@ -161,8 +187,11 @@ def view_command(
     mask: Path = typer.Argument(..., help="A cloud-mask file (.ncdf)."),
     map_path: Optional[Path] = typer.Option(None, "--map", help="The map JPEG to draw under the mask."),
     out: Optional[Path] = typer.Option(
-        None, "--out", help="PNG to write (default: <mask name>_view.png beside the mask, leaving cm-infer's "
-        "quicklook <mask name>.png alone)."),
+        None,
+        "--out",
+        help="PNG to write (default: <mask name>_view.png beside the mask, leaving cm-infer's "
+        "quicklook <mask name>.png alone).",
+    ),
     threshold: Optional[float] = typer.Option(None, help="Cloud threshold (default: the file's, else 0.912)."),
 ) -> None:
     """Render one mask with latitude/longitude ticks, clouds tinted over the map if given."""
@@ -198,8 +227,12 @@ def stats_command(
     masks: list[Path] = typer.Argument(..., help="Mask files or folders (searched recursively)."),
     out: Path = typer.Option(..., "--out", help="The statistics NetCDF file to write."),
     png: Optional[Path] = typer.Option(None, "--png", help="Folder for cloud_frequency.png and cloud_ls_latitude.png."),
-    ls_table: list[Path] = typer.Option([], "--ls-table", help="_ls.txt files or folders holding them (e.g. the mdgm/ "
-                                        "tree), for masks without 'solar_longitude'/'mars_year' attributes."),
+    ls_table: list[Path] = typer.Option(
+        [],
+        "--ls-table",
+        help="_ls.txt files or folders holding them (e.g. the mdgm/ "
+        "tree), for masks without 'solar_longitude'/'mars_year' attributes.",
+    ),
     threshold: Optional[float] = typer.Option(None, help="Cloud threshold (default: each file's, else 0.912)."),
     labels: bool = typer.Option(False, "--labels", help="The masks are labels: cloud where value > 0."),
     lat_bin: float = typer.Option(5.0, help="Latitude band width of the Hovmöller table, degrees."),
@@ -225,8 +258,15 @@ def stats_command(
     with _progress() as bar:
         task = bar.add_task("reading", total=total)
         try:
-            run = collect(present, ls_table=ls_table, threshold=threshold, label=labels, lat_bin=lat_bin,
-                          ls_bin=ls_bin, progress=lambda name: bar.update(task, advance=1, description=name))
+            run = collect(
+                present,
+                ls_table=ls_table,
+                threshold=threshold,
+                label=labels,
+                lat_bin=lat_bin,
+                ls_bin=ls_bin,
+                progress=lambda name: bar.update(task, advance=1, description=name),
+            )
         except Exception as exc:  # noqa: BLE001 - a bad --ls-table is one line, not a traceback
             _fail(str(exc))
             raise typer.Exit(2) from None
@@ -241,9 +281,13 @@ def stats_command(
     except OSError as exc:
         _fail(f"--out {out}: cannot write ({exc.strerror or exc})")
         raise typer.Exit(1) from None
-    console.print(f"wrote {out}: {len(stats.days)} days, Ls {min(d.ls for d in stats.days):.1f}-"
-                  f"{max(d.ls for d in stats.days):.1f}, Mars years {sorted({d.mars_year for d in stats.days})}",
-                  highlight=False, soft_wrap=True, markup=False)
+    console.print(
+        f"wrote {out}: {len(stats.days)} days, Ls {min(d.ls for d in stats.days):.1f}-"
+        f"{max(d.ls for d in stats.days):.1f}, Mars years {sorted({d.mars_year for d in stats.days})}",
+        highlight=False,
+        soft_wrap=True,
+        markup=False,
+    )
     if png is not None:
         for plot, name in ((plot_frequency, "cloud_frequency.png"), (plot_hovmoller, "cloud_ls_latitude.png")):
             try:

@@ -34,8 +34,9 @@ def _output_problem(out: Path) -> str | None:
 def stack_command(
     run: Path = typer.Argument(..., help="A cm-infer output folder (searched recursively for .ncdf/.nc masks)."),
     out: Path = typer.Option(..., "--out", "-o", help="The cube to write, a NetCDF-4 file ending in .nc."),
-    ls_table: list[Path] = typer.Option([], "--ls-table", help="_ls.txt files or folders, for masks without Ls "
-                                        "attributes (the original's); repeatable."),
+    ls_table: list[Path] = typer.Option(
+        [], "--ls-table", help="_ls.txt files or folders, for masks without Ls attributes (the original's); repeatable."
+    ),
     time_chunk: int = typer.Option(16, help="Steps per chunk along time (and masks held in memory while building)."),
 ) -> None:
     """Stack a run's masks into one chunked cube (time, latitude, longitude), uint8, Ls and Mars year as coordinates."""
@@ -57,8 +58,10 @@ def stack_command(
         _fail(line)
     if result.path is None:
         raise typer.Exit(2)
-    console.print(f"{result.path}: {result.steps} steps, {result.size_bytes / 1e6:.1f} MB, "
-                  f"{result.seconds:.1f} s", highlight=False)
+    console.print(
+        f"{result.path}: {result.steps} steps, {result.size_bytes / 1e6:.1f} MB, {result.seconds:.1f} s",
+        highlight=False,
+    )
     raise typer.Exit(1 if result.errors else 0)
 
 

@@ -123,8 +123,14 @@ class EvalResult:
             "n_days": len(self.days),
             "pooled": {**clean(self.pooled_metrics()), **asdict(self.pooled)},
             "days": [
-                {"day": d.day, "pred": d.pred, "ref": d.ref, **clean(d.metrics), **asdict(d.counts),
-                 **({"used_in": split.role(d.day)} if split is not None else {})}
+                {
+                    "day": d.day,
+                    "pred": d.pred,
+                    "ref": d.ref,
+                    **clean(d.metrics),
+                    **asdict(d.counts),
+                    **({"used_in": split.role(d.day)} if split is not None else {}),
+                }
                 for d in self.days
             ],
             "missing_pred": self.missing_pred,
@@ -138,8 +144,9 @@ class EvalResult:
         return out
 
 
-def match_days(pred: dict[str, Path], ref: dict[str, Path], days: Iterable[str] | None = None
-               ) -> tuple[list[tuple[str, Path, Path]], list[str]]:
+def match_days(
+    pred: dict[str, Path], ref: dict[str, Path], days: Iterable[str] | None = None
+) -> tuple[list[tuple[str, Path, Path]], list[str]]:
     """Pair files by day name; returns ``([(day, pred, ref)], [reference days without prediction])``.
 
     ``days`` restricts the comparison to those day names (others are ignored entirely).
@@ -228,8 +235,10 @@ def draw_day(out_png: Path, rgb: np.ndarray | None, pred: BinaryMask, ref: Binar
 
     both = pred.valid & ref.valid
     m = result.metrics
-    title = (f"{result.day}: F1 {m['f1']:.3f}  precision {m['precision']:.3f}  recall {m['recall']:.3f}  "
-             f"IoU {m['iou']:.3f}  coverage {m['coverage']:.3f}")
+    title = (
+        f"{result.day}: F1 {m['f1']:.3f}  precision {m['precision']:.3f}  recall {m['recall']:.3f}  "
+        f"IoU {m['iou']:.3f}  coverage {m['coverage']:.3f}"
+    )
     layers = [
         (pred.cloud & ref.cloud & both, TP_COLOUR, "cloud in both (TP)"),
         (pred.cloud & ~ref.cloud & both, FP_COLOUR, "predicted only (FP)"),

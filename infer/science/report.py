@@ -138,15 +138,25 @@ def collect_report(out: str | Path) -> ReportData:
     failures: dict[str, str] = {}
     for record in records:
         counts = record.get("counts") or {}
-        data.runs.append({"started": record.get("started"), "finished": record.get("finished"),
-                          "counts": counts, "interrupted": record.get("interrupted")})
+        data.runs.append(
+            {
+                "started": record.get("started"),
+                "finished": record.get("finished"),
+                "counts": counts,
+                "interrupted": record.get("interrupted"),
+            }
+        )
         model = record.get("model") or {}
         provider = str(record.get("provider") or model.get("provider") or "?")
         session = model.get("session_providers")
         if isinstance(session, list) and session:
             provider += f" ({', '.join(map(str, session))})"
-        desc = {"name": str(model.get("name", "?")), "version": str(model.get("version", "?")),
-                "sha256": str(model.get("sha256", ""))[:12], "provider": provider}
+        desc = {
+            "name": str(model.get("name", "?")),
+            "version": str(model.get("version", "?")),
+            "sha256": str(model.get("sha256", ""))[:12],
+            "provider": provider,
+        }
         if desc not in data.models:
             data.models.append(desc)
         for m in record.get("maps") or []:
@@ -180,8 +190,9 @@ def collect_report(out: str | Path) -> ReportData:
         row = MapRow(map_name_of(mask), "on disk")
         _fill_from_mask(out, row, mask)
         data.rows.append(row)
-    data.rows.sort(key=lambda r: (r.mars_year if r.mars_year is not None else 9999,
-                                  r.ls if r.ls is not None else 999.0, r.name))
+    data.rows.sort(
+        key=lambda r: (r.mars_year if r.mars_year is not None else 9999, r.ls if r.ls is not None else 999.0, r.name)
+    )
     return data
 
 
@@ -223,35 +234,51 @@ def svg_plot(points: list[tuple[float, float, int | None]], width: int = 720, he
     def y(f: float) -> float:
         return top + ph * (1 - f / ymax)
 
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'role="img" aria-label="cloud fraction against Ls" class="plot">',
-             f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#888"/>']
-    for ls in range(0, 361, 60):
-        parts.append(f'<line x1="{x(ls) if ls < 360 else left + pw:.1f}" y1="{top + ph}" '
-                     f'x2="{x(ls) if ls < 360 else left + pw:.1f}" y2="{top + ph + 5}" stroke="#444"/>')
-        parts.append(f'<text x="{x(ls) if ls < 360 else left + pw:.1f}" y="{top + ph + 18}" '
-                     f'text-anchor="middle" font-size="12">{ls}</text>')
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'role="img" aria-label="cloud fraction against Ls" class="plot">',
+        f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#888"/>',
+    ]
+    for tick in range(0, 361, 60):
+        parts.append(
+            f'<line x1="{x(tick) if tick < 360 else left + pw:.1f}" y1="{top + ph}" '
+            f'x2="{x(tick) if tick < 360 else left + pw:.1f}" y2="{top + ph + 5}" stroke="#444"/>'
+        )
+        parts.append(
+            f'<text x="{x(tick) if tick < 360 else left + pw:.1f}" y="{top + ph + 18}" '
+            f'text-anchor="middle" font-size="12">{tick}</text>'
+        )
     for k in range(5):
         f = ymax * k / 4
         parts.append(f'<line x1="{left - 5}" y1="{y(f):.1f}" x2="{left}" y2="{y(f):.1f}" stroke="#444"/>')
         parts.append(f'<text x="{left - 8}" y="{y(f) + 4:.1f}" text-anchor="end" font-size="12">{f:.2f}</text>')
-    parts.append(f'<text x="{left + pw / 2}" y="{height - 6}" text-anchor="middle" font-size="13">'
-                 'solar longitude Ls (deg)</text>')
-    parts.append(f'<text transform="translate(14,{top + ph / 2}) rotate(-90)" text-anchor="middle" '
-                 'font-size="13">cloud fraction</text>')
+    parts.append(
+        f'<text x="{left + pw / 2}" y="{height - 6}" text-anchor="middle" font-size="13">'
+        "solar longitude Ls (deg)</text>"
+    )
+    parts.append(
+        f'<text transform="translate(14,{top + ph / 2}) rotate(-90)" text-anchor="middle" '
+        'font-size="13">cloud fraction</text>'
+    )
     years = sorted({p[2] for p in points}, key=lambda v: (v is None, v))
     for i, year in enumerate(years):
         colour = YEAR_COLOURS[i % len(YEAR_COLOURS)]
         for ls, frac, yr in points:
             if yr == year:
-                parts.append(f'<circle cx="{x(ls):.1f}" cy="{y(frac):.1f}" r="3.5" fill="{colour}">'
-                             f'<title>Ls {ls:.1f}: {frac:.3f}</title></circle>')
+                parts.append(
+                    f'<circle cx="{x(ls):.1f}" cy="{y(frac):.1f}" r="3.5" fill="{colour}">'
+                    f"<title>Ls {ls:.1f}: {frac:.3f}</title></circle>"
+                )
         ly = top + 14 + 18 * i
         parts.append(f'<circle cx="{left + pw + 16}" cy="{ly - 4}" r="4" fill="{colour}"/>')
-        parts.append(f'<text x="{left + pw + 26}" y="{ly}" font-size="12">MY {year if year is not None else "?"}</text>')
+        parts.append(
+            f'<text x="{left + pw + 26}" y="{ly}" font-size="12">MY {year if year is not None else "?"}</text>'
+        )
     if not points:
-        parts.append(f'<text x="{left + pw / 2}" y="{top + ph / 2}" text-anchor="middle" fill="#888">'
-                     'no map with a cloud fraction</text>')
+        parts.append(
+            f'<text x="{left + pw / 2}" y="{top + ph / 2}" text-anchor="middle" fill="#888">'
+            "no map with a cloud fraction</text>"
+        )
     parts.append("</svg>")
     return "\n".join(parts)
 
@@ -278,27 +305,36 @@ def render_html(data: ReportData) -> str:
     counts: dict[str, int] = {}
     for r in rows:
         counts[r.status] = counts.get(r.status, 0) + 1
-    points = [(r.ls, r.cloud_fraction, r.mars_year) for r in rows
-              if r.ls is not None and r.cloud_fraction is not None]
+    points = [(r.ls, r.cloud_fraction, r.mars_year) for r in rows if r.ls is not None and r.cloud_fraction is not None]
     out = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
         f"<title>cloudmask run report: {e(str(data.out))}</title>",
         f"<style>{CSS}</style></head><body>",
         f"<h1>Water-ice cloud masks: {e(data.out.name or str(data.out))}</h1>",
-        '<p class="summary">' + "".join(f"<span>{e(k)}: <b>{v}</b></span>" for k, v in sorted(counts.items()))
+        '<p class="summary">'
+        + "".join(f"<span>{e(k)}: <b>{v}</b></span>" for k, v in sorted(counts.items()))
         + f"<span>failures: <b>{len(data.failures)}</b></span></p>",
         "<h2>Model</h2>",
         "<table><tr><th>model</th><th>version</th><th>sha256</th><th>provider</th></tr>",
     ]
     for m in data.models or [{"name": "(no run record)", "version": "", "sha256": "", "provider": ""}]:
-        out.append(f"<tr><td>{e(m['name'])}</td><td>{e(m['version'])}</td><td><code>{e(m['sha256'])}</code></td>"
-                   f"<td>{e(m['provider'])}</td></tr>")
+        out.append(
+            f"<tr><td>{e(m['name'])}</td><td>{e(m['version'])}</td><td><code>{e(m['sha256'])}</code></td>"
+            f"<td>{e(m['provider'])}</td></tr>"
+        )
     out.append("</table>")
     if data.runs:
-        out.append("<p>" + "<br>".join(
-            f"run {e(str(r['started']))} &ndash; {e(str(r['finished']))}: "
-            + ", ".join(f"{e(str(k))} {e(str(v))}" for k, v in (r["counts"] or {}).items())
-            + (" (interrupted)" if r.get("interrupted") else "") for r in data.runs) + "</p>")
+        out.append(
+            "<p>"
+            + "<br>".join(
+                f"run {e(str(r['started']))} &ndash; {e(str(r['finished']))}: "
+                + ", ".join(f"{e(str(k))} {e(str(v))}" for k, v in (r["counts"] or {}).items())
+                + (" (interrupted)" if r.get("interrupted") else "")
+                for r in data.runs
+            )
+            + "</p>"
+        )
     out += ["<h2>Cloud fraction against Ls</h2>", svg_plot(points)]
     out.append(f"<h2>Failures ({len(data.failures)})</h2>")
     if data.failures or data.problems:
@@ -309,18 +345,25 @@ def render_html(data: ReportData) -> str:
     else:
         out.append("<p>none</p>")
     out.append(f"<h2>Maps ({len(rows)})</h2>")
-    out.append('<table class="maps"><tr><th>quicklook</th><th>map</th><th>MY</th><th>Ls (deg)</th>'
-               "<th>cloud fraction</th><th>valid fraction</th><th>status</th></tr>")
+    out.append(
+        '<table class="maps"><tr><th>quicklook</th><th>map</th><th>MY</th><th>Ls (deg)</th>'
+        "<th>cloud fraction</th><th>valid fraction</th><th>status</th></tr>"
+    )
     for r in rows:
         cls = {"failed": "failed", "bad mask": "bad", "missing": "missing"}.get(r.status, "")
-        thumb = (f'<a href="{e(r.thumbnail)}"><img class="thumb" src="{e(r.thumbnail)}" '
-                 f'alt="quicklook of {e(r.name)}"></a>' if r.thumbnail else "")
+        thumb = (
+            f'<a href="{e(r.thumbnail)}"><img class="thumb" src="{e(r.thumbnail)}" alt="quicklook of {e(r.name)}"></a>'
+            if r.thumbnail
+            else ""
+        )
         name = f'<a href="{e(r.mask)}">{e(r.name)}</a>' if r.mask else e(r.name)
         status = e(r.status) + (f"<br><small>{e(r.reason)}</small>" if r.reason else "")
-        out.append(f'<tr class="{cls}"><td>{thumb}</td><td>{name}</td>'
-                   f'<td class="num">{"" if r.mars_year is None else r.mars_year}</td>'
-                   f'<td class="num">{_fmt(r.ls, 1)}</td><td class="num">{_fmt(r.cloud_fraction)}</td>'
-                   f'<td class="num">{_fmt(r.valid_fraction)}</td><td>{status}</td></tr>')
+        out.append(
+            f'<tr class="{cls}"><td>{thumb}</td><td>{name}</td>'
+            f'<td class="num">{"" if r.mars_year is None else r.mars_year}</td>'
+            f'<td class="num">{_fmt(r.ls, 1)}</td><td class="num">{_fmt(r.cloud_fraction)}</td>'
+            f'<td class="num">{_fmt(r.valid_fraction)}</td><td>{status}</td></tr>'
+        )
     out += ["</table>", "</body></html>", ""]
     return "\n".join(out)
 

@@ -141,5 +141,7 @@ def split_note(days: list[str], split: ModelSplit) -> str | None:
     n_val = len(seen) - n_train
     tested = sorted(d for d, role in split.roles.items() if role == "test")
     hint = f"; its test days alone: --days {day_numbers(tested)}" if tested else ""
-    return (f"{len(seen)} of {len(days)} scored days were used by {split.model}: {n_train} to train it, "
-            f"{n_val} to validate it; their scores are not test scores{hint}")
+    return (
+        f"{len(seen)} of {len(days)} scored days were used by {split.model}: {n_train} to train it, "
+        f"{n_val} to validate it; their scores are not test scores{hint}"
+    )

@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 
@@ -136,6 +136,7 @@ def _ls_lookup(ls_table: Iterable[str | Path]) -> Callable[[Path, dict], tuple[i
     """``(path, attrs) -> (Mars year, Ls)`` through cm-stats' lookup (attributes, tables, a
     ``*_ls.txt`` beside the mask); raises ValueError naming the file."""
     from .stats import day_ls, ls_tables
+
     table = ls_tables(ls_table)
     return lambda path, attrs: day_ls(path, attrs, table)
 
@@ -240,7 +241,7 @@ def build_cube(
 
     written = 0
     try:
-        with atomic_path(out) as tmp, netCDF4.Dataset(tmp, "w", format="NETCDF4") as ds:
+        with atomic_path(out) as tmp, cast(Any, netCDF4.Dataset(tmp, "w", format="NETCDF4")) as ds:
             ds.createDimension("time", n)
             ds.createDimension("latitude", MAP_HEIGHT)
             ds.createDimension("longitude", MAP_WIDTH)
@@ -248,12 +249,18 @@ def build_cube(
             lat.setncatts({"units": "degrees_north", "standard_name": "latitude", "long_name": "latitude", "axis": "Y"})
             lat[:] = latitudes_south_up()
             lon = ds.createVariable("longitude", "f4", ("longitude",))
-            lon.setncatts({"units": "degrees_east", "standard_name": "longitude", "long_name": "longitude", "axis": "X"})
+            lon.setncatts(
+                {"units": "degrees_east", "standard_name": "longitude", "long_name": "longitude", "axis": "X"}
+            )
             lon[:] = longitudes()
             t = ds.createVariable("time", "f8", ("time",))
-            t.setncatts({"long_name": "Mars time as cumulative solar longitude (360 x Mars year + Ls)",
-                         "units": "degree",
-                         "comment": "Mars has no CF calendar: an Ls-based value, monotonic across Mars years"})
+            t.setncatts(
+                {
+                    "long_name": "Mars time as cumulative solar longitude (360 x Mars year + Ls)",
+                    "units": "degree",
+                    "comment": "Mars has no CF calendar: an Ls-based value, monotonic across Mars years",
+                }
+            )
             t[:] = [360.0 * s.mars_year + s.ls for s in steps]
             v = ds.createVariable("ls", "f8", ("time",))
             v.setncatts({"long_name": "solar longitude Ls of the map", "units": "degree"})
@@ -262,8 +269,7 @@ def build_cube(
             v.setncatts({"long_name": "Mars year (Clancy et al. numbering)", "units": "1"})
             v[:] = [s.mars_year for s in steps]
             v = ds.createVariable("threshold", "f4", ("time",), fill_value=np.float32(np.nan))
-            v.setncatts({"long_name": "cloud threshold of the source mask (NaN: a 0/1 mask without one)",
-                         "units": "1"})
+            v.setncatts({"long_name": "cloud threshold of the source mask (NaN: a 0/1 mask without one)", "units": "1"})
             v[:] = [s.threshold for s in steps]
             names = ds.createVariable("map_name", str, ("time",))
             names.long_name = "name of the map (subphase and day)"
@@ -273,19 +279,26 @@ def build_cube(
                 names[i] = s.name
                 sources[i] = rel(s.path)
             cube = ds.createVariable(
-                "cloudmask", "i1", ("time", "latitude", "longitude"), zlib=True, complevel=complevel,
-                chunksizes=(tchunk, *SPACE_CHUNK), fill_value=STORE_FILL,
+                "cloudmask",
+                "i1",
+                ("time", "latitude", "longitude"),
+                zlib=True,
+                complevel=complevel,
+                chunksizes=(tchunk, *SPACE_CHUNK),
+                fill_value=STORE_FILL,
             )
-            cube.setncatts({
-                "long_name": "water-ice cloud probability (0/1 for thresholded masks)",
-                "units": "1",
-                "scale_factor": np.float32(1.0 / PACK_STEPS),
-                "add_offset": np.float32(STORE_OFFSET / PACK_STEPS),
-                "valid_range": np.array([-STORE_OFFSET, PACK_STEPS - STORE_OFFSET], dtype=np.int8),
-                "coordinates": "time ls mars_year map_name",
-                "comment": f"packed: stored s means (s + {STORE_OFFSET})/{PACK_STEPS}, the largest such step not "
-                "above the mask's value; -128 = invalid; rows are south-up (latitude ascending from -90)",
-            })
+            cube.setncatts(
+                {
+                    "long_name": "water-ice cloud probability (0/1 for thresholded masks)",
+                    "units": "1",
+                    "scale_factor": np.float32(1.0 / PACK_STEPS),
+                    "add_offset": np.float32(STORE_OFFSET / PACK_STEPS),
+                    "valid_range": np.array([-STORE_OFFSET, PACK_STEPS - STORE_OFFSET], dtype=np.int8),
+                    "coordinates": "time ls mars_year map_name",
+                    "comment": f"packed: stored s means (s + {STORE_OFFSET})/{PACK_STEPS}, the largest such step not "
+                    "above the mask's value; -128 = invalid; rows are south-up (latitude ascending from -90)",
+                }
+            )
             cube.set_auto_maskandscale(False)
             block = np.empty((tchunk, MAP_HEIGHT, MAP_WIDTH), dtype=np.int8)
             for start in range(0, n, tchunk):
@@ -296,13 +309,15 @@ def build_cube(
                         progress(s.name)
                 cube[start : start + len(part)] = block[: len(part)]
                 written += len(part)
-            ds.setncatts({
-                **default_global_attrs(),
-                "title": "Water-ice cloud masks of Mars Daily Global Maps, stacked in time",
-                "Conventions": "CF-1.8",
-                "n_steps": n,
-                "run_folder": str(root),
-            })
+            ds.setncatts(
+                {
+                    **default_global_attrs(),
+                    "title": "Water-ice cloud masks of Mars Daily Global Maps, stacked in time",
+                    "Conventions": "CF-1.8",
+                    "n_steps": n,
+                    "run_folder": str(root),
+                }
+            )
     except (OSError, RuntimeError) as exc:
         raise OSError(f"{out}: cannot write the cube ({' '.join(str(exc).split())})") from exc
     return StackResult(out, written, errors, time.perf_counter() - started, out.stat().st_size)
@@ -329,8 +344,15 @@ def iter_cube_steps(cube_path: str | Path) -> Iterator[CubeStep]:
             block = from_stored(np.asarray(var[start : start + tchunk]))
             for j in range(block.shape[0]):
                 i = start + j
-                yield CubeStep(names[i], float(ls[i]), int(years[i]), float(times[i]), sources[i],
-                               float(thresholds[i]), np.ascontiguousarray(unpack(block[j])[::-1]))
+                yield CubeStep(
+                    names[i],
+                    float(ls[i]),
+                    int(years[i]),
+                    float(times[i]),
+                    sources[i],
+                    float(thresholds[i]),
+                    np.ascontiguousarray(unpack(block[j])[::-1]),
+                )
 
 
 def iter_cube_masks(cube_path: str | Path) -> Iterator[CubeMask]:

@@ -112,8 +112,9 @@ class CloudStats:
         with np.errstate(invalid="ignore", divide="ignore"):
             zonal = np.where(band_valid > 0, band_cloud / np.maximum(band_valid, 1), np.nan)
         total = int(band_valid.sum())
-        record = DayRecord(name, path, float(ls), int(mars_year),
-                           float(band_cloud.sum() / total) if total else float("nan"), zonal)
+        record = DayRecord(
+            name, path, float(ls), int(mars_year), float(band_cloud.sum() / total) if total else float("nan"), zonal
+        )
         self.days.append(record)
         return record
 
@@ -167,8 +168,9 @@ def day_ls(path: Path, attrs: dict, table: dict[str, tuple[int, float]]) -> tupl
             try:
                 found = int(attrs["mars_year"]), float(attrs[key])
             except (TypeError, ValueError):
-                raise ValueError(f"{path}: Ls {attrs[key]!r} or Mars year {attrs['mars_year']!r} "
-                                 "is not a number") from None
+                raise ValueError(
+                    f"{path}: Ls {attrs[key]!r} or Mars year {attrs['mars_year']!r} is not a number"
+                ) from None
             break
     if found is None and name in table:
         found = table[name]
@@ -269,54 +271,137 @@ def write_stats(stats: CloudStats, path: str | Path) -> Path:
             v[:] = data
             return v
 
-        var("latitude", "f4", ("latitude",), latitudes_south_up(), units="degrees_north",
-            standard_name="latitude", axis="Y")
-        var("longitude", "f4", ("longitude",), longitudes(), units="degrees_east",
-            standard_name="longitude", axis="X")
-        var("valid_days", "i4", ("latitude", "longitude"), stats.valid_days[::-1],
-            long_name="number of days on which the pixel is valid", units="1")
-        var("cloudy_days", "i4", ("latitude", "longitude"), stats.cloudy_days[::-1],
-            long_name="number of days on which the pixel is cloudy", units="1")
-        var("cloud_frequency", "f4", ("latitude", "longitude"), np.nan_to_num(stats.frequency[::-1], nan=float(fill)),
-            fill_value=fill, long_name="water-ice cloud occurrence frequency (cloudy days / valid days)",
-            units="1", valid_range=np.array([0, 1], np.float32))
+        var(
+            "latitude",
+            "f4",
+            ("latitude",),
+            latitudes_south_up(),
+            units="degrees_north",
+            standard_name="latitude",
+            axis="Y",
+        )
+        var("longitude", "f4", ("longitude",), longitudes(), units="degrees_east", standard_name="longitude", axis="X")
+        var(
+            "valid_days",
+            "i4",
+            ("latitude", "longitude"),
+            stats.valid_days[::-1],
+            long_name="number of days on which the pixel is valid",
+            units="1",
+        )
+        var(
+            "cloudy_days",
+            "i4",
+            ("latitude", "longitude"),
+            stats.cloudy_days[::-1],
+            long_name="number of days on which the pixel is cloudy",
+            units="1",
+        )
+        var(
+            "cloud_frequency",
+            "f4",
+            ("latitude", "longitude"),
+            np.nan_to_num(stats.frequency[::-1], nan=float(fill)),
+            fill_value=fill,
+            long_name="water-ice cloud occurrence frequency (cloudy days / valid days)",
+            units="1",
+            valid_range=np.array([0, 1], np.float32),
+        )
         names = ds.createVariable("day_name", str, ("day",))
         names.long_name = "map name"
         for i, d in enumerate(stats.days):
             names[i] = d.name
-        var("ls", "f4", ("day",), np.array([d.ls for d in stats.days], np.float32),
-            long_name="solar longitude Ls of the map", units="degree")
-        var("mars_year", "i4", ("day",), np.array([d.mars_year for d in stats.days], np.int32),
-            long_name="Mars year (Clancy et al. numbering)", units="1")
-        var("day_cloud_fraction", "f4", ("day",),
+        var(
+            "ls",
+            "f4",
+            ("day",),
+            np.array([d.ls for d in stats.days], np.float32),
+            long_name="solar longitude Ls of the map",
+            units="degree",
+        )
+        var(
+            "mars_year",
+            "i4",
+            ("day",),
+            np.array([d.mars_year for d in stats.days], np.int32),
+            long_name="Mars year (Clancy et al. numbering)",
+            units="1",
+        )
+        var(
+            "day_cloud_fraction",
+            "f4",
+            ("day",),
             np.nan_to_num(np.array([d.cloud_fraction for d in stats.days], np.float32), nan=float(fill)),
-            fill_value=fill, long_name="cloudy share of the day's valid pixels", units="1")
+            fill_value=fill,
+            long_name="cloudy share of the day's valid pixels",
+            units="1",
+        )
         zonal = np.array([d.zonal for d in stats.days], np.float32).reshape(n_days, stats.n_bands)
-        var("lat_band", "f4", ("lat_band",), stats.lat_centres, units="degrees_north",
-            long_name="latitude band centre", bounds="lat_band_bounds")
-        var("lat_band_bounds", "f4", ("lat_band", "nv"),
-            np.stack([stats.lat_edges[:-1], stats.lat_edges[1:]], 1), units="degrees_north")
+        var(
+            "lat_band",
+            "f4",
+            ("lat_band",),
+            stats.lat_centres,
+            units="degrees_north",
+            long_name="latitude band centre",
+            bounds="lat_band_bounds",
+        )
+        var(
+            "lat_band_bounds",
+            "f4",
+            ("lat_band", "nv"),
+            np.stack([stats.lat_edges[:-1], stats.lat_edges[1:]], 1),
+            units="degrees_north",
+        )
         ls_edges = stats.ls_edges
-        var("ls_bin", "f4", ("ls_bin",), (ls_edges[:-1] + ls_edges[1:]) / 2, units="degree",
-            long_name="solar longitude Ls bin centre", bounds="ls_bin_bounds")
+        var(
+            "ls_bin",
+            "f4",
+            ("ls_bin",),
+            (ls_edges[:-1] + ls_edges[1:]) / 2,
+            units="degree",
+            long_name="solar longitude Ls bin centre",
+            bounds="ls_bin_bounds",
+        )
         var("ls_bin_bounds", "f4", ("ls_bin", "nv"), np.stack([ls_edges[:-1], ls_edges[1:]], 1), units="degree")
-        var("zonal_cloud_fraction", "f4", ("day", "lat_band"), np.nan_to_num(zonal, nan=float(fill)), fill_value=fill,
-            long_name="cloudy share of the valid pixels in the latitude band, per day", units="1")
-        var("hovmoller_cloud_fraction", "f4", ("lat_band", "ls_bin"), np.nan_to_num(stats.hovmoller, nan=float(fill)),
-            fill_value=fill, units="1",
-            long_name="zonal-mean cloud fraction per latitude band and Ls bin (cloudy / valid pixels, years pooled)")
-        var("hovmoller_valid_pixels", "i8", ("lat_band", "ls_bin"), stats.hov_valid,
-            long_name="valid pixels counted per latitude band and Ls bin", units="1")
-        ds.setncatts({
-            **default_global_attrs(),
-            "title": "Water-ice cloud statistics over Mars Daily Global Map cloud masks",
-            "Conventions": "CF-1.8",
-            "n_days": n_days,
-            "lat_bin_deg": stats.lat_bin,
-            "ls_bin_deg": stats.ls_bin,
-            "comment": "grids are south-up (row 0 = latitude -90), like the mask files; "
-            "-999 = undefined (no valid pixel)",
-        })
+        var(
+            "zonal_cloud_fraction",
+            "f4",
+            ("day", "lat_band"),
+            np.nan_to_num(zonal, nan=float(fill)),
+            fill_value=fill,
+            long_name="cloudy share of the valid pixels in the latitude band, per day",
+            units="1",
+        )
+        var(
+            "hovmoller_cloud_fraction",
+            "f4",
+            ("lat_band", "ls_bin"),
+            np.nan_to_num(stats.hovmoller, nan=float(fill)),
+            fill_value=fill,
+            units="1",
+            long_name="zonal-mean cloud fraction per latitude band and Ls bin (cloudy / valid pixels, years pooled)",
+        )
+        var(
+            "hovmoller_valid_pixels",
+            "i8",
+            ("lat_band", "ls_bin"),
+            stats.hov_valid,
+            long_name="valid pixels counted per latitude band and Ls bin",
+            units="1",
+        )
+        ds.setncatts(
+            {
+                **default_global_attrs(),
+                "title": "Water-ice cloud statistics over Mars Daily Global Map cloud masks",
+                "Conventions": "CF-1.8",
+                "n_days": n_days,
+                "lat_bin_deg": stats.lat_bin,
+                "ls_bin_deg": stats.ls_bin,
+                "comment": "grids are south-up (row 0 = latitude -90), like the mask files; "
+                "-999 = undefined (no valid pixel)",
+            }
+        )
     return Path(path)
 
 
@@ -330,14 +415,22 @@ def plot_frequency(stats: CloudStats, out_png: str | Path) -> Path:
     step = 2  # 1800 x 900 px is plenty for a figure
     fig, ax = plt.subplots(figsize=(12, 6.4))
     cmap = plt.get_cmap("viridis").with_extremes(bad=(0.6, 0.6, 0.6))
-    im = ax.imshow(np.ma.masked_invalid(freq[::step, ::step]), extent=MAP_EXTENT, cmap=cmap, vmin=0,
-                   vmax=max(0.05, float(np.nanpercentile(freq, 99.5)) if np.isfinite(freq).any() else 1.0),
-                   interpolation="nearest")
+    im = ax.imshow(
+        np.ma.masked_invalid(freq[::step, ::step]),
+        extent=MAP_EXTENT,
+        cmap=cmap,
+        vmin=0,
+        vmax=max(0.05, float(np.nanpercentile(freq, 99.5)) if np.isfinite(freq).any() else 1.0),
+        interpolation="nearest",
+    )
     fig.colorbar(im, ax=ax, shrink=0.8, label="cloud occurrence frequency (cloudy / valid days)")
     years = sorted({d.mars_year for d in stats.days})
     ls = [d.ls for d in stats.days]
-    geo_axes(ax, f"Water-ice cloud occurrence: {len(stats.days)} days, Ls {min(ls, default=0):.0f}-"
-                 f"{max(ls, default=0):.0f}, MY {', '.join(map(str, years))} (grey: never valid)")
+    geo_axes(
+        ax,
+        f"Water-ice cloud occurrence: {len(stats.days)} days, Ls {min(ls, default=0):.0f}-"
+        f"{max(ls, default=0):.0f}, MY {', '.join(map(str, years))} (grey: never valid)",
+    )
     fig.tight_layout()
     return save_figure(fig, out_png)
 
@@ -354,15 +447,24 @@ def plot_hovmoller(stats: CloudStats, out_png: str | Path) -> Path:
         lo, hi = used[0], used[-1] + 1
         cmap = plt.get_cmap("Blues").with_extremes(bad=(0.75, 0.75, 0.75))
         ax.set_facecolor((0.75, 0.75, 0.75))
-        im = ax.pcolormesh(stats.ls_edges[lo : hi + 1], stats.lat_edges, np.ma.masked_invalid(hov[:, lo:hi]),
-                           cmap=cmap, vmin=0, shading="flat")
+        im = ax.pcolormesh(
+            stats.ls_edges[lo : hi + 1],
+            stats.lat_edges,
+            np.ma.masked_invalid(hov[:, lo:hi]),
+            cmap=cmap,
+            vmin=0,
+            shading="flat",
+        )
         fig.colorbar(im, ax=ax, label="zonal-mean cloud fraction")
         ax.plot([d.ls for d in stats.days], np.full(len(stats.days), -88.0), "k|", ms=8, label="days")
     ax.set_xlabel("solar longitude Ls (deg)")
     ax.set_ylabel("latitude (deg N)")
     ax.set_ylim(-90, 90)
     ax.set_yticks(np.arange(-90, 91, 30))
-    ax.set_title(f"Zonal-mean water-ice cloud fraction ({stats.lat_bin:g} deg x Ls {stats.ls_bin:g} deg bins, "
-                 f"{len(stats.days)} days; grey: no data)", fontsize=10)
+    ax.set_title(
+        f"Zonal-mean water-ice cloud fraction ({stats.lat_bin:g} deg x Ls {stats.ls_bin:g} deg bins, "
+        f"{len(stats.days)} days; grey: no data)",
+        fontsize=10,
+    )
     fig.tight_layout()
     return save_figure(fig, out_png)

@@ -32,7 +32,7 @@ def require_matplotlib(what: str = "this command") -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise MissingExtraError(f"{what} needs matplotlib: pip install \"{SCIENCE_EXTRA}\"") from None
+        raise MissingExtraError(f'{what} needs matplotlib: pip install "{SCIENCE_EXTRA}"') from None
 
 
 def default_view_path(mask_path: str | Path) -> Path:
@@ -154,8 +154,9 @@ def draw_view(out_png: str | Path, view: MaskView) -> Path:
     return render_view(out_png, view.rgb, view.valid, [(view.cloud, CLOUD_TINT, "cloud")], view.title)
 
 
-def view_mask(out_png: str | Path, mask_path: str | Path, map_path: str | Path | None = None,
-              threshold: float | None = None) -> Path:
+def view_mask(
+    out_png: str | Path, mask_path: str | Path, map_path: str | Path | None = None, threshold: float | None = None
+) -> Path:
     """``cm-view``: render one mask file (cloud tint over its map if given) with lat/lon ticks
     (:func:`read_view`, then :func:`draw_view`)."""
     return draw_view(out_png, read_view(mask_path, map_path, threshold))
