@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from .geometry import DEFAULT_THRESHOLD, INVALID
+from .contract import DEFAULT_THRESHOLD
+from .geometry import INVALID
 from .maps import MAP_SUFFIXES
 
 MASK_SUFFIXES = (".ncdf", ".nc")
