@@ -163,6 +163,18 @@ def test_doctor_reports_versions_providers_and_model(tiny_model):
     assert f"numba: {versions()['numba']}" in text
 
 
+@pytest.mark.skipif(not runtime.openvino_installed(), reason="openvino not installed")
+def test_doctor_shows_the_openvino_version_device_and_precision(tiny_model):
+    import openvino
+
+    info = doctor_info(tiny_model, provider="openvino", precision="fp32")
+    assert info["openvino"]["version"] == openvino.__version__ and "CPU" in info["openvino"]["devices"]
+    assert (info["model"]["provider"], info["model"]["precision"]) == ("openvino", "fp32")
+    text = format_doctor(info)
+    assert f"openvino: {openvino.__version__}, devices " in text and "CPU" in text
+    assert "active providers: OpenVINO CPU (running on OPENVINO, precision fp32)" in text
+
+
 def test_doctor_reports_a_bad_model_instead_of_raising(tmp_path):
     info = doctor_info(tmp_path / "missing.onnx")
     assert "model file not found" in info["model"]["error"]
