@@ -276,10 +276,11 @@ def precision_spec(cfg: BenchConfig, name: str, model: Path, maps: list[str], wo
 
 
 def model_threshold(onnx: Path) -> float:
-    """The model's cloud threshold (metadata, else 0.912)."""
+    """The model's cloud threshold (metadata, else the contract's default)."""
     from mars_cloudmask.export.onnx_export import read_metadata
+    from mars_cloudmask.infer.contract import ModelInfo
 
-    return float(read_metadata(onnx).get("threshold", 0.912))
+    return ModelInfo.from_metadata(read_metadata(onnx), onnx).threshold
 
 
 # --------------------------------------------------------------------------- the whole run
