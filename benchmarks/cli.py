@@ -35,12 +35,13 @@ def bench(
     n_maps: int = typer.Option(3, "--maps", help="Maps in the main, threads suites (spread over the folder)."),
     repeats: int = typer.Option(3, "--repeats", help="Passes over the maps per variant (the median is reported)."),
     suite: str = typer.Option("main", "--suite", help=f"Comma-separated: {','.join(SUITES)} (or 'all')."),
-    provider: str = typer.Option("cpu", "--provider", help="auto | cuda | cpu: onnxruntime provider for every variant."),
+    provider: str = typer.Option("cpu", "--provider", help="auto | cuda | openvino | cpu: backend of every variant but the ov-* ones."),
     threads: Optional[int] = typer.Option(None, "--threads", help="onnxruntime intra-op threads (default: all cores)."),
     bounds: Optional[Tuple[int, int, int, int]] = typer.Option(None, "--bounds", help="XMIN XMAX YMIN YMAX box for every map instead of Ls bounds."),
     scaling: str = typer.Option("1,8,32", "--scaling-sizes", help="Map counts of the scaling suite."),
     thread_counts: str = typer.Option("1,2", "--thread-counts", help="Intra-op thread counts of the threads suite."),
     labels: Optional[Path] = typer.Option(DATA_DIR / "labels" / "P01", "--labels", help="Labels folder for F1 of fp16/int8 (P01 days 18-20)."),
+    reference: Optional[Path] = typer.Option(None, "--reference", help="The original model's masks (reference/P) for the precision suite's agreement (default: beside MAPS)."),
     calibration_maps: int = typer.Option(6, "--calibration-maps", help="int8: maps to draw calibration tiles from."),
     calibration_per_map: int = typer.Option(3, "--calibration-tiles", help="int8: calibration tiles per map."),
     wholemap: bool = typer.Option(True, "--wholemap/--no-wholemap", help="Include the whole-map pass in the main suite."),
@@ -67,6 +68,7 @@ def bench(
             provider=provider, threads=threads, bounds=box, scaling_sizes=_sizes(scaling, "--scaling-sizes"),
             thread_counts=_sizes(thread_counts, "--thread-counts"), labels=labels, calibration_maps=calibration_maps,
             calibration_per_map=calibration_per_map, wholemap=wholemap, workdir=scratch,
+            reference=reference if reference is not None else Path(maps).parent / "reference" / "P",
         )
         with console.status("cm-bench") as status:
             def progress(msg: str) -> None:
