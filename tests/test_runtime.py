@@ -301,3 +301,13 @@ def test_a_model_wanting_channels_the_runtime_cannot_provide_is_refused(tmp_path
     with pytest.raises(ModelError) as exc:
         load_model(path, provider=provider, precision="fp32")
     assert one_line(exc).startswith(f"{path}: the model wants input channels 'rgb+dust'")
+
+
+def test_the_shipped_version_2_model_keeps_loading_and_reads_as_rgb():
+    path = runtime.default_model_path()
+    if not path.is_file():
+        pytest.skip(f"no model shipped at {path}")
+    info = load_model(path, provider="cpu").info
+    assert (info.version, info.input_channels, info.polar_offset) == ("2", "rgb", -3.0)
+    if runtime.openvino_installed():
+        assert load_model(path, provider="openvino", precision="fp32").info == info
