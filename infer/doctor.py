@@ -42,7 +42,8 @@ def openvino_info() -> dict[str, Any]:
         info.update(version=ov.__version__, devices=list(core.available_devices),
                     cpu=str(core.get_property("CPU", "FULL_DEVICE_NAME")))
     except Exception as exc:  # a broken install is reported, not raised
-        info.update(version=None, error=f"openvino cannot start ({str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__})")
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        info.update(version=None, error=f"openvino cannot start ({first})")
     return info
 
 
@@ -105,7 +106,8 @@ def format_doctor(info: dict[str, Any]) -> str:
     ov = info.get("openvino", {})
     bf16 = ("native bf16 (" + ", ".join(ov.get("cpu_bf16_flags", [])) + ")") if ov.get("native_bf16") else "no native bf16"
     if ov.get("version"):
-        lines.append(f"openvino: {ov['version']}, devices {', '.join(ov.get('devices', [])) or 'none'}; CPU {ov.get('cpu', '?')}, {bf16}")
+        devices = ", ".join(ov.get("devices", [])) or "none"
+        lines.append(f"openvino: {ov['version']}, devices {devices}; CPU {ov.get('cpu', '?')}, {bf16}")
     else:
         lines.append(f"openvino: not available; CPU {bf16}")
     for label, soname in info["cuda_libraries"].items():

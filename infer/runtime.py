@@ -514,6 +514,7 @@ def load_model(
 def thread_settings() -> dict[str, Any]:
     """CPU count and the thread-related environment variables that change onnxruntime / Numba."""
     env = ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+    affinity: int | None
     try:
         affinity = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
