@@ -39,7 +39,7 @@ def bench(
     n_maps: int = typer.Option(3, "--maps", help="Maps in the main, threads suites (spread over the folder)."),
     repeats: int = typer.Option(3, "--repeats", help="Passes over the maps per variant (the median is reported)."),
     suite: str = typer.Option("main", "--suite", help=f"Comma-separated: {','.join(SUITES)} (or 'all')."),
-    provider: str = typer.Option("cpu", "--provider", help="auto | cuda | cpu: onnxruntime provider for every variant."),
+    provider: str = typer.Option("cpu", "--provider", help="auto | cuda | openvino | cpu: backend of every variant but the ov-* ones."),
     threads: Optional[int] = typer.Option(None, "--threads", help="onnxruntime intra-op threads (default: all cores)."),
     bounds: Optional[Tuple[int, int, int, int]] = typer.Option(None, "--bounds", help="XMIN XMAX YMIN YMAX box for every map instead of Ls bounds."),
     scaling: str = typer.Option("1,8,32", "--scaling-sizes", help="Map counts of the scaling suite."),
@@ -48,6 +48,7 @@ def bench(
         None, "--labels", show_default=False,
         help=f"Labels folder for F1 of fp16/int8 (P01 days 18-20) [default: DATA/labels/P01, DATA = {DATA_HELP}].",
     ),
+    reference: Optional[Path] = typer.Option(None, "--reference", help="The original model's masks (reference/P) for the precision suite's agreement (default: beside MAPS)."),
     calibration_maps: int = typer.Option(6, "--calibration-maps", help="int8: maps to draw calibration tiles from."),
     calibration_per_map: int = typer.Option(3, "--calibration-tiles", help="int8: calibration tiles per map."),
     wholemap: bool = typer.Option(True, "--wholemap/--no-wholemap", help="Include the whole-map pass in the main suite."),
@@ -78,6 +79,7 @@ def bench(
             provider=provider, threads=threads, bounds=box, scaling_sizes=_sizes(scaling, "--scaling-sizes"),
             thread_counts=_sizes(thread_counts, "--thread-counts"), labels=labels, calibration_maps=calibration_maps,
             calibration_per_map=calibration_per_map, wholemap=wholemap, workdir=scratch,
+            reference=reference if reference is not None else Path(maps).parent / "reference" / "P",
         )
         with console.status("cm-bench") as status:
             def progress(msg: str) -> None:

@@ -31,6 +31,9 @@ from typing import Any, Iterator, Protocol, Sequence
 
 import numpy as np
 
+from mars_cloudmask.infer.contract import DEFAULT_THRESHOLD, DEFAULT_TILE_OUT
+from mars_cloudmask.infer.geometry import DEFAULT_POLAR_OFFSET
+
 from .machine import current_rss_bytes, load_average, peak_rss_bytes
 
 STAGES = ("decode", "tile", "infer", "stitch", "write")
@@ -62,8 +65,9 @@ class VariantSpec:
     batch_size: int = 1
     tile_out: int | None = None
     bounds: list[int] | None = None
-    polar_offset: float = 3.0  # the original's bounds for every variant: like-for-like boxes
-    threshold: float = 0.912
+    polar_offset: float = DEFAULT_POLAR_OFFSET  # the original's bounds for every variant: like-for-like boxes
+    threshold: float = DEFAULT_THRESHOLD
+    precision: str = "auto"
     with_limit: bool = False
     note: str = ""
 
@@ -107,7 +111,7 @@ class KerasRunner:
     ``info`` is an :class:`infer.runtime.ModelInfo` with the margin of the model's depth.
     """
 
-    def __init__(self, path: str | Path, threshold: float = 0.912):
+    def __init__(self, path: str | Path, threshold: float = DEFAULT_THRESHOLD):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         from mars_cloudmask.infer.runtime import ModelInfo, file_sha256
         from mars_cloudmask.train_kit.checkpoint import load_model
@@ -120,11 +124,12 @@ class KerasRunner:
         width, depth = architecture_of(self.model)
         m = margin(depth)
         self.info = ModelInfo(
-            name=self.path.stem, version="keras", threshold=float(threshold), tile_in=484 + 2 * m,
-            tile_out=484, margin=m, align=alignment(depth), metadata={"width": str(width), "depth": str(depth)},
+            name=self.path.stem, version="keras", threshold=float(threshold), tile_in=DEFAULT_TILE_OUT + 2 * m,
+            tile_out=DEFAULT_TILE_OUT, margin=m, align=alignment(depth), extra={"width": str(width), "depth": str(depth)},
         )
         gpus = tf.config.list_physical_devices("GPU")
         self.provider = "tensorflow-gpu" if gpus else "tensorflow-cpu"
+        self.precision = "fp32"
         self.providers = [f"tensorflow {tf.__version__}", *(g.name for g in gpus)]
         self.sha256 = file_sha256(self.path)
 
@@ -139,7 +144,7 @@ def load_runner(spec: VariantSpec) -> Runner:
         return KerasRunner(spec.model, spec.threshold)
     from mars_cloudmask.infer.runtime import load_model
 
-    return load_model(spec.model, provider=spec.provider, threads=spec.threads)
+    return load_model(spec.model, provider=spec.provider, threads=spec.threads, precision=spec.precision)
 
 
 @dataclass
@@ -366,6 +371,7 @@ def measure_variant(spec: VariantSpec, progress: Any = None) -> dict[str, Any]:
         s_per_map=headline["s_per_map"],
         maps_per_s=headline["maps_per_s"],
         provider=runner.provider,
+        precision=getattr(runner, "precision", None),
         session_providers=list(getattr(runner, "providers", [])),
         threads=spec.threads,
         rss_ready_bytes=rss_ready,

@@ -60,7 +60,7 @@ def main_table(variants: dict[str, dict[str, Any]]) -> list[str]:
             f"{_f(r.get('x_limit'))} | {_f(r['peak_rss_bytes'] / GB)} | {stage_cells} | "
             f"{_f(r.get('staged', {}).get('s_per_map'))} | "
             f"{_f(r['limit']['s_per_map']) if 'limit' in r and r['spec']['kind'] != 'limit' else '-'} | "
-            f"{_f(r.get('tiles_per_map'), '.0f')} | {r.get('provider')} |"
+            f"{_f(r.get('tiles_per_map'), '.0f')} | {r.get('provider')}{' ' + r['precision'] if r.get('precision') else ''} |"
         )
     return rows
 
@@ -126,6 +126,38 @@ def profile_lines(profiles: dict[str, dict[str, Any]], top: int = 6) -> list[str
     return lines + [""]
 
 
+def startup_lines(suite: dict[str, Any]) -> list[str]:
+    """Seconds from the cm-infer command to the first map written, per variant."""
+    v = suite["version"]
+    lines = ["## Start-up: `cm-infer` on one map, command to first map written", "",
+             f"Map `{Path(suite['map']).name}`. `cm-infer --version`: {_f(v['median_s'])} s; heavy modules on "
+             f"importing the CLI: {', '.join(v['heavy_modules_on_import']) or 'none'}.", "",
+             "| variant | first map s (median) | exit s (median) | cold (empty Numba cache) first map s |", "|---|---|---|---|"]
+    for name, r in suite["variants"].items():
+        cold = r.get("cold", {})
+        lines.append(f"| {name} | {_f(r.get('first_map_s'))} | {_f(r.get('exit_s'))} | {_f(cold.get('first_map_s'))} |"
+                     + ("" if r.get("ok") else f" FAILED: {r.get('error')}"))
+    return lines + [""]
+
+
+def tilesize_lines(suite: dict[str, Any]) -> list[str]:
+    """Seconds per tile by size and backend, and the seamless plan estimates."""
+    sizes = [str(t) for t in suite["tile_outs"]]
+    lines = ["## Tile size: the model alone on one seamless tile (output px), s per tile", "",
+             "| backend | " + " | ".join(sizes) + " |", "|---|" + "---|" * len(sizes)]
+    ok = {n: b for n, b in suite["backends"].items() if b.get("ok")}
+    for name, b in suite["backends"].items():
+        lines.append(f"| {name} | " + (" | ".join(_f(b["s_per_tile"].get(t), ".3f") for t in sizes) if b.get("ok")
+                                        else f"FAILED: {b.get('error')}") + " |")
+    lines += ["", "Estimated seconds per map of a seamless plan (n_tiles x s/tile) for a 3600 px wide box:", "",
+              "| backend | box rows | seamless_tile_out picks | its s | fastest timed | its s |", "|---|---|---|---|---|---|"]
+    for name, b in ok.items():
+        for h, p in b["plans"].items():
+            lines.append(f"| {name} | {h} | {p['seamless_tile_out']} | {_f(p['chosen_s'])} | {p['fastest_timed']} | "
+                         f"{_f(p['fastest_s'])} |")
+    return lines + [""]
+
+
 def markdown(doc: dict[str, Any]) -> str:
     """The whole report as markdown."""
     lines = ["# cm-bench results", ""] + header_lines(doc) + [""]
@@ -151,6 +183,15 @@ def markdown(doc: dict[str, Any]) -> str:
             lines += precision_lines(name, suites[name])
     if "profile" in suites:
         lines += profile_lines(suites["profile"])
+    if "precision" in suites:
+        from .precision import markdown as precision_markdown
+
+        lines += ["## Precision: accuracy of OpenVINO fp32 / bf16 against onnxruntime fp32", "",
+                  precision_markdown(suites["precision"]), ""]
+    if "startup" in suites:
+        lines += startup_lines(suites["startup"])
+    if "tilesize" in suites:
+        lines += tilesize_lines(suites["tilesize"])
     if doc.get("errors"):
         lines += ["## Errors", ""] + [f"- {e}" for e in doc["errors"]] + [""]
     return "\n".join(lines)

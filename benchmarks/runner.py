@@ -12,6 +12,15 @@ Suites (any subset, in this order):
 * ``fp16`` / ``int8``: reduced-precision models, their speed and F1 difference (:mod:`.quality`).
 * ``profile``: onnxruntime's own profiler on one tile, milliseconds per operator type
   (:mod:`.profile`), with each thread count of the threads suite.
+* ``precision``: the accuracy cost of OpenVINO fp32 / bf16 against onnxruntime fp32 (labels
+  and agreement with the original per unseen subphase, :mod:`.precision`; in this process).
+* ``startup``: seconds from the ``cm-infer`` command to its first map written, default
+  backend and ``--provider cpu`` (:mod:`.startup`).
+* ``tilesize``: each backend alone on seamless tiles of several sizes, and the plan time
+  each size would give (:mod:`.tilesize`; in this process).
+
+The main suite has the OpenVINO variants ``ov-fp32`` and ``ov-bf16`` (default stitch, stage
+columns, own limit) when OpenVINO is installed (bf16: on a CPU with native bf16).
 
 The parent never imports TensorFlow; it imports onnxruntime only to check the provider and to
 build the fp16 / int8 files.
@@ -32,7 +41,7 @@ from typing import Any, Callable, Sequence
 from .machine import fingerprint, load_average, utc_stamp
 from .measure import VariantSpec
 
-SUITES = ("main", "scaling", "threads", "fp16", "int8", "profile")
+SUITES = ("main", "scaling", "threads", "fp16", "int8", "profile", "precision", "startup", "tilesize")
 QUALITY_DAYS = ("P01_day18", "P01_day19", "P01_day20")
 """Labelled test days (never trained on) on which fp16 / int8 F1 is measured."""
 DEFAULT_STITCH = "seamless"
@@ -72,6 +81,8 @@ class BenchConfig:
     scaling_sizes: tuple[int, ...] = (1, 8, 32)
     thread_counts: tuple[int, ...] = (1, 2)
     labels: Path | None = None
+    reference: Path | None = None
+    """The original model's masks (``reference/P``) for the precision suite's agreement figures."""
     quality_maps: int = 3
     calibration_maps: int = 6
     calibration_per_map: int = 3
@@ -198,7 +209,21 @@ def main_specs(cfg: BenchConfig, maps: list[str], work: Path) -> list[VariantSpe
     for plan, stitch in (("original", "center"), ("seamless", "seamless")):
         specs.append(VariantSpec(f"limit-{plan}", stitch=stitch, kind="limit", out_dir=out(f"limit-{plan}"),
                                  note=f"(4) onnxruntime alone on the {plan} plan's tiles", **onnx))
+    for precision in openvino_precisions():
+        ov = dict(onnx, provider="openvino", precision=precision)
+        specs.append(VariantSpec(f"ov-{precision}", stitch=DEFAULT_STITCH, kind="both", with_limit=True,
+                                 out_dir=out(f"ov-{precision}"),
+                                 note=f"(3) OpenVINO {precision}, cm-infer pipeline, --stitch {DEFAULT_STITCH}", **ov))
     return specs
+
+
+def openvino_precisions() -> list[str]:
+    """The OpenVINO variants this machine can run: [] without OpenVINO, fp32 and bf16 with native bf16."""
+    from mars_cloudmask.infer import runtime
+
+    if not runtime.openvino_installed():
+        return []
+    return ["fp32", "bf16"] if runtime.native_bf16(runtime.cpu_flags()) else ["fp32"]
 
 
 def derive_main(results: dict[str, dict[str, Any]]) -> None:
@@ -285,10 +310,11 @@ def precision_spec(cfg: BenchConfig, name: str, model: Path, maps: list[str], wo
 
 
 def model_threshold(onnx: Path) -> float:
-    """The model's cloud threshold (metadata, else 0.912)."""
+    """The model's cloud threshold (metadata, else the contract's default)."""
     from mars_cloudmask.export.onnx_export import read_metadata
+    from mars_cloudmask.infer.contract import ModelInfo
 
-    return float(read_metadata(onnx).get("threshold", 0.912))
+    return ModelInfo.from_metadata(read_metadata(onnx), onnx).threshold
 
 
 # --------------------------------------------------------------------------- the whole run
@@ -352,6 +378,22 @@ def run_benchmark(cfg: BenchConfig, progress: Progress | None = None) -> dict[st
 
         say("profile: onnxruntime's profiler on 668 px tiles")
         doc["suites"]["profile"] = {str(t): op_profile(cfg.onnx, threads=t) for t in cfg.thread_counts}
+    if "precision" in cfg.suites:
+        from .precision import precision_figures
+
+        doc["suites"]["precision"] = precision_figures(cfg.onnx, cfg.maps_root, cfg.labels, cfg.reference,
+                                                       threads=cfg.threads, progress=say)
+    if "startup" in cfg.suites:
+        from .startup import startup_suite
+
+        variants = {"default": ["--model", str(cfg.onnx)], "onnxruntime-cpu": ["--model", str(cfg.onnx), "--provider", "cpu"]}
+        doc["suites"]["startup"] = startup_suite(maps[0], variants, repeats=cfg.repeats, progress=say)
+    if "tilesize" in cfg.suites:
+        from .tilesize import tilesize_suite
+
+        backends = {"onnxruntime-fp32": ("cpu", "fp32"), **{f"openvino-{p}": ("openvino", p) for p in openvino_precisions()}}
+        doc["suites"]["tilesize"] = tilesize_suite(str(cfg.onnx), backends, threads=cfg.threads,
+                                                   repeats=cfg.repeats, progress=say)
     doc["loadavg_end"] = load_average()
     doc["wall_s"] = round(time.time() - started, 1)
     return doc

@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from mars_cloudmask.infer.contract import DEFAULT_THRESHOLD
+
 from mars_cloudmask.infer.geometry import INVALID, MAP_HEIGHT, MAP_WIDTH
 
 
@@ -41,7 +43,7 @@ def synthetic_map_and_mask(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return rgb, mask
 
 
-def quicklook_seconds(repeats: int = 3, threshold: float = 0.912) -> dict[str, Any]:
+def quicklook_seconds(repeats: int = 3, threshold: float = DEFAULT_THRESHOLD) -> dict[str, Any]:
     """Seconds per :func:`~mars_cloudmask.infer.quicklook.save_quicklook` of one full-size map
     (after one warm-up call), best and median of ``repeats``."""
     from mars_cloudmask.infer.quicklook import save_quicklook

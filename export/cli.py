@@ -9,6 +9,9 @@ from typing import Any, Optional
 
 import typer
 
+from mars_cloudmask.infer.contract import DEFAULT_THRESHOLD, DEFAULT_TILE_OUT
+from mars_cloudmask.infer.geometry import DEFAULT_POLAR_OFFSET
+
 app = typer.Typer(add_completion=False, help="Export a trained cloud-mask U-Net to ONNX.")
 
 
@@ -53,6 +56,19 @@ def run_metadata(source: Path) -> dict[str, Any]:
     return info
 
 
+def _polar_offset(option: Optional[float], extra: dict[str, str]) -> float:
+    """``--polar-offset``, else an older export's ``--meta polar_offset=C``, else the default (deg)."""
+    if option is not None:
+        return float(option)
+    text = extra.get("polar_offset")
+    if text is None:
+        return DEFAULT_POLAR_OFFSET
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"--meta polar_offset={text}: not a number of degrees (use --polar-offset C)") from None
+
+
 def export_command(
     source: Path,
     out: Path,
@@ -63,11 +79,14 @@ def export_command(
     check_maps: list[Path] | None = None,
     fp16: bool = False,
     fold: bool = True,
+    polar_offset: Optional[float] = None,
     extra: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Load a run folder's best model (or a ``.keras`` file), export it to ``out``, self-check.
 
     Real check tiles come from ``check_maps`` (JPEG maps), else none; 2 random tiles always.
+    ``polar_offset`` (deg): the polar-bound offset the model was validated with (None: an
+    ``extra["polar_offset"]`` as older exports gave it with ``--meta``, else the default 3).
     Returns the export report (op counts, transposes, parity figures).
     """
     from mars_cloudmask.train_kit.checkpoint import load_model, resolve_weights
@@ -87,13 +106,15 @@ def export_command(
         depth,
         name=name,
         version=version,
-        threshold=threshold if threshold is not None else info.get("threshold", 0.912),
+        threshold=threshold if threshold is not None else info.get("threshold", DEFAULT_THRESHOLD),
+        polar_offset=_polar_offset(polar_offset, extra or {}),
         training_data=info.get("training_data", ""),
         split=info.get("split", ""),
         val_metrics=info.get("val_metrics"),
-        extra={**({"training_command": info["training_command"]} if "training_command" in info else {}), **(extra or {})},
+        extra={**({"training_command": info["training_command"]} if "training_command" in info else {}),
+               **{k: v for k, v in (extra or {}).items() if k != "polar_offset"}},
     )
-    tile_in = 484 + 2 * margin(depth)
+    tile_in = DEFAULT_TILE_OUT + 2 * margin(depth)
     tiles = {"random": random_tiles(2, tile_in)}
     if check_maps:
         tiles["real"] = tiles_from_maps(check_maps, per_map=2, depth=depth)
@@ -111,7 +132,10 @@ def export(
     to: str = typer.Option("onnx", "--to", help="Target format (only 'onnx')."),
     name: str = typer.Option("cloudmask-unet", help="metadata 'name'."),
     version: str = typer.Option("0", help="metadata 'version'."),
-    threshold: Optional[float] = typer.Option(None, help="Cloud threshold (default: the run's, else 0.912)."),
+    threshold: Optional[float] = typer.Option(None, help=f"Cloud threshold (default: the run's, else {DEFAULT_THRESHOLD})."),
+    polar_offset: Optional[float] = typer.Option(
+        None, "--polar-offset", help=f"Offset c (deg) of the polar bounds the model was validated with (default {DEFAULT_POLAR_OFFSET:g}; "
+        "--meta polar_offset=C is still read)."),
     check_maps: list[Path] = typer.Option([], "--check-map", help="JPEG map(s) for real parity tiles (repeatable)."),
     fp16: bool = typer.Option(False, "--fp16", help="Also write NAME-fp16.onnx and report its difference."),
     fold: bool = typer.Option(True, "--fold/--no-fold", help="Fold BatchNorm into the convolutions."),
@@ -138,7 +162,7 @@ def export(
         extra[k] = v
     try:
         report = export_command(source, out, name=name, version=version, threshold=threshold,
-                                check_maps=check_maps, fp16=fp16, fold=fold, extra=extra)
+                                check_maps=check_maps, fp16=fp16, fold=fold, polar_offset=polar_offset, extra=extra)
     except (CheckpointError, ExportError, ValueError) as exc:
         console.print(f"[red]error:[/] {exc}", soft_wrap=True, highlight=False)
         raise typer.Exit(1)

@@ -20,6 +20,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from mars_cloudmask.infer.atomic import atomic_path
+from mars_cloudmask.infer.contract import DEFAULT_CHANNELS, DEFAULT_THRESHOLD, DEFAULT_TILE_OUT, ModelInfo
+from mars_cloudmask.infer.geometry import DEFAULT_POLAR_OFFSET
 
 PARITY_TOLERANCE = 1e-4
 """Maximum absolute difference allowed between Keras and onnxruntime (fp32)."""
@@ -65,43 +67,52 @@ def code_version() -> str:
     return f"{ver}+g{sha}{'-dirty' if dirty else ''}" if sha else ver
 
 
-def contract_metadata(
+def contract_info(
     width: int,
     depth: int,
     *,
     name: str = "cloudmask-unet",
     version: str = "0",
-    threshold: float = 0.912,
-    tile_out: int = 484,
+    threshold: float = DEFAULT_THRESHOLD,
+    tile_out: int = DEFAULT_TILE_OUT,
+    polar_offset: float = DEFAULT_POLAR_OFFSET,
+    input_channels: str = DEFAULT_CHANNELS,
     training_data: str = "",
     split: str = "",
     val_metrics: Mapping[str, Any] | None = None,
     extra: Mapping[str, str] | None = None,
-) -> dict[str, str]:
-    """The ``metadata_props`` of the ONNX model contract (all values strings)."""
+) -> ModelInfo:
+    """The :class:`ModelInfo` of an exported net of this width and depth (geometry from its depth).
+
+    ``extra`` keys that name a contract field (e.g. an old ``--meta polar_offset=-3``) are parsed
+    into that field by :meth:`ModelInfo.from_metadata`, so they get the same checks.
+    """
     from mars_cloudmask.train_kit.model import alignment, margin
 
     m = margin(depth)
-    meta = {
-        "name": name,
-        "version": str(version),
-        "threshold": f"{threshold:.6g}",
-        "tile_in": str(tile_out + 2 * m),
-        "tile_out": str(tile_out),
-        "margin": str(m),
-        "align": str(alignment(depth)),
-        "input_layout": "NHWC",
-        "input_dtype": "uint8",
-        "width": str(width),
-        "depth": str(depth),
-        "training_data": training_data,
-        "split": split,
-        "val_metrics": json.dumps(dict(val_metrics or {}), sort_keys=True),
-        "code_version": code_version(),
-        "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
-    }
-    meta.update({k: str(v) for k, v in (extra or {}).items()})
-    return meta
+    info = ModelInfo(
+        name=name, version=str(version), threshold=float(threshold), tile_in=tile_out + 2 * m, tile_out=tile_out,
+        margin=m, align=alignment(depth), polar_offset=float(polar_offset), input_channels=input_channels,
+        extra={
+            "input_layout": "NHWC",
+            "input_dtype": "uint8",
+            "width": str(width),
+            "depth": str(depth),
+            "training_data": training_data,
+            "split": split,
+            "val_metrics": json.dumps(dict(val_metrics or {}), sort_keys=True),
+            "code_version": code_version(),
+            "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        },
+    )
+    if not extra:
+        return info
+    return ModelInfo.from_metadata({**info.to_metadata(), **{k: str(v) for k, v in extra.items()}}, f"{name}.onnx")
+
+
+def contract_metadata(width: int, depth: int, **kwargs: Any) -> dict[str, str]:
+    """The ``metadata_props`` of the ONNX model contract (all values strings): ``contract_info(...).to_metadata()``."""
+    return contract_info(width, depth, **kwargs).to_metadata()
 
 
 CONVERT_ATTEMPTS = 3
@@ -275,7 +286,7 @@ def export_onnx(
     return result
 
 
-def tiles_from_maps(paths: Sequence[str | Path], per_map: int = 2, tile_out: int = 484, seed: int = 0,
+def tiles_from_maps(paths: Sequence[str | Path], per_map: int = 2, tile_out: int = DEFAULT_TILE_OUT, seed: int = 0,
                     depth: int = 4) -> np.ndarray:
     """Real input tiles for a net of this depth: ``per_map`` random tiles of the seamless plan of
     each map's data box."""

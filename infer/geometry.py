@@ -38,8 +38,6 @@ TILE_OUT = TILE_IN - 2 * MARGIN  # 484
 """Output tile size of the original plan, px."""
 ALIGN = 16
 """The net is translation-equivariant for shifts that are multiples of this, px."""
-DEFAULT_THRESHOLD = 0.912
-"""The original model's cloud threshold on the sigmoid output; models carry their own."""
 DEFAULT_POLAR_OFFSET = 3.0
 """Offset ``c`` (deg) moving both polar bounds towards the equator."""
 

@@ -1,19 +1,32 @@
 """Loading a cloudmask ONNX model once, and running tiles through it.
 
-The model contract (between ``export`` and ``infer``): input 0 uint8 NHWC ``(N, H, W, 3)``
-with dynamic N, H, W; output 0 float32 ``(N, H - 2*margin, W - 2*margin, 1)``;
-``metadata_props`` carry name, version, threshold, tile sizes...  Missing metadata keys take
-the defaults of domain.md.
+The model contract (input uint8 NHWC, output float32, ``metadata_props``) is
+:mod:`.contract`'s: :class:`ModelInfo` parses the metadata, with its defaults for missing keys.
 
-Provider choice: onnxruntime silently falls back to the CPU when a CUDA or cuDNN library is
-missing, so the providers the session *really* got are read back after creating it
-(``session.get_providers()``), and ``provider="cuda"`` fails at once when CUDA is not active.
+Backends (``provider``, see :data:`PROVIDERS`):
+
+* ``cuda``: onnxruntime's CUDA provider.  onnxruntime silently falls back to the CPU when a
+  CUDA or cuDNN library is missing, so the providers the session *really* got are read back
+  (``session.get_providers()``), and ``provider="cuda"`` fails at once when CUDA is not active.
+* ``openvino``: OpenVINO's CPU plugin reading the same ONNX file, compiled once per input
+  shape (static shapes: a compile costs about 0.1 s and runs faster than one dynamic-shape
+  compile; at most :data:`MAX_COMPILED_SHAPES` kept).  ``precision="bf16"`` runs it in bfloat16.
+* ``cpu``: onnxruntime's CPU provider (fp32 only).
+* ``auto``: CUDA when this onnxruntime build has it, else OpenVINO when it is installed,
+  else onnxruntime's CPU provider.
+
+Precision (see :data:`PRECISIONS`, :func:`resolve_backend`): ``fp32``; ``bf16`` (OpenVINO only,
+and only on a CPU with native bf16 arithmetic, the ``avx512_bf16`` or ``amx_bf16`` flag of
+``/proc/cpuinfo``: elsewhere it is refused rather than emulated); ``auto``: bf16 where OpenVINO
+runs on such a CPU and :data:`AUTO_BF16` holds (the accuracy check of ``models/README.md``),
+else fp32.  ``model.provider`` and ``model.precision`` say what really runs (the precision is
+read back from the compiled model).
 
 Example::
 
     from mars_cloudmask.infer.runtime import load_model
     model = load_model("cloudmask.onnx", provider="auto")   # once per run
-    print(model.provider, model.info.threshold)
+    print(model.provider, model.precision, model.info.threshold)
     probs = model.run(tiles)        # uint8 (N, 668, 668, 3) -> float32 (N, 484, 484)
 """
 
@@ -21,18 +34,42 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import importlib.util
 import os
-from dataclasses import dataclass, field
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 
-from .geometry import ALIGN, DEFAULT_POLAR_OFFSET, DEFAULT_THRESHOLD, MARGIN, TILE_IN, TILE_OUT
+from .contract import ModelError, ModelInfo
 
-PROVIDERS = ("auto", "cuda", "cpu")
+__all__ = ["CloudModel", "ModelError", "ModelInfo", "ProviderError", "PROVIDERS", "PRECISIONS", "load_model",
+           "resolve_backend", "native_bf16", "cpu_flags"]
+
+PROVIDERS = ("auto", "cuda", "openvino", "cpu")
+"""Values of ``provider`` (``cm-infer --provider``)."""
+PRECISIONS = ("auto", "fp32", "bf16")
+"""Values of ``precision`` (``cm-infer --precision``)."""
 CUDA_EP = "CUDAExecutionProvider"
 CPU_EP = "CPUExecutionProvider"
+OPENVINO_CPU = "OpenVINO CPU"
+"""``model.providers`` of the OpenVINO backend."""
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+"""``/proc/cpuinfo`` flags of native bf16 arithmetic (either one is enough)."""
+AUTO_BF16 = True
+"""Whether ``precision="auto"`` may pick bf16: True since bf16 cost at most 0.003 F1 on P01
+days 18-20 with the shipped model (``models/README.md``, ``cm-bench --suite precision``)."""
+MAX_COMPILED_SHAPES = 3
+"""OpenVINO models compiled for distinct input shapes kept at once (least recently used dropped).
+
+Each keeps its own activation buffers: peak RSS measured with the shipped model in bf16 was
+0.26 GB with the probe and one 668 px shape, 0.42 GB with 4 shapes up to 796 px, 0.62 GB
+with 4 shapes up to 1052 px.  A seamless run uses one tile shape per map (one per box size),
+so 3 holds the probe, the current and the previous shape."""
 
 
 CUDA_LIBRARIES = {
@@ -43,48 +80,8 @@ CUDA_LIBRARIES = {
 """Shared libraries the CUDA provider needs, by the sonames tried (newest first)."""
 
 
-class ModelError(RuntimeError):
-    """The model file cannot be used; the one-line message names the file and the reason."""
-
-
 class ProviderError(RuntimeError):
-    """The requested execution provider is not active; the message says what is missing."""
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What the model's ``metadata_props`` say (with domain.md defaults for missing keys)."""
-
-    name: str
-    version: str
-    threshold: float
-    tile_in: int
-    tile_out: int
-    margin: int
-    align: int
-    polar_offset: float = DEFAULT_POLAR_OFFSET
-    metadata: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def from_metadata(cls, meta: dict[str, str], path: Path) -> "ModelInfo":
-        """Parse metadata_props; raises ModelError naming ``path`` on unparsable numbers."""
-        try:
-            margin = int(meta.get("margin", MARGIN))
-            tile_in = int(meta.get("tile_in", TILE_IN))
-            tile_out = int(meta.get("tile_out", tile_in - 2 * margin if "tile_in" in meta else TILE_OUT))
-            return cls(
-                name=meta.get("name", path.stem),
-                version=meta.get("version", "unknown"),
-                threshold=float(meta.get("threshold", DEFAULT_THRESHOLD)),
-                tile_in=tile_in,
-                tile_out=tile_out,
-                margin=margin,
-                align=int(meta.get("align", ALIGN)),
-                polar_offset=float(meta.get("polar_offset", DEFAULT_POLAR_OFFSET)),
-                metadata=dict(meta),
-            )
-        except ValueError as exc:
-            raise ModelError(f"{path}: bad metadata value ({exc})") from None
+    """The requested provider or precision cannot run here; the message says what is missing."""
 
 
 def default_model_path() -> Path:
@@ -132,8 +129,134 @@ def _ort():
     return onnxruntime
 
 
+def _ov():
+    import openvino
+
+    return openvino
+
+
+def openvino_installed() -> bool:
+    """Whether ``openvino`` can be imported (found without importing it)."""
+    return importlib.util.find_spec("openvino") is not None
+
+
+def _installed(dist: str) -> bool:
+    try:
+        version(dist)
+    except PackageNotFoundError:
+        return False
+    return True
+
+
+def ort_available_providers(query: bool = False) -> list[str]:
+    """onnxruntime's available providers; [] when it is not installed.
+
+    Unless ``query``, onnxruntime is not imported just to learn that a build without the
+    ``onnxruntime-gpu`` distribution has no CUDA provider (it costs start-up time): ``[CPU_EP]``.
+    """
+    if importlib.util.find_spec("onnxruntime") is None:
+        return []
+    if not query and not _installed("onnxruntime-gpu"):
+        return [CPU_EP]
+    return list(_ort().get_available_providers())
+
+
+def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
+    """The CPU feature flags of ``/proc/cpuinfo`` (or of the text ``cpuinfo``); empty elsewhere."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            return frozenset()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return frozenset(value.split())
+    return frozenset()
+
+
+def native_bf16(flags: Iterable[str]) -> bool:
+    """Whether a CPU with these flags has native bf16 arithmetic (``avx512_bf16`` or ``amx_bf16``)."""
+    return any(f in set(flags) for f in BF16_FLAGS)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """What :func:`resolve_backend` chose: ``name`` (``cuda``, ``openvino`` or ``cpu``) and
+    ``precision`` (``fp32`` or ``bf16``)."""
+
+    name: str
+    precision: str
+
+
+def resolve_backend(
+    provider: str,
+    precision: str = "auto",
+    *,
+    ort_providers: Iterable[str] = (CPU_EP,),
+    openvino: bool = False,
+    flags: Iterable[str] = (),
+    auto_bf16: bool = AUTO_BF16,
+) -> Backend:
+    """The backend and precision for a request, from what is installed (pure function).
+
+    ``ort_providers``: onnxruntime's available providers ([] if not installed); ``openvino``:
+    OpenVINO importable; ``flags``: the CPU's ``/proc/cpuinfo`` flags.
+
+    * ``auto``: CUDA if onnxruntime has it (and bf16 not asked), else OpenVINO if installed, else
+      onnxruntime CPU.  ``precision="auto"``: bf16 on OpenVINO when the CPU has native bf16 and
+      ``auto_bf16``, else fp32.
+    * ``precision="bf16"`` needs OpenVINO and a CPU with native bf16: otherwise ProviderError
+      (never a silent fp32 run, never a slow emulated one).
+
+    Raises:
+        ValueError: unknown provider or precision name.
+        ProviderError: the request cannot be met here (the message says why and what to do).
+    """
+    if provider not in PROVIDERS:
+        raise ValueError(f"unknown provider {provider!r}: use one of {', '.join(PROVIDERS)}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+    ort_providers, flags = list(ort_providers), set(flags)
+    if precision == "bf16" and provider in ("cuda", "cpu"):
+        raise ProviderError(f"--precision bf16 runs only with --provider openvino (or auto), not with onnxruntime's "
+                            f"{provider} provider; use --precision fp32 or auto")
+    name = provider
+    if provider == "auto":
+        if CUDA_EP in ort_providers and precision != "bf16":
+            name = "cuda"
+        elif openvino:
+            name = "openvino"
+        elif precision == "bf16":
+            raise ProviderError("--precision bf16 needs OpenVINO, which is not installed: "
+                                "pip install \"mars-cloudmask[cpu]\" (or pip install openvino)")
+        else:
+            name = "cpu"
+    if name == "openvino" and not openvino:
+        raise ProviderError("--provider openvino: OpenVINO is not installed: pip install \"mars-cloudmask[cpu]\" "
+                            "(or pip install openvino)")
+    if name in ("cuda", "cpu") and not ort_providers:
+        raise ProviderError(f"--provider {provider}: onnxruntime is not installed: pip install \"mars-cloudmask[cpu]\" "
+                            f"(or [gpu] for CUDA)")
+    if name == "cuda" and CUDA_EP not in ort_providers:
+        raise ProviderError(
+            f"--provider cuda: this onnxruntime build has no CUDA provider (available: "
+            f"{', '.join(ort_providers)}); install the GPU build with `pip install \"mars-cloudmask[gpu]\"` "
+            f"(onnxruntime-gpu, never together with onnxruntime)"
+        )
+    if name != "openvino":
+        return Backend(name, "fp32")
+    has_bf16 = native_bf16(flags)
+    if precision == "bf16" and not has_bf16:
+        raise ProviderError(f"--precision bf16: this CPU has no native bf16 arithmetic (none of the "
+                            f"{', '.join(BF16_FLAGS)} flags in /proc/cpuinfo); use --precision fp32 or auto")
+    if precision == "bf16" or (precision == "auto" and has_bf16 and auto_bf16):
+        return Backend("openvino", "bf16")
+    return Backend("openvino", "fp32")
+
+
 def resolve_providers(provider: str, available: list[str]) -> list[str]:
-    """The provider list to ask onnxruntime for.
+    """The provider list to ask onnxruntime for (``cuda``, ``cpu`` or ``auto`` meaning onnxruntime).
 
     Raises:
         ProviderError: ``cuda`` asked but this onnxruntime build has no CUDA provider.
@@ -141,16 +264,14 @@ def resolve_providers(provider: str, available: list[str]) -> list[str]:
     """
     if provider not in PROVIDERS:
         raise ValueError(f"unknown provider {provider!r}: use one of {', '.join(PROVIDERS)}")
+    if provider == "openvino":
+        raise ValueError("--provider openvino is not an onnxruntime provider")
     if provider == "cpu":
         return [CPU_EP]
     if CUDA_EP in available:
         return [CUDA_EP, CPU_EP]
     if provider == "cuda":
-        raise ProviderError(
-            f"--provider cuda: this onnxruntime build has no CUDA provider (available: "
-            f"{', '.join(available)}); install the GPU build with `pip install \"mars-cloudmask[gpu]\"` "
-            f"(onnxruntime-gpu, never together with onnxruntime)"
-        )
+        resolve_backend("cuda", "fp32", ort_providers=available)  # raises the one-line reason
     return [CPU_EP]
 
 
@@ -161,21 +282,17 @@ def _cuda_missing_reason() -> str:
     return "onnxruntime could not start CUDA (no GPU visible, or driver/library version mismatch: see its log above)"
 
 
-class CloudModel:
-    """One onnxruntime session over a cloudmask ONNX file, created once per run.
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
 
-    Attributes:
-        path: the model file.  info: its :class:`ModelInfo`.  provider: ``"cuda"`` or ``"cpu"``,
-        what the session really runs on.  providers: the session's provider list.
-    """
 
-    def __init__(self, path: str | Path, provider: str = "auto", threads: int | None = None, spinning: bool = False):
+class _OrtSession:
+    """onnxruntime behind :class:`CloudModel`: ``providers``, ``provider``, ``meta``, ``run``."""
+
+    def __init__(self, path: Path, provider: str, threads: int | None, spinning: bool):
         ort = _ort()
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise ModelError(f"{self.path}: model file not found")
-        available = list(ort.get_available_providers())
-        wanted = resolve_providers(provider, available)
+        wanted = resolve_providers(provider, list(ort.get_available_providers()))
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = int(threads)
@@ -184,41 +301,164 @@ class CloudModel:
         # Idle pool threads spin by default; off, they leave the cores to the decode/write
         # threads and to other jobs (measured faster end to end on a busy 2-core machine).
         opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
-        self.spinning = spinning
         try:
-            self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=wanted)
+            self.session = ort.InferenceSession(str(path), sess_options=opts, providers=wanted)
         except Exception as exc:  # onnxruntime raises several private exception types
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"{self.path}: not a loadable ONNX model ({first[:200]})") from None
+            raise ModelError(f"{path}: not a loadable ONNX model ({_first_line(exc)})") from None
         self.providers = list(self.session.get_providers())
         self.provider = "cuda" if self.providers and self.providers[0] == CUDA_EP else "cpu"
         if provider == "cuda" and self.provider != "cuda":
             raise ProviderError(f"--provider cuda: CUDA is not active in onnxruntime, {_cuda_missing_reason()}")
-        self.requested_provider = provider
-        self.threads = threads
-        meta = dict(self.session.get_modelmeta().custom_metadata_map)
-        self.info = ModelInfo.from_metadata(meta, self.path)
-        self._check_contract()
+        self.precision = "fp32"
+        self.meta = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.version = ort.__version__
+        self.threads_used = self.session.get_session_options().intra_op_num_threads or None
 
-    def _check_contract(self) -> None:
+    def check_io(self, path: Path, channels: int) -> None:
         ins, outs = self.session.get_inputs(), self.session.get_outputs()
         if len(ins) != 1:
-            raise ModelError(f"{self.path}: expected 1 input (uint8 NHWC image), found {len(ins)}")
+            raise ModelError(f"{path}: expected 1 input (uint8 NHWC image), found {len(ins)}")
         inp = ins[0]
         if inp.type != "tensor(uint8)":
-            raise ModelError(f"{self.path}: input {inp.name!r} is {inp.type}, expected tensor(uint8) (raw map pixels)")
-        if len(inp.shape) != 4 or inp.shape[3] != 3:
-            raise ModelError(f"{self.path}: input {inp.name!r} has shape {inp.shape}, expected (N, H, W, 3) NHWC")
+            raise ModelError(f"{path}: input {inp.name!r} is {inp.type}, expected tensor(uint8) (raw map pixels)")
+        if len(inp.shape) != 4 or inp.shape[3] != channels:
+            raise ModelError(f"{path}: input {inp.name!r} has shape {inp.shape}, expected (N, H, W, {channels}) NHWC")
         if not outs or len(outs[0].shape) != 4:
-            raise ModelError(f"{self.path}: output 0 must be (N, H, W, 1), found {outs[0].shape if outs else 'none'}")
-        self.input_name = inp.name
-        self.output_name = outs[0].name
-        n = 2 * self.info.margin + 4  # smallest input whose output is 4 px: a cheap probe
+            raise ModelError(f"{path}: output 0 must be (N, H, W, 1), found {outs[0].shape if outs else 'none'}")
+        self.input_name, self.output_name = inp.name, outs[0].name
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run([self.output_name], {self.input_name: x})[0]
+
+
+class _OpenVinoModel:
+    """OpenVINO's CPU plugin behind :class:`CloudModel`, one compiled model per input shape."""
+
+    def __init__(self, path: Path, precision: str, threads: int | None):
+        ov = _ov()
+        self.core = ov.Core()
         try:
-            y = self.session.run([self.output_name], {self.input_name: np.zeros((1, n, n, 3), np.uint8)})[0]
+            self.model = self.core.read_model(str(path))
+        except Exception as exc:  # OpenVINO raises RuntimeError subclasses with long messages
+            raise ModelError(f"{path}: not a loadable ONNX model ({_first_line(exc)})") from None
+        self.config = {
+            "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+            "PERFORMANCE_HINT": "LATENCY",
+            "NUM_STREAMS": "1",
+            **({"INFERENCE_NUM_THREADS": str(int(threads))} if threads else {}),
+        }
+        self.path = path
+        self.providers = [OPENVINO_CPU]
+        self.provider = "openvino"
+        self.requested_precision = precision
+        self.precision = precision  # replaced by what the first compiled model reports
+        self.version = ov.__version__
+        self.threads_used: int | None = int(threads) if threads else None
+        self.meta = self._metadata()
+        self._compiled: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _metadata(self) -> dict[str, str]:
+        rt = self.model.get_rt_info()
+        if "framework" not in list(rt.keys()):
+            return {}
+        fw = rt["framework"]
+        return {str(k): fw[k].astype(str) for k in list(fw.keys())}
+
+    def check_io(self, path: Path, channels: int) -> None:
+        ins, outs = self.model.inputs, self.model.outputs
+        if len(ins) != 1:
+            raise ModelError(f"{path}: expected 1 input (uint8 NHWC image), found {len(ins)}")
+        inp = ins[0]
+        etype = inp.get_element_type().get_type_name()
+        if etype != "u8":
+            raise ModelError(f"{path}: input {inp.get_any_name()!r} is {etype}, expected u8 (raw map pixels)")
+        shape = inp.get_partial_shape()
+        if shape.rank.is_dynamic or shape.rank.get_length() != 4 or not shape[3].is_static or shape[3].get_length() != channels:
+            raise ModelError(f"{path}: input {inp.get_any_name()!r} has shape {shape}, expected (N, H, W, {channels}) NHWC")
+        if not outs or outs[0].get_partial_shape().rank.is_dynamic or outs[0].get_partial_shape().rank.get_length() != 4:
+            raise ModelError(f"{path}: output 0 must be (N, H, W, 1), found {outs[0].get_partial_shape() if outs else 'none'}")
+
+    def _request(self, shape: tuple[int, ...]):
+        entry = self._compiled.get(shape)
+        if entry is not None:
+            self._compiled.move_to_end(shape)
+            return entry[1]
+        model = self.model.clone()
+        model.reshape(list(shape))
+        compiled = self.core.compile_model(model, "CPU", self.config)
+        self.precision = "bf16" if compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() == "bf16" else "fp32"
+        if self.threads_used is None:
+            self.threads_used = int(compiled.get_property("INFERENCE_NUM_THREADS")) or None
+        request = compiled.create_infer_request()
+        self._compiled[shape] = (compiled, request)
+        while len(self._compiled) > MAX_COMPILED_SHAPES:
+            self._compiled.popitem(last=False)
+        return request
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        with self._lock:  # one infer request per shape: calls from several threads take turns
+            request = self._request(tuple(int(v) for v in x.shape))
+            request.infer({0: x}, share_inputs=True)
+            return request.get_output_tensor(0).data.copy()
+
+
+class CloudModel:
+    """A cloudmask ONNX model on one backend (onnxruntime CUDA / CPU, or OpenVINO), loaded once.
+
+    Attributes:
+        path: the model file.  info: its :class:`ModelInfo`.  provider: ``"cuda"``,
+        ``"openvino"`` or ``"cpu"`` (onnxruntime), what really runs.  precision: ``"fp32"`` or
+        ``"bf16"``, what really runs.  providers: the session's provider list (``["OpenVINO CPU"]``
+        for OpenVINO).
+    """
+
+    def __init__(self, path: str | Path, provider: str = "auto", threads: int | None = None, spinning: bool = False,
+                 precision: str = "auto"):
+        self.path = Path(path)
+        backend = resolve_backend(provider, precision, ort_providers=ort_available_providers(query=provider == "cuda"),
+                                  openvino=openvino_installed(), flags=cpu_flags())
+        if not self.path.is_file():
+            raise ModelError(f"{self.path}: model file not found")
+        self.backend: _OrtSession | _OpenVinoModel
+        if backend.name == "openvino":
+            self.backend = _OpenVinoModel(self.path, backend.precision, threads)
+        else:
+            # "auto" lets onnxruntime fall back to its CPU provider when CUDA does not start
+            ort_provider = provider if backend.name == "cuda" else "cpu"
+            self.backend = _OrtSession(self.path, ort_provider, threads, spinning)
+        self.requested_provider = provider
+        self.requested_precision = precision
+        self.threads = threads
+        self.spinning = spinning
+        self.info = ModelInfo.from_metadata(self.backend.meta, self.path)
+        self.backend.check_io(self.path, self.info.channel_count(self.path))
+        self._probe()
+
+    @property
+    def provider(self) -> str:
+        return self.backend.provider
+
+    @property
+    def providers(self) -> list[str]:
+        return list(self.backend.providers)
+
+    @property
+    def precision(self) -> str:
+        return self.backend.precision
+
+    @property
+    def session(self):
+        """The onnxruntime session (None on OpenVINO)."""
+        return getattr(self.backend, "session", None)
+
+    def _probe(self) -> None:
+        n = 2 * self.info.margin + 4  # smallest input whose output is 4 px: a cheap probe
+        channels = self.info.channel_count(self.path)
+        try:
+            y = self.backend.run(np.zeros((1, n, n, channels), np.uint8))
         except Exception as exc:
-            first = str(exc).strip().splitlines()[0][:200]
-            raise ModelError(f"{self.path}: a {n} x {n} input fails ({first}); dynamic H, W required") from None
+            raise ModelError(f"{self.path}: a {n} x {n} input fails ({_first_line(exc)}); dynamic H, W required") from None
         if y.shape != (1, 4, 4, 1) or y.dtype != np.float32:
             raise ModelError(
                 f"{self.path}: a {n} x {n} input gave {y.dtype} {tuple(y.shape)}, expected float32 (1, 4, 4, 1) "
@@ -227,8 +467,7 @@ class CloudModel:
 
     def run(self, tiles: np.ndarray) -> np.ndarray:
         """Probabilities for a batch of tiles: uint8 ``(N, H, W, 3)`` -> float32 ``(N, H-2m, W-2m)``."""
-        y = self.session.run([self.output_name], {self.input_name: np.ascontiguousarray(tiles)})[0]
-        return y[..., 0]
+        return self.backend.run(np.ascontiguousarray(tiles))[..., 0]
 
     @property
     def sha256(self) -> str:
@@ -238,7 +477,7 @@ class CloudModel:
         return self._sha256
 
     def describe(self) -> dict[str, Any]:
-        """Model file, hash, metadata and session providers, for run records."""
+        """Model file, hash, metadata, backend and precision, for run records."""
         return {
             "path": str(self.path),
             "sha256": self.sha256,
@@ -246,34 +485,41 @@ class CloudModel:
             "version": self.info.version,
             "metadata": self.info.metadata,
             "provider": self.provider,
+            "precision": self.precision,
+            "requested": {"provider": self.requested_provider, "precision": self.requested_precision},
             "session_providers": self.providers,
+            "backend_version": f"{'openvino' if self.provider == 'openvino' else 'onnxruntime'} {self.backend.version}",
             "threads": self.threads,
             "intra_op_spinning": self.spinning,
         }
 
 
 def load_model(
-    path: str | Path | None = None, provider: str = "auto", threads: int | None = None, spinning: bool = False
+    path: str | Path | None = None, provider: str = "auto", threads: int | None = None, spinning: bool = False,
+    precision: str = "auto",
 ) -> CloudModel:
     """Load a cloudmask ONNX model once (``path=None``: the shipped default model).
 
-    ``threads``: onnxruntime intra-op threads (None: one per core); ``spinning``: let idle
-    pool threads spin (onnxruntime's default; off here, see :class:`CloudModel`).
+    ``provider``: one of :data:`PROVIDERS`; ``precision``: one of :data:`PRECISIONS` (see the
+    module docstring).  ``threads``: intra-op threads (None: one per core); ``spinning``: let
+    onnxruntime's idle pool threads spin (its default; off here, see :class:`_OrtSession`).
 
     Raises:
         ModelError: missing file, not ONNX, or not the cloudmask contract (message names the file).
-        ProviderError: ``provider="cuda"`` and CUDA is not active.
+        ProviderError: the provider or precision asked for cannot run here.
+        ValueError: unknown provider or precision name.
     """
     if path is None:
         path = default_model_path()
         if not Path(path).is_file():
             raise ModelError(missing_default_model_message(Path(path)))
-    return CloudModel(path, provider=provider, threads=threads, spinning=spinning)
+    return CloudModel(path, provider=provider, threads=threads, spinning=spinning, precision=precision)
 
 
 def thread_settings() -> dict[str, Any]:
     """CPU count and the thread-related environment variables that change onnxruntime / Numba."""
     env = ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+    affinity: int | None
     try:
         affinity = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux

@@ -12,9 +12,17 @@ box-sized accumulators; nothing ever holds all the tiles of a map at once.
 
 All arrays here are **north-up** and in *box* coordinates: row 0 / column 0 is the box's
 ``ymin`` / ``xmin`` (see :class:`geometry.TilePlan`).  Pixels no tile covers are -999.
+
+Start-up: ``seamless`` needs no kernel, so it never imports Numba.  The ``center`` and
+``blend`` kernels are compiled on first use with ``cache=True``: Numba writes them beside this
+file (``__pycache__``), else in its user-wide cache folder, or in ``NUMBA_CACHE_DIR`` when that
+is set, and later runs load them instead of compiling.  Where no cache folder is writable they
+are compiled in each run (a slower start, same results).
 """
 
 from __future__ import annotations
+
+from typing import Iterable
 
 import numpy as np
 
@@ -63,14 +71,25 @@ def plan_mode(stitch: str) -> str:
 
 
 # --------------------------------------------------------------------------- kernels
+def _jit(func):
+    """``numba.njit(cache=True, nogil=True)``, without the cache where Numba finds no writable folder."""
+    import numba
+
+    try:
+        return numba.njit(cache=True, nogil=True)(func)
+    except RuntimeError as exc:  # "cannot cache function ...: no locator available for file ..."
+        if "cache" not in str(exc):
+            raise
+        return numba.njit(nogil=True)(func)
+
+
 def _kernels():
     """Compile (or load from Numba's cache) the three kernels; imported lazily."""
     global _KERNELS
     if _KERNELS is not None:
         return _KERNELS
-    import numba
 
-    @numba.njit(cache=True, nogil=True)
+    @_jit
     def center_fold(out, best, pred, wy, wx):  # pragma: no cover - compiled
         """Where ``wy[i] * wx[j] > best``, take the tile's value (strict: ties keep the earlier tile)."""
         for i in range(pred.shape[0]):
@@ -80,7 +99,7 @@ def _kernels():
                     best[i, j] = v
                     out[i, j] = pred[i, j]
 
-    @numba.njit(cache=True, nogil=True)
+    @_jit
     def blend_fold(acc, wsum, pred, wy, wx):  # pragma: no cover - compiled
         """Accumulate ``wy[i] * wx[j] * pred`` and the weights."""
         for i in range(pred.shape[0]):
@@ -89,7 +108,7 @@ def _kernels():
                 acc[i, j] += v * pred[i, j]
                 wsum[i, j] += v
 
-    @numba.njit(cache=True, nogil=True)
+    @_jit
     def blend_finish(acc, wsum, out):  # pragma: no cover - compiled
         """``out = acc / wsum`` where covered, -999 elsewhere."""
         h, wd = out.shape
@@ -107,9 +126,10 @@ def _kernels():
 _KERNELS: dict | None = None
 
 
-def warm_up() -> None:
-    """Compile / load every kernel once on tiny arrays, so no map pays the JIT cost."""
-    for mode in STITCH_MODES:
+def warm_up(modes: Iterable[str] = STITCH_MODES) -> None:
+    """Compile / load the kernels of ``modes`` once on tiny arrays, so no map pays the JIT cost
+    (``["seamless"]``: nothing to do, Numba is not even imported)."""
+    for mode in modes:
         s = Stitcher(mode, (4, 4), 4)
         s.add(0, 0, np.zeros((4, 4), np.float32))
         s.result()
@@ -134,7 +154,7 @@ class Stitcher:
         plan_mode(mode)
         self.mode = mode
         self._shape = shape
-        self._k = _kernels()
+        self._k = _kernels() if mode != "seamless" else {}
         self._w = spline_window(tile_out)
         if mode == "blend":
             self._acc = np.zeros(shape, np.float64)

@@ -185,14 +185,19 @@ def test_main_suite_runs_every_variant_on_one_synthetic_map(tmp_path, tiny_keras
     doc = run_benchmark(cfg)
     assert doc["errors"] == []
     v = doc["suites"]["main"]["variants"]
+    from mars_cloudmask.benchmarks.runner import openvino_precisions
+
+    ov = [f"ov-{p}" for p in openvino_precisions()]
     assert list(v) == ["keras-original", "keras-center", "ort-center", "ort-blend", "ort-seamless",
-                       "ort-wholemap", "limit-original", "limit-seamless"]
+                       "ort-wholemap", "limit-original", "limit-seamless", *ov]
     assert v["keras-original"]["x_baseline"] == pytest.approx(1.0)
     for name, r in v.items():
         assert r["ok"] and r["s_per_map"] > 0 and r["peak_rss_bytes"] > 50e6, name
         assert r["tensorflow_imported"] == name.startswith("keras"), name  # TF only in Keras processes
         if name.startswith("ort"):
             assert r["session_providers"] == ["CPUExecutionProvider"]
+        if name.startswith("ov-"):
+            assert (r["provider"], r["precision"]) == ("openvino", name[3:]) and "stages_s_per_map" in r["staged"]
     # same tiles for the limit as for the modes using its plan
     assert v["limit-original"]["tiles_per_map"] == v["ort-center"]["tiles_per_map"] == v["keras-original"]["tiles_per_map"] == 4
     assert v["limit-seamless"]["tiles_per_map"] == v["ort-seamless"]["tiles_per_map"]
@@ -205,6 +210,9 @@ def test_main_suite_runs_every_variant_on_one_synthetic_map(tmp_path, tiny_keras
     a, b = read_mask(out / "keras-original" / rel), read_mask(out / "keras-center" / rel)
     assert (a > 0).sum() > 1000
     np.testing.assert_array_equal(a, b)
+    if "ov-fp32" in v:  # OpenVINO fp32 through the same pipeline writes onnxruntime's mask
+        ort_mask, ov_mask = read_mask(out / "ort-seamless" / rel), read_mask(out / "ov-fp32" / rel)
+        np.testing.assert_allclose(ov_mask, ort_mask, atol=1e-5, rtol=0)
     targets = doc["suites"]["main"]["targets"]
     assert len(targets) == 8 and all(t["passed"] in (True, False) for t in targets)
 
@@ -221,3 +229,41 @@ def test_op_profile_accounts_for_the_tile_time(tiny_model):
     p = op_profile(tiny_model, threads=1, tiles=1)
     assert "Conv" in p["ops_ms_per_tile"] and "ConvTranspose" in p["ops_ms_per_tile"]
     assert 0 < p["kernel_ms_per_tile"] <= p["tile_s"] * 1000 * 1.05  # kernels fit inside the wall time
+
+
+# --------------------------------------------------------------------------- OpenVINO-era suites
+def test_bf16_verdict_follows_the_f1_cost_on_the_test_days():
+    from mars_cloudmask.benchmarks.precision import MAX_F1_COST, bf16_verdict
+
+    ok = bf16_verdict({"openvino-fp32": {"test_days_18_20": 0.870}, "openvino-bf16": {"test_days_18_20": 0.868}})
+    bad = bf16_verdict({"openvino-fp32": {"test_days_18_20": 0.870}, "openvino-bf16": {"test_days_18_20": 0.866}})
+    assert MAX_F1_COST == 0.003
+    assert ok == {"measured": True, "f1_cost": 0.002, "max_cost": 0.003, "bf16_default": True}
+    assert bad["bf16_default"] is False and bad["f1_cost"] == pytest.approx(0.004)
+    assert bf16_verdict({"openvino-fp32": {"test_days_18_20": None}})["measured"] is False
+
+
+def test_tile_plan_estimates_multiply_tiles_by_the_time_per_tile():
+    from mars_cloudmask.benchmarks.tilesize import plan_estimates
+    from mars_cloudmask.infer.predict import seamless_tile_out
+
+    box = Bounds(0, MAP_WIDTH, 0, 1090)
+    n = {t: plan_tiles(box, "seamless", t).n_tiles for t in (484, 612)}
+    est = plan_estimates({484: 0.10, 612: 0.30}, margin=92, align=16, heights=(1090,))["1090"]
+    assert est["n_tiles"] == {"484": n[484], "612": n[612]}
+    assert est["estimated_s"] == {"484": round(n[484] * 0.10, 3), "612": round(n[612] * 0.30, 3)}
+    assert est["fastest_timed"] == min((484, 612), key=lambda t: n[t] * (0.10 if t == 484 else 0.30))
+    assert est["seamless_tile_out"] == seamless_tile_out(box)
+
+
+def test_startup_times_cm_infer_to_its_first_map(tmp_path, tiny_model):
+    from mars_cloudmask.benchmarks.startup import first_map_time, version_time
+
+    [jpg] = write_map_tree(tmp_path / "maps", days=(1,))
+    r = first_map_time(jpg, ["--model", str(tiny_model), "--provider", "cpu", "--bounds", "0", "600", "700", "1200"])
+    assert r["ok"], r
+    assert 0 < r["first_map_s"] <= r["exit_s"]
+    bad = first_map_time(tmp_path / "nothing.jpg", ["--model", str(tiny_model)])
+    assert not bad["ok"] and bad["first_map_s"] is None and bad["error"]
+    v = version_time(repeats=1)
+    assert v["heavy_modules_on_import"] == [] and v["median_s"] > 0

@@ -89,6 +89,31 @@ def test_cli_exports_and_reports_missing_weights(run, tmp_path):
     assert missing.exit_code == 1 and "nothing: no such file or folder" in missing.output
 
 
+def test_polar_offset_is_a_contract_field_and_old_meta_values_still_count(run, tmp_path):
+    from mars_cloudmask.infer.contract import ModelInfo
+
+    new, old, bad = tmp_path / "new.onnx", tmp_path / "old.onnx", tmp_path / "bad.onnx"
+    result = CliRunner().invoke(app, [str(run), "--out", str(new), "--polar-offset", "-3"])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(app, [str(run), "--out", str(old), "--meta", "polar_offset=-2.5"])
+    assert result.exit_code == 0, result.output
+    assert ModelInfo.from_metadata(read_metadata(new), new).polar_offset == -3.0
+    assert ModelInfo.from_metadata(read_metadata(old), old).polar_offset == -2.5
+    assert read_metadata(new)["input_channels"] == "rgb"
+    result = CliRunner().invoke(app, [str(run), "--out", str(bad), "--meta", "polar_offset=north"])
+    assert result.exit_code == 1 and "polar_offset" in result.output and not bad.exists()
+
+
+def test_contract_metadata_round_trips_through_model_info():
+    from mars_cloudmask.export.onnx_export import contract_info
+    from mars_cloudmask.infer.contract import ModelInfo
+
+    info = contract_info(16, 4, name="m", version="3", threshold=0.47, polar_offset=-3.0, split='{"val": []}')
+    assert (info.tile_in, info.tile_out, info.margin, info.align) == (668, 484, 92, 16)
+    assert ModelInfo.from_metadata(info.to_metadata(), "m.onnx") == info
+    assert info.extra["width"] == "16" and info.extra["split"] == '{"val": []}'
+
+
 def test_a_conversion_with_a_wrong_output_shape_is_converted_again_once(run, tmp_path, monkeypatch):
     import onnx
 

@@ -125,9 +125,13 @@ def test_cuda_on_a_machine_without_cuda_fails_at_once(tiny_model):
 
 
 @pytest.mark.skipif(HAS_CUDA, reason="this onnxruntime has CUDA")
-def test_auto_reports_the_cpu(tiny_model):
+def test_auto_picks_openvino_when_installed_else_onnxruntime_cpu(tiny_model, monkeypatch):
+    if runtime.openvino_installed():
+        model = load_model(tiny_model, provider="auto", precision="fp32")
+        assert model.provider == "openvino" and model.providers == [runtime.OPENVINO_CPU]
+    monkeypatch.setattr(runtime, "openvino_installed", lambda: False)
     model = load_model(tiny_model, provider="auto")
-    assert model.provider == "cpu" and model.providers == [CPU_EP]
+    assert model.provider == "cpu" and model.providers == [CPU_EP] and model.precision == "fp32"
 
 
 @pytest.mark.skipif(HAS_CUDA, reason="this onnxruntime has CUDA")
@@ -138,6 +142,7 @@ def test_silent_cpu_fallback_is_caught(tiny_model, monkeypatch):
     with pytest.raises(ProviderError) as exc:
         load_model(tiny_model, provider="cuda")
     assert "CUDA is not active" in one_line(exc)
+    monkeypatch.setattr(runtime, "ort_available_providers", lambda query=False: [CUDA_EP, CPU_EP])
     model = load_model(tiny_model, provider="auto")  # auto accepts the CPU and says so
     assert model.provider == "cpu"
 
@@ -158,6 +163,18 @@ def test_doctor_reports_versions_providers_and_model(tiny_model):
     assert f"numba: {versions()['numba']}" in text
 
 
+@pytest.mark.skipif(not runtime.openvino_installed(), reason="openvino not installed")
+def test_doctor_shows_the_openvino_version_device_and_precision(tiny_model):
+    import openvino
+
+    info = doctor_info(tiny_model, provider="openvino", precision="fp32")
+    assert info["openvino"]["version"] == openvino.__version__ and "CPU" in info["openvino"]["devices"]
+    assert (info["model"]["provider"], info["model"]["precision"]) == ("openvino", "fp32")
+    text = format_doctor(info)
+    assert f"openvino: {openvino.__version__}, devices " in text and "CPU" in text
+    assert "active providers: OpenVINO CPU (running on OPENVINO, precision fp32)" in text
+
+
 def test_doctor_reports_a_bad_model_instead_of_raising(tmp_path):
     info = doctor_info(tmp_path / "missing.onnx")
     assert "model file not found" in info["model"]["error"]
@@ -171,3 +188,126 @@ def test_thread_spinning_is_off_unless_asked(tiny_model):
     assert off.session.get_session_options().get_session_config_entry(entry) == "0"
     assert on.session.get_session_options().get_session_config_entry(entry) == "1"
     assert off.describe()["intra_op_spinning"] is False
+
+
+# --------------------------------------------------------------------------- backend resolution
+BF16 = {"avx512f", "avx512_bf16"}
+NO_BF16 = {"avx2", "avx512f"}
+
+
+def test_auto_resolution_prefers_cuda_then_openvino_then_onnxruntime_cpu():
+    resolve = runtime.resolve_backend
+    assert resolve("auto", ort_providers=[CUDA_EP, CPU_EP], openvino=True, flags=BF16) == runtime.Backend("cuda", "fp32")
+    assert resolve("auto", ort_providers=[CPU_EP], openvino=True, flags=BF16) == runtime.Backend("openvino", "bf16")
+    assert resolve("auto", ort_providers=[CPU_EP], openvino=True, flags=NO_BF16) == runtime.Backend("openvino", "fp32")
+    assert resolve("auto", ort_providers=[CPU_EP], openvino=False, flags=BF16) == runtime.Backend("cpu", "fp32")
+    assert resolve("auto", "bf16", ort_providers=[CUDA_EP, CPU_EP], openvino=True, flags=BF16).name == "openvino"
+    assert resolve("openvino", "fp32", openvino=True, flags=BF16) == runtime.Backend("openvino", "fp32")
+    assert resolve("cpu", "fp32", openvino=True, flags=BF16) == runtime.Backend("cpu", "fp32")
+    # the accuracy switch: auto precision stays fp32 when bf16 was found too costly
+    assert resolve("auto", openvino=True, flags=BF16, auto_bf16=False).precision == "fp32"
+
+
+def test_bf16_is_refused_where_it_cannot_run_natively():
+    resolve = runtime.resolve_backend
+    for provider in ("cpu", "cuda"):
+        with pytest.raises(ProviderError, match="only with --provider openvino"):
+            resolve(provider, "bf16", ort_providers=[CUDA_EP, CPU_EP], openvino=True, flags=BF16)
+    with pytest.raises(ProviderError, match="no native bf16") as exc:  # faked flags of an older CPU
+        resolve("openvino", "bf16", openvino=True, flags=NO_BF16)
+    assert one_line(exc)
+    with pytest.raises(ProviderError, match="OpenVINO is not installed"):
+        resolve("openvino", "fp32", openvino=False)
+    with pytest.raises(ProviderError, match="needs OpenVINO"):
+        resolve("auto", "bf16", openvino=False, flags=BF16)
+    with pytest.raises(ValueError, match="unknown precision"):
+        resolve("auto", "fp16")
+
+
+def test_cpu_flags_and_native_bf16_from_cpuinfo_text():
+    text = "processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16 amx_tile\n\nprocessor\t: 1\n"
+    assert {"avx512_bf16", "amx_tile"} <= runtime.cpu_flags(text)
+    assert runtime.native_bf16(runtime.cpu_flags(text))
+    assert runtime.native_bf16({"amx_bf16"}) and not runtime.native_bf16(NO_BF16)
+    assert runtime.cpu_flags("no flags here") == frozenset()
+
+
+def test_the_cli_can_validate_against_the_tuples():
+    assert runtime.PROVIDERS == ("auto", "cuda", "openvino", "cpu")
+    assert runtime.PRECISIONS == ("auto", "fp32", "bf16")
+
+
+def test_bf16_on_a_cpu_without_bf16_flags_fails_in_load_model(tiny_model, monkeypatch):
+    monkeypatch.setattr(runtime, "cpu_flags", lambda cpuinfo=None: frozenset(NO_BF16))
+    with pytest.raises(ProviderError, match="no native bf16"):
+        load_model(tiny_model, provider="openvino", precision="bf16")
+    with pytest.raises(ProviderError, match="only with --provider openvino"):
+        load_model(tiny_model, provider="cpu", precision="bf16")
+    if runtime.openvino_installed():  # auto on that CPU: fp32
+        assert load_model(tiny_model, provider="openvino").precision == "fp32"
+
+
+# --------------------------------------------------------------------------- OpenVINO backend
+needs_openvino = pytest.mark.skipif(not runtime.openvino_installed(), reason="openvino not installed")
+
+
+@needs_openvino
+def test_openvino_fp32_equals_onnxruntime_on_several_tile_sizes(tiny_model):
+    ort_model = load_model(tiny_model, provider="cpu")
+    ov_model = load_model(tiny_model, provider="openvino", precision="fp32", threads=1)
+    assert (ov_model.provider, ov_model.precision, ov_model.session) == ("openvino", "fp32", None)
+    assert ov_model.info == ort_model.info
+    rng = np.random.default_rng(3)
+    for shape in [(1, 668, 668, 3), (2, 204, 236, 3), (1, 668, 668, 3)]:  # a shape seen again
+        tiles = rng.integers(0, 256, shape, dtype=np.uint8)
+        got, want = ov_model.run(tiles), ort_model.run(tiles)
+        assert got.shape == want.shape == (shape[0], shape[1] - 184, shape[2] - 184)
+        np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+    d = ov_model.describe()
+    assert d["provider"] == "openvino" and d["precision"] == "fp32" and d["backend_version"].startswith("openvino ")
+
+
+@needs_openvino
+def test_openvino_keeps_a_bounded_cache_of_compiled_shapes(tiny_model, monkeypatch):
+    monkeypatch.setattr(runtime, "MAX_COMPILED_SHAPES", 2)
+    model = load_model(tiny_model, provider="openvino", precision="fp32", threads=1)
+    for w in (188, 204, 220, 188):
+        model.run(np.zeros((1, 188, w, 3), np.uint8))
+    assert list(model.backend._compiled) == [(1, 188, 220, 3), (1, 188, 188, 3)]
+
+
+@needs_openvino
+@pytest.mark.skipif(not runtime.native_bf16(runtime.cpu_flags()), reason="this CPU has no native bf16")
+def test_openvino_bf16_runs_in_bf16_and_stays_close(tiny_model):
+    tiles = np.random.default_rng(4).integers(0, 256, (1, 252, 252, 3), dtype=np.uint8)
+    model = load_model(tiny_model, provider="openvino", precision="bf16", threads=1)
+    assert model.precision == "bf16"
+    diff = np.abs(model.run(tiles) - load_model(tiny_model, provider="cpu").run(tiles))
+    assert 0 < diff.max() < 0.1  # bf16 keeps ~3 significant digits: different, but close
+
+
+@needs_openvino
+def test_openvino_reports_a_file_that_is_not_onnx(tmp_path):
+    bad = tmp_path / "model.onnx"
+    bad.write_text("this is not a protobuf")
+    with pytest.raises(ModelError) as exc:
+        load_model(bad, provider="openvino")
+    assert one_line(exc).startswith(f"{bad}: not a loadable ONNX model")
+
+
+@pytest.mark.parametrize("provider", ["cpu", pytest.param("openvino", marks=needs_openvino)])
+def test_a_model_wanting_channels_the_runtime_cannot_provide_is_refused(tmp_path, provider):
+    path = make_tiny_unet_onnx(tmp_path / "rgbd.onnx", metadata={"input_channels": "rgb+dust"})
+    with pytest.raises(ModelError) as exc:
+        load_model(path, provider=provider, precision="fp32")
+    assert one_line(exc).startswith(f"{path}: the model wants input channels 'rgb+dust'")
+
+
+def test_the_shipped_version_2_model_keeps_loading_and_reads_as_rgb():
+    path = runtime.default_model_path()
+    if not path.is_file():
+        pytest.skip(f"no model shipped at {path}")
+    info = load_model(path, provider="cpu").info
+    assert (info.version, info.input_channels, info.polar_offset) == ("2", "rgb", -3.0)
+    if runtime.openvino_installed():
+        assert load_model(path, provider="openvino", precision="fp32").info == info

@@ -163,3 +163,56 @@ def test_a_model_of_another_depth_is_tiled_on_its_own_grid(other_depth_model, rg
     assert tiled.std() > 1e-3
     center = predict_box(other_depth_model, rgb, plan_for(other_depth_model, bounds, "center"), "center")
     assert center.shape == tiled.shape and (center > 0).all() and (center < 1).all()
+
+
+# --------------------------------------------------------------------------- fast start
+def _fresh_python(code: str, **env: str):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **env})
+
+
+def test_seamless_stitching_and_its_warm_up_never_import_numba():
+    res = _fresh_python(
+        "import sys, numpy as np\n"
+        "from mars_cloudmask.infer import stitch\n"
+        "stitch.warm_up(['seamless'])\n"
+        "s = stitch.Stitcher('seamless', (4, 4), 4); s.add(0, 0, np.ones((4, 4), np.float32))\n"
+        "assert (s.result() == 1).all()\n"
+        "print('numba' in sys.modules)\n")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "False"
+
+
+def test_kernels_are_cached_in_numba_cache_dir(tmp_path):
+    code = "from mars_cloudmask.infer import stitch\nstitch.warm_up(['center', 'blend'])\n"
+    res = _fresh_python(code, NUMBA_CACHE_DIR=str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    cached = sorted(p.name.split("-")[0] for p in tmp_path.rglob("*.nbi"))
+    assert cached == ["stitch._kernels.locals.blend_finish", "stitch._kernels.locals.blend_fold",
+                      "stitch._kernels.locals.center_fold"]
+
+
+def test_without_a_writable_cache_the_kernels_still_compile(monkeypatch):
+    import numba
+
+    from mars_cloudmask.infer import stitch
+
+    real = numba.njit
+
+    def no_locator(*args, **kwargs):
+        if kwargs.get("cache"):
+            def fail(func):
+                raise RuntimeError(f"cannot cache function {func.__name__!r}: no locator available for file 'x.py'")
+            return fail
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(numba, "njit", no_locator)
+    monkeypatch.setattr(stitch, "_KERNELS", None)
+    s = stitch.Stitcher("center", (4, 4), 4)
+    s.add(0, 0, np.full((4, 4), 0.5, np.float32))
+    assert (s.result() == 0.5).all()
+    monkeypatch.setattr(stitch, "_KERNELS", None)  # the next user compiles with caching again

@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from mars_cloudmask.infer.contract import DEFAULT_TILE_OUT
+
 app = typer.Typer(add_completion=False, help="Train the cloud-mask U-Net on labelled maps.")
 
 
@@ -51,7 +53,7 @@ def train_command(
     mdgm: Optional[Path] = typer.Option(None, "--mdgm", help="Root of the maps of the reference masks (mdgm/P)."),
     reference_weight: float = typer.Option(0.3, help="Loss weight of reference tiles."),
     reference_fraction: float = typer.Option(0.25, help="Share of each batch drawn from reference maps."),
-    tile_out: int = typer.Option(484, help="Output tile size (4 mod 2**depth, e.g. 484); input is this + 2 x margin (184 at depth 4)."),
+    tile_out: int = typer.Option(DEFAULT_TILE_OUT, help="Output tile size (4 mod 2**depth, e.g. 484); input is this + 2 x margin (184 at depth 4)."),
     threads: int = typer.Option(2, help="TensorFlow intra-op threads."),
     bn_momentum: float = typer.Option(0.99, help="BatchNorm moving-statistics momentum (0.9: they follow the weights faster)."),
     keep_epochs: bool = typer.Option(True, "--keep-epochs/--no-keep-epochs", help="Keep each epoch's weights in OUT/epochs/ (for cm-average)."),

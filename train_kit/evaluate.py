@@ -25,6 +25,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from mars_cloudmask.infer.contract import DEFAULT_TILE_OUT
+
 from mars_cloudmask.infer.atomic import write_text_atomic
 from mars_cloudmask.infer.geometry import (
     INVALID,
@@ -40,7 +42,7 @@ from mars_cloudmask.infer.maps import read_ls_table, read_map
 BINS = 1000
 THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.01), 2)
 DEFAULT_POLAR_OFFSET = -3.0  # the shipped models' offset (models/README.md, "Polar offset")
-TILE_OUT = 484
+TILE_OUT = DEFAULT_TILE_OUT
 
 
 @dataclass

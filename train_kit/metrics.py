@@ -11,8 +11,9 @@ import keras
 import numpy as np
 from keras import ops
 
-DEFAULT_THRESHOLD = 0.912
-"""The original's cloud threshold on the sigmoid output (domain.md 3)."""
+from mars_cloudmask.infer.contract import DEFAULT_THRESHOLD
+
+__all__ = ["DEFAULT_THRESHOLD", "MaskedScore", "confusion_counts", "pixel_metrics", "scores_from_counts"]
 SCORES = ("accuracy", "iou", "precision", "recall", "f1")
 
 

@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from mars_cloudmask.infer.atomic import atomic_path
+from mars_cloudmask.infer.contract import DEFAULT_TILE_OUT
 from mars_cloudmask.infer.geometry import check_tile_out
 
 from .checkpoint import (
@@ -90,7 +91,7 @@ class TrainConfig:
     """BCE weight multiplier of pixels within ``edge_radius`` px of a labelled cloud edge."""
     edge_radius: int = 1
     patience: int = 5
-    tile_out: int = 484
+    tile_out: int = DEFAULT_TILE_OUT
     brightness: float = 0.0
     reference: list[str] = field(default_factory=list)
     mdgm: str | None = None

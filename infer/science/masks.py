@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ..geometry import DEFAULT_THRESHOLD, INVALID, MAP_HEIGHT, MAP_WIDTH
+from ..contract import DEFAULT_THRESHOLD
+from ..geometry import INVALID, MAP_HEIGHT, MAP_WIDTH
 from ..maps import MAP_SUFFIXES
 from ..netcdf import MASK_SUFFIXES
 

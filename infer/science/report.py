@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from ..geometry import DEFAULT_THRESHOLD, INVALID, MAP_HEIGHT, MAP_WIDTH
+from ..contract import DEFAULT_THRESHOLD
+from ..geometry import INVALID, MAP_HEIGHT, MAP_WIDTH
 
 RUN_RECORD = "cm-infer-run.json"
 RUN_HISTORY = "cm-infer-runs"
