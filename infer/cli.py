@@ -76,7 +76,8 @@ def summary_lines(report, model, wall_s: float) -> list[str]:
     if report.halted:
         lines.append(f"STOPPED: {report.halted}")
     lines += [
-        f"model {model.info.name} {model.info.version} on {model.provider.upper()} ({', '.join(model.providers)})",
+        f"model {model.info.name} {model.info.version} on {model.provider.upper()} {model.precision} "
+        f"({', '.join(model.providers)})",
         f"wall {wall_s:.1f} s" + (f", {wall_s / done:.2f} s per map written" if done else ""),
     ]
     noted = [f"{r.source}: {n}" for r in report.results for n in r.notes]
@@ -126,7 +127,12 @@ def infer(
         "--tile-out",
         help="Output tile size, px (4 mod 16 for a depth-4 model, 4 mod its align in general); default: per stitch.",
     ),
-    provider: str = typer.Option("auto", "--provider", help="auto | cuda | cpu."),
+    provider: str = typer.Option(
+        "auto", "--provider", help="auto (CUDA, else OpenVINO, else onnxruntime CPU) | cuda | openvino | cpu."
+    ),
+    precision: str = typer.Option(
+        "auto", "--precision", help="auto (bf16 where the CPU has native bf16, with OpenVINO) | fp32 | bf16."
+    ),
     threads: Optional[int] = typer.Option(None, "--threads", help="onnxruntime intra-op threads (default: all cores)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo maps whose output exists (default: skip them)."),
     copy_maps: bool = typer.Option(
@@ -153,7 +159,7 @@ def infer(
     if doctor:
         from .doctor import doctor_info, format_doctor
 
-        typer.echo(format_doctor(doctor_info(model, provider=provider, threads=threads)))
+        typer.echo(format_doctor(doctor_info(model, provider=provider, threads=threads, precision=precision)))
         raise typer.Exit(0)
     if not roots:
         raise _fatal("no input: give one or more ROOT folders or .jpg maps")
@@ -171,8 +177,13 @@ def infer(
 
     # Everything is settled before OUT is touched: a bad option writes nothing.
     try:
-        executor = cluster.DaskExecutor(dask, threads=threads, provider=provider) if dask else None
-        loaded = load_model(model, provider="cpu" if dask else provider, threads=1 if dask else threads)
+        executor = (
+            cluster.DaskExecutor(dask, threads=threads, provider=provider, precision=precision) if dask else None
+        )
+        loaded = load_model(
+            model, provider="cpu" if dask else provider, threads=1 if dask else threads,
+            precision="fp32" if dask else precision,
+        )
         plan = resolve_plan(
             InferOptions(
                 out=out,
@@ -200,7 +211,9 @@ def infer(
     if not jobs and not input_errors:
         input_errors.append(f"{', '.join(map(str, roots))}: no .jpg maps found")
         typer.echo(f"cm-infer: {input_errors[-1]}", err=True)
-    typer.echo(f"cm-infer: {len(jobs)} maps, model {loaded.path.name} on {loaded.provider.upper()}", err=True)
+    typer.echo(
+        f"cm-infer: {len(jobs)} maps, model {loaded.path.name} on {loaded.provider.upper()} {loaded.precision}", err=True
+    )
 
     t0 = time.perf_counter()
     status: int | None = None

@@ -145,11 +145,13 @@ def dask_client(address: str, connect_timeout_s: float | None = None) -> Iterato
 
 
 # --------------------------------------------------------------------------- worker side
-_MODELS: dict[tuple[str, str, str, int | None], tuple[CloudModel, float]] = {}
+_MODELS: dict[tuple[str, str, str, int | None, str], tuple[CloudModel, float]] = {}
 _MODELS_LOCK = threading.Lock()
 
 
-def worker_model(path: str, sha256: str, provider: str, threads: int | None) -> tuple[CloudModel, float]:
+def worker_model(
+    path: str, sha256: str, provider: str, threads: int | None, precision: str = "auto"
+) -> tuple[CloudModel, float]:
     """This process's model for ``(path, sha256, provider, threads)``, loaded on first use.
 
     Returns the model and the seconds its loading (with the Numba warm-up) took.
@@ -158,14 +160,14 @@ def worker_model(path: str, sha256: str, provider: str, threads: int | None) -> 
         ModelError, ProviderError: the model cannot be loaded here, or the file here is not
         the one the client checked (different SHA-256).
     """
-    key = (path, sha256, provider, threads)
+    key = (path, sha256, provider, threads, precision)
     with _MODELS_LOCK:  # a worker may run several tasks at once (nthreads > 1)
         if key not in _MODELS:
             from . import stitch
             from .runtime import ModelError
 
             t0 = time.perf_counter()
-            model = load_model(path, provider=provider, threads=threads)
+            model = load_model(path, provider=provider, threads=threads, precision=precision)
             if model.sha256 != sha256:
                 raise ModelError(
                     f"{path}: the file on this worker differs from the client's (sha256 {model.sha256[:12]} "
@@ -196,6 +198,7 @@ def worker_facts(model: CloudModel, load_s: float) -> dict[str, Any]:
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "provider": model.provider,
+        "precision": model.precision,
         "session_providers": list(model.providers),
         "threads": model.threads,
         "model_load_s": load_s,
@@ -204,13 +207,19 @@ def worker_facts(model: CloudModel, load_s: float) -> dict[str, Any]:
 
 
 def map_task(
-    item: WorkItem, model_path: str, sha256: str, provider: str, threads: int | None, plan: RunPlan
+    item: WorkItem,
+    model_path: str,
+    sha256: str,
+    provider: str,
+    threads: int | None,
+    plan: RunPlan,
+    precision: str = "auto",
 ) -> tuple[MapResult, dict[str, Any]]:
     """One Dask task: one item through the engine's :class:`Stages` with this worker's model.
 
     A task rerun after its worker died first removes the temporaries the dead worker left.
     """
-    model, load_s = worker_model(model_path, sha256, provider, threads)
+    model, load_s = worker_model(model_path, sha256, provider, threads, precision)
     remove_stale_temporaries(item.job, plan)
     return Stages(model, plan).run_item(item), worker_facts(model, load_s)
 
@@ -249,10 +258,14 @@ class DaskExecutor:
 
     name = "dask"
 
-    def __init__(self, address: str, *, threads: int | None = None, provider: str = "auto", retries: int = 2):
+    def __init__(
+        self, address: str, *, threads: int | None = None, provider: str = "auto", precision: str = "auto",
+        retries: int = 2,
+    ):
         check_address(address)  # fail first, before any work
         self.address = address
         self.provider = provider
+        self.precision = precision
         self.retries = retries
         self.threads = worker_threads(threads, local_workers(address))
         self.workers: dict[str, dict[str, Any]] = {}
@@ -276,6 +289,7 @@ class DaskExecutor:
                 provider=self.provider,
                 threads=self.threads,
                 plan=plan,
+                precision=self.precision,
                 key=[f"cm-infer-{it.job.name}-{run_id}-{it.index}" for it in items],
                 pure=False,
                 retries=self.retries,
@@ -319,6 +333,7 @@ def run_on_dask(
     *,
     threads: int | None = None,
     provider: str = "auto",
+    precision: str = "auto",
     on_result: Callable[[MapResult], None] | None = None,
     roots: Sequence[str | Path] = (),
     input_errors: Sequence[str] = (),
@@ -335,7 +350,7 @@ def run_on_dask(
         ClusterError: Dask missing or the scheduler unreachable.  ModelError: the model file
         cannot be used.  OutputError: ``OUT`` not writable.  PlanError: a bad option.
     """
-    executor = DaskExecutor(address, threads=threads, provider=provider, retries=retries)
+    executor = DaskExecutor(address, threads=threads, provider=provider, precision=precision, retries=retries)
     checked = model if isinstance(model, CloudModel) else load_model(Path(model).resolve(), provider="cpu", threads=1)
     plan = as_plan(options, checked)
     return run(

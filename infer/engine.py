@@ -678,7 +678,7 @@ def run(
     if plan.quicklook:
         quicklook_writer()
     t0 = time.perf_counter()
-    stitch.warm_up()  # JIT (or cache load) once, outside per-map timings
+    stitch.warm_up([plan.stitch])  # JIT (or cache load) once, outside per-map timings; seamless needs none
     warmup_s = time.perf_counter() - t0
 
     state = RunState()

@@ -78,6 +78,7 @@ def run_record(
         if hasattr(model, "describe")
         else {"path": str(getattr(model, "path", "")), "sha256": model.sha256, "version": model.info.version},
         "provider": model.provider,
+        "precision": getattr(model, "precision", None),
         "versions": versions(),
         "counts": {s: sum(r.status == s for r in ordered) for s in ("done", "skipped", "failed")},
         "not_processed": report.not_processed,

@@ -270,3 +270,13 @@ def test_report_and_nc_suffix_options(tiny_model, map_tree, tmp_path):
     assert sorted(p.name for p in out.rglob("cloudmask_*")) == ["cloudmask_P01_day01.nc", "cloudmask_P01_day02.nc"]
     page = (out / "index.html").read_text()
     assert "P01_day01" in page and "P01_day02" in page and f"report: {out / 'index.html'}" in res.output
+
+
+def test_precision_and_provider_reach_the_record_and_bad_pairs_exit_2(tiny_model, map_tree, tmp_path):
+    out = tmp_path / "out"
+    res = cm_infer(map_tree, "--out", out, "--model", tiny_model, "--provider", "openvino", "--precision", "fp32")
+    assert res.exit_code == 0, res.output
+    record = json.loads((out / "cm-infer-run.json").read_text())
+    assert record["provider"] == "openvino" and record["precision"] == "fp32" and "OPENVINO fp32" in res.output
+    bad = cm_infer(map_tree, "--out", tmp_path / "b", "--model", tiny_model, "--provider", "cpu", "--precision", "bf16")
+    assert bad.exit_code == EXIT_FATAL and "bf16" in bad.output and not (tmp_path / "b").exists()
