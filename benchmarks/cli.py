@@ -35,28 +35,44 @@ def bench(
         help=f"Folder of MDGMs (Dataverse layout) to benchmark on [default: DATA/mdgm, DATA = {DATA_HELP}].",
     ),
     onnx: Path = typer.Option(..., "--onnx", help="ONNX model (cloudmask contract)."),
-    keras: Optional[Path] = typer.Option(None, "--keras", help="The .keras file (or run folder) of the SAME model: the baseline."),
+    keras: Optional[Path] = typer.Option(
+        None, "--keras", help="The .keras file (or run folder) of the SAME model: the baseline."
+    ),
     n_maps: int = typer.Option(3, "--maps", help="Maps in the main, threads suites (spread over the folder)."),
     repeats: int = typer.Option(3, "--repeats", help="Passes over the maps per variant (the median is reported)."),
     suite: str = typer.Option("main", "--suite", help=f"Comma-separated: {','.join(SUITES)} (or 'all')."),
-    provider: str = typer.Option("cpu", "--provider", help="auto | cuda | openvino | cpu: backend of every variant but the ov-* ones."),
+    provider: str = typer.Option(
+        "cpu", "--provider", help="auto | cuda | openvino | cpu: backend of every variant but the ov-* ones."
+    ),
     threads: Optional[int] = typer.Option(None, "--threads", help="onnxruntime intra-op threads (default: all cores)."),
-    bounds: Optional[Tuple[int, int, int, int]] = typer.Option(None, "--bounds", help="XMIN XMAX YMIN YMAX box for every map instead of Ls bounds."),
+    bounds: Optional[Tuple[int, int, int, int]] = typer.Option(
+        None, "--bounds", help="XMIN XMAX YMIN YMAX box for every map instead of Ls bounds."
+    ),
     scaling: str = typer.Option("1,8,32", "--scaling-sizes", help="Map counts of the scaling suite."),
     thread_counts: str = typer.Option("1,2", "--thread-counts", help="Intra-op thread counts of the threads suite."),
     labels: Optional[Path] = typer.Option(
-        None, "--labels", show_default=False,
+        None,
+        "--labels",
+        show_default=False,
         help=f"Labels folder for F1 of fp16/int8 (P01 days 18-20) [default: DATA/labels/P01, DATA = {DATA_HELP}].",
     ),
-    reference: Optional[Path] = typer.Option(None, "--reference", help="The original model's masks (reference/P) for the precision suite's agreement (default: beside MAPS)."),
+    reference: Optional[Path] = typer.Option(
+        None,
+        "--reference",
+        help="The original model's masks (reference/P) for the precision suite's agreement (default: beside MAPS).",
+    ),
     calibration_maps: int = typer.Option(6, "--calibration-maps", help="int8: maps to draw calibration tiles from."),
     calibration_per_map: int = typer.Option(3, "--calibration-tiles", help="int8: calibration tiles per map."),
-    wholemap: bool = typer.Option(True, "--wholemap/--no-wholemap", help="Include the whole-map pass in the main suite."),
+    wholemap: bool = typer.Option(
+        True, "--wholemap/--no-wholemap", help="Include the whole-map pass in the main suite."
+    ),
     out: Path = typer.Option(
         Path("."), "--out", help="Folder for <machine>-<date>[-label].json/.md/.png (default: the working directory)."
     ),
     label: Optional[str] = typer.Option(None, "--label", help="Suffix of the results' file names (e.g. the model)."),
-    workdir: Optional[Path] = typer.Option(None, "--workdir", help="Scratch folder for masks and logs (default: a temp dir, removed)."),
+    workdir: Optional[Path] = typer.Option(
+        None, "--workdir", help="Scratch folder for masks and logs (default: a temp dir, removed)."
+    ),
 ) -> None:
     """Measure the Keras baseline, cm-infer's modes and onnxruntime alone, side by side."""
     import shutil
@@ -75,13 +91,26 @@ def bench(
     scratch = workdir or Path(tempfile.mkdtemp(prefix="cm-bench-"))
     try:
         cfg = BenchConfig(
-            maps_root=maps, onnx=onnx, keras=keras, n_maps=n_maps, repeats=repeats, suites=suites,
-            provider=provider, threads=threads, bounds=box, scaling_sizes=_sizes(scaling, "--scaling-sizes"),
-            thread_counts=_sizes(thread_counts, "--thread-counts"), labels=labels, calibration_maps=calibration_maps,
-            calibration_per_map=calibration_per_map, wholemap=wholemap, workdir=scratch,
+            maps_root=maps,
+            onnx=onnx,
+            keras=keras,
+            n_maps=n_maps,
+            repeats=repeats,
+            suites=suites,
+            provider=provider,
+            threads=threads,
+            bounds=box,
+            scaling_sizes=_sizes(scaling, "--scaling-sizes"),
+            thread_counts=_sizes(thread_counts, "--thread-counts"),
+            labels=labels,
+            calibration_maps=calibration_maps,
+            calibration_per_map=calibration_per_map,
+            wholemap=wholemap,
+            workdir=scratch,
             reference=reference if reference is not None else Path(maps).parent / "reference" / "P",
         )
         with console.status("cm-bench") as status:
+
             def progress(msg: str) -> None:
                 console.log(msg, markup=False, highlight=False)
                 status.update(msg)
@@ -89,7 +118,7 @@ def bench(
             doc = run_benchmark(cfg, progress)
     except BenchError as exc:
         typer.echo(f"cm-bench: error: {' '.join(str(exc).split())}", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     finally:
         if workdir is None:
             shutil.rmtree(scratch, ignore_errors=True)

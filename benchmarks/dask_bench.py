@@ -60,8 +60,12 @@ def run_once(jobs, model_path: Path, address: str | None, threads: int | None, o
         with dask_client(address):
             pass
     startup = time.perf_counter() - t0 if address is not None else 0.0
-    return {"wall_s": wall, "maps_per_s": len(jobs) / wall, "startup_s": startup,
-            "maps_per_s_after_startup": len(jobs) / max(wall - startup, 1e-9)}
+    return {
+        "wall_s": wall,
+        "maps_per_s": len(jobs) / wall,
+        "startup_s": startup,
+        "maps_per_s_after_startup": len(jobs) / max(wall - startup, 1e-9),
+    }
 
 
 if __name__ == "__main__":
@@ -104,7 +108,11 @@ if __name__ == "__main__":
     for label, rs in runs.items():
         med = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
         summary[label] = {"median": med, "runs": rs}
-        print(f"| {label} | {med['maps_per_s']:.3f} | {med['wall_s']:.1f} | {med['startup_s']:.1f} | "
-              f"{med['maps_per_s_after_startup']:.3f} |")
+        print(
+            f"| {label} | {med['maps_per_s']:.3f} | {med['wall_s']:.1f} | {med['startup_s']:.1f} | "
+            f"{med['maps_per_s_after_startup']:.3f} |"
+        )
     if args.json:
-        args.json.write_text(json.dumps({"model": str(args.model), "maps": len(jobs), "cpus": n_cpus, "results": summary}, indent=2))
+        args.json.write_text(
+            json.dumps({"model": str(args.model), "maps": len(jobs), "cpus": n_cpus, "results": summary}, indent=2)
+        )

@@ -107,5 +107,7 @@ def fingerprint() -> dict[str, Any]:
         "usable_cores": usable,
         "memory_bytes": memory_bytes(),
         "versions": versions(),
-        "thread_env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")},
+        "thread_env": {
+            k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
+        },
     }

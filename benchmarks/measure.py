@@ -113,19 +113,25 @@ class KerasRunner:
 
     def __init__(self, path: str | Path, threshold: float = DEFAULT_THRESHOLD):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import tensorflow as tf
+
         from mars_cloudmask.infer.runtime import ModelInfo, file_sha256
         from mars_cloudmask.train_kit.checkpoint import load_model
         from mars_cloudmask.train_kit.model import alignment, architecture_of, margin
-
-        import tensorflow as tf
 
         self.path = Path(path)
         self.model = load_model(self.path)
         width, depth = architecture_of(self.model)
         m = margin(depth)
         self.info = ModelInfo(
-            name=self.path.stem, version="keras", threshold=float(threshold), tile_in=DEFAULT_TILE_OUT + 2 * m,
-            tile_out=DEFAULT_TILE_OUT, margin=m, align=alignment(depth), extra={"width": str(width), "depth": str(depth)},
+            name=self.path.stem,
+            version="keras",
+            threshold=float(threshold),
+            tile_in=DEFAULT_TILE_OUT + 2 * m,
+            tile_out=DEFAULT_TILE_OUT,
+            margin=m,
+            align=alignment(depth),
+            extra={"width": str(width), "depth": str(depth)},
         )
         gpus = tf.config.list_physical_devices("GPU")
         self.provider = "tensorflow-gpu" if gpus else "tensorflow-cpu"
@@ -167,8 +173,13 @@ def infer_options(spec: VariantSpec):
     from mars_cloudmask.infer.plan import InferOptions
 
     return InferOptions(
-        out=Path(spec.out_dir), bounds=tuple(spec.bounds) if spec.bounds else None, polar_offset=spec.polar_offset,
-        stitch=spec.infer_stitch(), batch_size=spec.batch_size, tile_out=spec.tile_out, overwrite=True,
+        out=Path(spec.out_dir),
+        bounds=tuple(spec.bounds) if spec.bounds else None,
+        polar_offset=spec.polar_offset,
+        stitch=spec.infer_stitch(),
+        batch_size=spec.batch_size,
+        tile_out=spec.tile_out,
+        overwrite=True,
     )
 
 
@@ -220,7 +231,7 @@ def timed_predict(spec: VariantSpec, clock: StageClock, tile_count: list[int]):
             with clock.stage("infer"):
                 preds = runner.run(tiles)
             with clock.stage("stitch"):
-                for (y, x), pred in zip(batch, preds):
+                for (y, x), pred in zip(batch, preds, strict=True):
                     stitcher.add(int(y), int(x), pred)
         with clock.stage("stitch"):
             mask = place_box(loaded.rgb, stitcher.result(), loaded.bounds)
@@ -246,7 +257,11 @@ def staged_pass(spec: VariantSpec, jobs: Sequence, runner: Runner, options, cloc
     tile_count = [0]
     t = time.perf_counter()
     report = run(
-        jobs, runner, options, executor=SequentialExecutor(), predict_fn=timed_predict(spec, clock, tile_count),
+        jobs,
+        runner,
+        options,
+        executor=SequentialExecutor(),
+        predict_fn=timed_predict(spec, clock, tile_count),
         write_record=False,
     )
     wall = time.perf_counter() - t
@@ -284,7 +299,9 @@ def tile_batches(spec: VariantSpec, job, runner: Runner, options) -> Iterator[np
     canvas = build_canvas(loaded.rgb, plan)
     origins = plan.origins()
     for k in range(0, len(origins), spec.batch_size):
-        yield np.ascontiguousarray(np.stack([tile_input(canvas, plan, int(y), int(x)) for y, x in origins[k : k + spec.batch_size]]))
+        yield np.ascontiguousarray(
+            np.stack([tile_input(canvas, plan, int(y), int(x)) for y, x in origins[k : k + spec.batch_size]])
+        )
 
 
 def limit_pass(spec: VariantSpec, jobs: Sequence, runner: Runner, options) -> tuple[float, int]:
@@ -363,7 +380,10 @@ def measure_variant(spec: VariantSpec, progress: Any = None) -> dict[str, Any]:
     if walls["pipeline"]:
         result["pipeline"] = _per_map(walls["pipeline"], n)
     if walls["limit"]:
-        result["limit"] = {**_per_map(walls["limit"], n), "s_per_tile": statistics.median(walls["limit"]) / tiles if tiles else None}
+        result["limit"] = {
+            **_per_map(walls["limit"], n),
+            "s_per_tile": statistics.median(walls["limit"]) / tiles if tiles else None,
+        }
     if tiles or walls["staged"] or walls["limit"]:
         result["tiles_per_map"] = tiles / n
     headline = result.get("pipeline") or result.get("staged") or result["limit"]  # limit: only for kind limit

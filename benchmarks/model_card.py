@@ -54,10 +54,10 @@ def model_card_figures(
     stitch: str = "seamless",
 ) -> dict[str, Any]:
     """Run the model on ``data/mdgm`` and score it; returns the card's figures as a dict."""
-    from mars_cloudmask.infer.science.evaluate import evaluate
-    from mars_cloudmask.infer.science.masks import find_masks, select_days
     from mars_cloudmask.infer.engine import run_folder
     from mars_cloudmask.infer.runtime import load_model
+    from mars_cloudmask.infer.science.evaluate import evaluate
+    from mars_cloudmask.infer.science.masks import find_masks, select_days
 
     model = load_model(model_path, provider="cpu")
     masks = out / "masks"
@@ -69,13 +69,19 @@ def model_card_figures(
     label_days = list(find_masks(labels))
 
     def against_labels(pred: Path, spec: str, png: Path | None = None) -> Any:
-        return evaluate(pred, labels, days=select_days(spec, label_days), png_dir=png,
-                        map_roots=[data / "mdgm"] if png else ())
+        return evaluate(
+            pred, labels, days=select_days(spec, label_days), png_dir=png, map_roots=[data / "mdgm"] if png else ()
+        )
 
     figures: dict[str, Any] = {
-        "model": {"path": str(model_path), "name": model.info.name, "version": model.info.version,
-                  "sha256": model.sha256, "threshold": model.info.threshold,
-                  "polar_offset": model.info.polar_offset},
+        "model": {
+            "path": str(model_path),
+            "name": model.info.name,
+            "version": model.info.version,
+            "sha256": model.sha256,
+            "threshold": model.info.threshold,
+            "polar_offset": model.info.polar_offset,
+        },
         "stitch": stitch,
         "cm_infer": {"maps": len(report.results), "counts": report.counts(), "wall_s": round(infer_s, 1)},
         "labels": {},
@@ -84,8 +90,11 @@ def model_card_figures(
         ours = against_labels(masks / "P" / "P01", spec)
         original = against_labels(reference / "P01", spec)
         figures["labels"][split] = {
-            "days": spec, "model": _pooled(ours), "model_per_day": _per_day(ours),
-            "original": _pooled(original), "original_per_day": _per_day(original),
+            "days": spec,
+            "model": _pooled(ours),
+            "model_per_day": _per_day(ours),
+            "original": _pooled(original),
+            "original_per_day": _per_day(original),
         }
     test = figures["labels"]["test"]["model_per_day"]
     worst = min(test, key=test.get)
@@ -102,17 +111,25 @@ def model_card_figures(
     unseen = {k: v for k, v in agreement.items() if not v["trained_on"]}
     if unseen:  # the target is about subphases the model was not trained on
         f1s = sorted(v["f1"] for v in unseen.values())
-        figures["agreement_summary"] = {"subphases": len(f1s), "min_f1": f1s[0], "median_f1": f1s[len(f1s) // 2],
-                                        "below_0.75": [k for k, v in unseen.items() if v["f1"] < 0.75],
-                                        "trained_on_excluded": sorted(seen - {"P01"})}
+        figures["agreement_summary"] = {
+            "subphases": len(f1s),
+            "min_f1": f1s[0],
+            "median_f1": f1s[len(f1s) // 2],
+            "below_0.75": [k for k, v in unseen.items() if v["f1"] < 0.75],
+            "trained_on_excluded": sorted(seen - {"P01"}),
+        }
     return figures
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None, help="ONNX model (default: the shipped one)")
-    parser.add_argument("--data", type=Path, default=None,
-                        help=f"the shared data folder (mdgm/, labels/, reference/); default: {DATA_HELP}")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help=f"the shared data folder (mdgm/, labels/, reference/); default: {DATA_HELP}",
+    )
     parser.add_argument("--out", type=Path, required=True, help="work folder (masks, pictures, card.json)")
     parser.add_argument("--card", type=Path, default=None, help="also write the figures here (models/NAME.card.json)")
     parser.add_argument("--stitch", default="seamless")
@@ -125,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     import sys
 
     figures["command"] = "python -m mars_cloudmask.benchmarks.model_card " + " ".join(
-        sys.argv[1:] if argv is None else argv)
+        sys.argv[1:] if argv is None else argv
+    )
     text = json.dumps(figures, indent=1)
     write_text_atomic(args.out / "card.json", text)
     if args.card:

@@ -85,8 +85,9 @@ def precision_figures(
     from mars_cloudmask.infer.runtime import load_model
 
     say = progress or (lambda _msg: None)
-    models = {b.label: load_model(model_path, provider=b.provider, precision=b.precision, threads=threads)
-              for b in backends}
+    models = {
+        b.label: load_model(model_path, provider=b.provider, precision=b.precision, threads=threads) for b in backends
+    }
     first = next(iter(models.values()))
     threshold = first.info.threshold
     label_files = find_masks(labels) if labels and Path(labels).is_dir() else {}
@@ -137,11 +138,21 @@ def precision_figures(
 
 def _summary(model_path, threshold, n_maps, backends, models, seconds, counts, flips, by_sub) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "model": str(model_path), "threshold": threshold, "maps": n_maps,
-        "backends": {b.label: {"provider": models[b.label].provider, "precision": models[b.label].precision,
-                               "requested": [b.provider, b.precision], "predict_s": round(seconds[b.label], 1)}
-                     for b in backends},
-        "labels": {}, "agreement": {}, "vs_first": {},
+        "model": str(model_path),
+        "threshold": threshold,
+        "maps": n_maps,
+        "backends": {
+            b.label: {
+                "provider": models[b.label].provider,
+                "precision": models[b.label].precision,
+                "requested": [b.provider, b.precision],
+                "predict_s": round(seconds[b.label], 1),
+            }
+            for b in backends
+        },
+        "labels": {},
+        "agreement": {},
+        "vs_first": {},
     }
     for b in backends:
         c = counts[b.label]
@@ -149,13 +160,16 @@ def _summary(model_path, threshold, n_maps, backends, models, seconds, counts, f
             "test_days_18_20": _pooled_f1([c[d]["counts"] for d in TEST_DAYS if d in c]),
             "val_days_16_17": _pooled_f1([c[d]["counts"] for d in VAL_DAYS if d in c]),
         }
-        out["agreement"][b.label] = {sub: _pooled_f1([v["counts"] for v in c.values() if v["subphase"] == sub])
-                                     for sub in sorted(by_sub)}
+        out["agreement"][b.label] = {
+            sub: _pooled_f1([v["counts"] for v in c.values() if v["subphase"] == sub]) for sub in sorted(by_sub)
+        }
         if flips[b.label]:
             changed = sum(f[0] for f in flips[b.label])
             valid = sum(f[1] for f in flips[b.label])
-            out["vs_first"][b.label] = {"pixels_flipped_pct": round(100 * changed / valid, 4) if valid else None,
-                                        "max_abs_prob_diff": _sig(max(f[2] for f in flips[b.label]))}
+            out["vs_first"][b.label] = {
+                "pixels_flipped_pct": round(100 * changed / valid, 4) if valid else None,
+                "max_abs_prob_diff": _sig(max(f[2] for f in flips[b.label])),
+            }
     out["verdict"] = bf16_verdict(out["labels"])
     return out
 
@@ -178,21 +192,34 @@ def markdown(fig: dict[str, Any]) -> str:
     """The figures as Markdown tables (what the model card shows)."""
     names = list(fig["backends"])
     lines = ["| | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
-    for key, title in (("test_days_18_20", "F1 vs labels, P01 days 18-20 (test)"),
-                       ("val_days_16_17", "F1 vs labels, P01 days 16-17 (validation)")):
+    for key, title in (
+        ("test_days_18_20", "F1 vs labels, P01 days 18-20 (test)"),
+        ("val_days_16_17", "F1 vs labels, P01 days 16-17 (validation)"),
+    ):
         lines.append(f"| {title} | " + " | ".join(str(fig["labels"][n][key]) for n in names) + " |")
     subs = sorted({s for n in names for s in fig["agreement"][n]})
     for sub in subs:
-        lines.append(f"| agreement F1 with the original, {sub} | "
-                     + " | ".join(str(fig["agreement"][n].get(sub)) for n in names) + " |")
-    lines.append("| pixels flipped vs the first (%) | " + " | ".join(
-        str(fig["vs_first"].get(n, {}).get("pixels_flipped_pct", "-")) for n in names) + " |")
-    lines.append("| max probability difference vs the first | " + " | ".join(
-        str(fig["vs_first"].get(n, {}).get("max_abs_prob_diff", "-")) for n in names) + " |")
+        lines.append(
+            f"| agreement F1 with the original, {sub} | "
+            + " | ".join(str(fig["agreement"][n].get(sub)) for n in names)
+            + " |"
+        )
+    lines.append(
+        "| pixels flipped vs the first (%) | "
+        + " | ".join(str(fig["vs_first"].get(n, {}).get("pixels_flipped_pct", "-")) for n in names)
+        + " |"
+    )
+    lines.append(
+        "| max probability difference vs the first | "
+        + " | ".join(str(fig["vs_first"].get(n, {}).get("max_abs_prob_diff", "-")) for n in names)
+        + " |"
+    )
     v = fig["verdict"]
     if v.get("measured"):
-        lines.append(f"\nbf16 costs {v['f1_cost']:+.4f} F1 on the test days (limit {v['max_cost']}): "
-                     f"{'bf16 may be the auto default' if v['bf16_default'] else 'auto must stay fp32'}.")
+        lines.append(
+            f"\nbf16 costs {v['f1_cost']:+.4f} F1 on the test days (limit {v['max_cost']}): "
+            f"{'bf16 may be the auto default' if v['bf16_default'] else 'auto must stay fp32'}."
+        )
     return "\n".join(lines)
 
 
@@ -202,15 +229,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True, help="data folder holding mdgm/, labels/P01/, reference/P/")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--per-subphase", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=Path("precision.json"), help="JSON figures (default ./precision.json)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("precision.json"), help="JSON figures (default ./precision.json)"
+    )
     args = parser.parse_args(argv)
     from mars_cloudmask.infer.atomic import write_text_atomic
     from mars_cloudmask.models import default_model_path
 
-    fig = precision_figures(args.model or default_model_path(), args.data / "mdgm", args.data / "labels" / "P01",
-                            args.data / "reference" / "P", threads=args.threads, per_subphase=args.per_subphase,
-                            progress=lambda m: print(m, file=sys.stderr, flush=True),
-                            partial=lambda f: write_text_atomic(args.out.with_suffix(".partial.json"), json.dumps(f, indent=1)))
+    fig = precision_figures(
+        args.model or default_model_path(),
+        args.data / "mdgm",
+        args.data / "labels" / "P01",
+        args.data / "reference" / "P",
+        threads=args.threads,
+        per_subphase=args.per_subphase,
+        progress=lambda m: print(m, file=sys.stderr, flush=True),
+        partial=lambda f: write_text_atomic(args.out.with_suffix(".partial.json"), json.dumps(f, indent=1)),
+    )
     fig["command"] = "python -m mars_cloudmask.benchmarks.precision " + " ".join(sys.argv[1:] if argv is None else argv)
     write_text_atomic(args.out, json.dumps(fig, indent=1))
     print(markdown(fig))

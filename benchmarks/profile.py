@@ -20,7 +20,9 @@ from typing import Any
 import numpy as np
 
 
-def op_profile(model: str | Path, threads: int | None = None, tiles: int = 3, size: int = 668, seed: int = 0) -> dict[str, Any]:
+def op_profile(
+    model: str | Path, threads: int | None = None, tiles: int = 3, size: int = 668, seed: int = 0
+) -> dict[str, Any]:
     """Run ``tiles`` random uint8 ``size`` px tiles (after one warm-up) with onnxruntime's
     profiler on the CPU provider; milliseconds per tile by operator type, largest first."""
     import onnxruntime as ort
@@ -48,10 +50,21 @@ def op_profile(model: str | Path, threads: int | None = None, tiles: int = 3, si
         if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time") and e["ts"] >= skip_first:
             per_op[e.get("args", {}).get("op_name", "?")] += e["dur"] / 1000.0 / tiles
     ops = dict(sorted(per_op.items(), key=lambda kv: -kv[1]))
-    return {"model": str(model), "threads": threads, "tile_px": size, "tiles": tiles, "tile_s": wall,
-            "ops_ms_per_tile": {k: round(v, 2) for k, v in ops.items()}, "kernel_ms_per_tile": round(sum(ops.values()), 2)}
+    return {
+        "model": str(model),
+        "threads": threads,
+        "tile_px": size,
+        "tiles": tiles,
+        "tile_s": wall,
+        "ops_ms_per_tile": {k: round(v, 2) for k, v in ops.items()},
+        "kernel_ms_per_tile": round(sum(ops.values()), 2),
+    }
 
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    print(json.dumps(op_profile(args[0], int(args[1]) if len(args) > 1 else None, int(args[2]) if len(args) > 2 else 3), indent=1))
+    print(
+        json.dumps(
+            op_profile(args[0], int(args[1]) if len(args) > 1 else None, int(args[2]) if len(args) > 2 else 3), indent=1
+        )
+    )

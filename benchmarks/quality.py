@@ -51,8 +51,8 @@ def calibration_tiles(maps: Sequence[str | Path], per_map: int, seed: int = 0, b
     Tiles whose input holds almost no data (< 20 % valid pixels) are skipped, so the calibration
     sees real surface and clouds rather than black gaps.
     """
-    from mars_cloudmask.infer.geometry import build_canvas, plan_tiles, tile_input
     from mars_cloudmask.infer.engine import load_map
+    from mars_cloudmask.infer.geometry import build_canvas, plan_tiles, tile_input
     from mars_cloudmask.infer.maps import find_jobs
 
     rng = np.random.default_rng(seed)
@@ -70,7 +70,9 @@ def calibration_tiles(maps: Sequence[str | Path], per_map: int, seed: int = 0, b
         origins = plan.origins()
         good = [o for o in origins if (tile_input(canvas, plan, int(o[0]), int(o[1])).min(axis=2) >= 30).mean() >= 0.2]
         pick = rng.permutation(len(good))[:per_map]
-        tiles.extend(np.ascontiguousarray(tile_input(canvas, plan, int(good[i][0]), int(good[i][1]))) for i in sorted(pick))
+        tiles.extend(
+            np.ascontiguousarray(tile_input(canvas, plan, int(good[i][0]), int(good[i][1]))) for i in sorted(pick)
+        )
     if not tiles:
         raise ValueError("no calibration tile with data found in " + ", ".join(map(str, maps)))
     return np.stack(tiles)
@@ -113,8 +115,13 @@ def make_int8(src: str | Path, dst: str | Path, tiles: np.ndarray, per_channel: 
             pre = src
         raw = Path(tmp) / "int8.onnx"
         quantize_static(
-            str(pre), str(raw), Tiles(input_name), quant_format=QuantFormat.QDQ, per_channel=per_channel,
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+            str(pre),
+            str(raw),
+            Tiles(input_name),
+            quant_format=QuantFormat.QDQ,
+            per_channel=per_channel,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
             extra_options={"CalibMaxIntermediateOutputs": _flush_every(len(tiles))},
         )
         quant = onnx.load(str(raw))
@@ -145,10 +152,10 @@ def compare_masks(
     ``class_flips`` (share of those pixels changing side of the threshold), and with
     ``labels_dir``: ``f1_labels_fp32``, ``f1_labels_variant`` and ``f1_drop`` (fp32 - variant).
     """
-    from mars_cloudmask.infer.science.evaluate import Counts, confusion
     from mars_cloudmask.infer.geometry import INVALID
-    from mars_cloudmask.infer.science.masks import binarise, find_masks, load_binary
     from mars_cloudmask.infer.netcdf import read_mask
+    from mars_cloudmask.infer.science.evaluate import Counts, confusion
+    from mars_cloudmask.infer.science.masks import binarise, find_masks, load_binary
 
     var, ref = find_masks(variant_dir), find_masks(fp32_dir)
     labels = find_masks(labels_dir) if labels_dir else {}
@@ -191,7 +198,9 @@ def compare_masks(
     if labels:
         f_ref, f_var = _nan_none(lab_ref.metrics()["f1"]), _nan_none(lab_var.metrics()["f1"])
         out.update(
-            label_days=[d for d in days if d in labels], f1_labels_fp32=f_ref, f1_labels_variant=f_var,
+            label_days=[d for d in days if d in labels],
+            f1_labels_fp32=f_ref,
+            f1_labels_variant=f_var,
             f1_drop=(f_ref - f_var) if f_ref is not None and f_var is not None else None,
         )
     return out
@@ -201,7 +210,9 @@ def _nan_none(v: float) -> float | None:
     return None if v is None or np.isnan(v) else float(v)
 
 
-def int8_verdict(comparison: dict[str, Any], trained: bool, int8_s_per_map: float | None, fp32_s_per_map: float | None) -> dict[str, Any]:
+def int8_verdict(
+    comparison: dict[str, Any], trained: bool, int8_s_per_map: float | None, fp32_s_per_map: float | None
+) -> dict[str, Any]:
     """Should ``cm-infer`` offer the int8 model?  Only if its F1 drops <= 0.005 AND it is faster.
 
     The F1 drop is measured against labels when the model is trained and labels were compared;
@@ -211,11 +222,16 @@ def int8_verdict(comparison: dict[str, Any], trained: bool, int8_s_per_map: floa
     if trained and comparison.get("f1_drop") is not None:
         drop, basis = comparison["f1_drop"], "F1 against labels (fp32 - int8)"
     elif comparison.get("f1_vs_fp32") is not None:
-        drop, basis = 1.0 - comparison["f1_vs_fp32"], "1 - F1 of int8 masks against fp32 masks (no trained-model label F1)"
+        drop, basis = (
+            1.0 - comparison["f1_vs_fp32"],
+            "1 - F1 of int8 masks against fp32 masks (no trained-model label F1)",
+        )
     elif comparison.get("f1_vs_fp32_at_probe") is not None:
         drop = 1.0 - comparison["f1_vs_fp32_at_probe"]
-        basis = (f"1 - F1 of int8 masks against fp32 masks at the fp32 95th-percentile probability "
-                 f"{comparison['probe_threshold']:.3f} (untrained model: no pixel above the threshold)")
+        basis = (
+            f"1 - F1 of int8 masks against fp32 masks at the fp32 95th-percentile probability "
+            f"{comparison['probe_threshold']:.3f} (untrained model: no pixel above the threshold)"
+        )
     else:
         drop, basis = None, "no cloud pixel at the threshold in either mask: F1 undefined"
     faster = int8_s_per_map is not None and fp32_s_per_map is not None and int8_s_per_map < fp32_s_per_map

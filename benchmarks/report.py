@@ -34,7 +34,8 @@ def header_lines(doc: dict[str, Any]) -> list[str]:
         f"{m['cores']} cores ({m['usable_cores']} usable), {_f((m['memory_bytes'] or 0) / GB, '.1f')} GB RAM",
         f"- onnxruntime {v.get('onnxruntime') or v.get('onnxruntime-gpu')}, tensorflow {v.get('tensorflow')}, "
         f"keras {v.get('keras')}, numpy {v.get('numpy')}, numba {v.get('numba')}, python {v.get('python')}",
-        f"- provider asked `{cfg['provider']}`, sessions really ran on {', '.join(doc['provider_check']['session_providers'])}",
+        f"- provider asked `{cfg['provider']}`, sessions really ran on "
+        f"{', '.join(doc['provider_check']['session_providers'])}",
         f"- load average (1/5/15 min) at start {doc.get('loadavg_start')}, at end {doc.get('loadavg_end')}"
         " (other jobs share this machine: figures are noisy)",
         f"- models: ONNX `{cfg['onnx']}`, Keras `{cfg.get('keras')}`; {len(doc.get('maps', []))} map(s) x "
@@ -46,8 +47,11 @@ def header_lines(doc: dict[str, Any]) -> list[str]:
 
 def main_table(variants: dict[str, dict[str, Any]]) -> list[str]:
     """One row per variant of the main suite."""
-    head = ("| variant | s/map | maps/s | x (1) maps/s | x (4) time | peak RSS GB | "
-            + " | ".join(STAGES) + " | staged s/map | limit (same process) s/map | tiles/map | ran on |")
+    head = (
+        "| variant | s/map | maps/s | x (1) maps/s | x (4) time | peak RSS GB | "
+        + " | ".join(STAGES)
+        + " | staged s/map | limit (same process) s/map | tiles/map | ran on |"
+    )
     rows = [head, "|" + "---|" * (head.count("|") - 1)]
     for name, r in variants.items():
         if not r.get("ok"):
@@ -60,7 +64,8 @@ def main_table(variants: dict[str, dict[str, Any]]) -> list[str]:
             f"{_f(r.get('x_limit'))} | {_f(r['peak_rss_bytes'] / GB)} | {stage_cells} | "
             f"{_f(r.get('staged', {}).get('s_per_map'))} | "
             f"{_f(r['limit']['s_per_map']) if 'limit' in r and r['spec']['kind'] != 'limit' else '-'} | "
-            f"{_f(r.get('tiles_per_map'), '.0f')} | {r.get('provider')}{' ' + r['precision'] if r.get('precision') else ''} |"
+            f"{_f(r.get('tiles_per_map'), '.0f')} | "
+            f"{r.get('provider')}{' ' + r['precision'] if r.get('precision') else ''} |"
         )
     return rows
 
@@ -75,14 +80,18 @@ def targets_table(rows: list[dict[str, Any]]) -> list[str]:
 
 def simple_table(variants: dict[str, dict[str, Any]]) -> list[str]:
     """Scaling / threads / precision rows: maps, s/map (pipeline and staged), maps/s, RSS."""
-    out = ["| variant | maps | pipeline s/map | staged s/map | maps/s | peak RSS GB | note |", "|---|---|---|---|---|---|---|"]
+    out = [
+        "| variant | maps | pipeline s/map | staged s/map | maps/s | peak RSS GB | note |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, r in variants.items():
         if not r.get("ok"):
             out.append(f"| {name} | FAILED: {r.get('error', '')[:120]} | | | | | |")
             continue
         pipe, staged, lim = r.get("pipeline", {}), r.get("staged", {}), r.get("limit", {})
         out.append(
-            f"| {name} | {r['n_maps']} | {_f(pipe.get('s_per_map'))} | {_f(staged.get('s_per_map') or lim.get('s_per_map'))}"
+            f"| {name} | {r['n_maps']} | {_f(pipe.get('s_per_map'))} | "
+            f"{_f(staged.get('s_per_map') or lim.get('s_per_map'))}"
             f"{' (model alone)' if lim else ''} | {_f(r['maps_per_s'], '.3f')} | {_f(r['peak_rss_bytes'] / GB)} | "
             f"{r['spec'].get('note', '')} |"
         )
@@ -90,26 +99,41 @@ def simple_table(variants: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def precision_lines(name: str, suite: dict[str, Any]) -> list[str]:
-    lines = [f"### {name}", "", f"Maps: {', '.join(Path(m).name for m in suite['maps'])}; threshold "
-             f"{suite['threshold']}; trained model: {suite['trained_model']}.", ""]
+    lines = [
+        f"### {name}",
+        "",
+        f"Maps: {', '.join(Path(m).name for m in suite['maps'])}; threshold "
+        f"{suite['threshold']}; trained model: {suite['trained_model']}.",
+        "",
+    ]
     lines += simple_table(suite["variants"])
     c = suite.get("comparison")
     if c:
-        lines += ["", f"- F1 of {name} masks against the fp32 model's own masks: {_f(c['f1_vs_fp32'], '.4f')} "
-                  f"({c['fp32_cloud_pixels']} fp32 cloud pixels); max |probability difference| {_f(c['max_abs_diff'], '.2e')}; "
-                  f"pixels changing class {_f(c['class_flips'], '.2e')}"]
+        lines += [
+            "",
+            f"- F1 of {name} masks against the fp32 model's own masks: {_f(c['f1_vs_fp32'], '.4f')} "
+            f"({c['fp32_cloud_pixels']} fp32 cloud pixels); "
+            f"max |probability difference| {_f(c['max_abs_diff'], '.2e')}; "
+            f"pixels changing class {_f(c['class_flips'], '.2e')}",
+        ]
         if "probe_threshold" in c:
-            lines.append(f"- no fp32 cloud pixel at the threshold (untrained model): at the fp32 95th-percentile "
-                         f"probability {_f(c['probe_threshold'], '.4f')} the F1 against fp32 is "
-                         f"{_f(c['f1_vs_fp32_at_probe'], '.4f')}")
+            lines.append(
+                f"- no fp32 cloud pixel at the threshold (untrained model): at the fp32 95th-percentile "
+                f"probability {_f(c['probe_threshold'], '.4f')} the F1 against fp32 is "
+                f"{_f(c['f1_vs_fp32_at_probe'], '.4f')}"
+            )
         if "f1_labels_fp32" in c:
-            lines.append(f"- F1 against labels ({', '.join(c['label_days'])}): fp32 {_f(c['f1_labels_fp32'], '.4f')}, "
-                         f"{name} {_f(c['f1_labels_variant'], '.4f')}, drop {_f(c['f1_drop'], '.4f')}")
+            lines.append(
+                f"- F1 against labels ({', '.join(c['label_days'])}): fp32 {_f(c['f1_labels_fp32'], '.4f')}, "
+                f"{name} {_f(c['f1_labels_variant'], '.4f')}, drop {_f(c['f1_drop'], '.4f')}"
+            )
     v = suite.get("verdict")
     if v:
-        lines.append(f"- verdict: offer in cm-infer: **{'yes' if v['offer_in_cm_infer'] else 'no'}** "
-                     f"(F1 drop {_f(v['f1_drop'], '.4f')} by {v['basis']}; end-to-end speed-up over fp32 "
-                     f"{_f(v['speedup'])}x; rule: {v['rule']})")
+        lines.append(
+            f"- verdict: offer in cm-infer: **{'yes' if v['offer_in_cm_infer'] else 'no'}** "
+            f"(F1 drop {_f(v['f1_drop'], '.4f')} by {v['basis']}; end-to-end speed-up over fp32 "
+            f"{_f(v['speedup'])}x; rule: {v['rule']})"
+        )
     return lines + [""]
 
 
@@ -117,10 +141,16 @@ def profile_lines(profiles: dict[str, dict[str, Any]], top: int = 6) -> list[str
     """Milliseconds per 668 px tile by operator type, one column per thread count."""
     threads = list(profiles)
     ops = list(next(iter(profiles.values()))["ops_ms_per_tile"])[:top]
-    lines = ["## Profile: onnxruntime's own profiler, ms per 668 px tile", "",
-             "| op | " + " | ".join(f"{t} thread(s)" for t in threads) + " |", "|---|" + "---|" * len(threads)]
+    lines = [
+        "## Profile: onnxruntime's own profiler, ms per 668 px tile",
+        "",
+        "| op | " + " | ".join(f"{t} thread(s)" for t in threads) + " |",
+        "|---|" + "---|" * len(threads),
+    ]
     for op in ops:
-        lines.append(f"| {op} | " + " | ".join(_f(profiles[t]["ops_ms_per_tile"].get(op), ".1f") for t in threads) + " |")
+        lines.append(
+            f"| {op} | " + " | ".join(_f(profiles[t]["ops_ms_per_tile"].get(op), ".1f") for t in threads) + " |"
+        )
     lines.append("| all kernels | " + " | ".join(_f(profiles[t]["kernel_ms_per_tile"], ".1f") for t in threads) + " |")
     lines.append("| wall per tile | " + " | ".join(_f(profiles[t]["tile_s"] * 1000, ".1f") for t in threads) + " |")
     return lines + [""]
@@ -129,32 +159,57 @@ def profile_lines(profiles: dict[str, dict[str, Any]], top: int = 6) -> list[str
 def startup_lines(suite: dict[str, Any]) -> list[str]:
     """Seconds from the cm-infer command to the first map written, per variant."""
     v = suite["version"]
-    lines = ["## Start-up: `cm-infer` on one map, command to first map written", "",
-             f"Map `{Path(suite['map']).name}`. `cm-infer --version`: {_f(v['median_s'])} s; heavy modules on "
-             f"importing the CLI: {', '.join(v['heavy_modules_on_import']) or 'none'}.", "",
-             "| variant | first map s (median) | exit s (median) | cold (empty Numba cache) first map s |", "|---|---|---|---|"]
+    lines = [
+        "## Start-up: `cm-infer` on one map, command to first map written",
+        "",
+        f"Map `{Path(suite['map']).name}`. `cm-infer --version`: {_f(v['median_s'])} s; heavy modules on "
+        f"importing the CLI: {', '.join(v['heavy_modules_on_import']) or 'none'}.",
+        "",
+        "| variant | first map s (median) | exit s (median) | cold (empty Numba cache) first map s |",
+        "|---|---|---|---|",
+    ]
     for name, r in suite["variants"].items():
         cold = r.get("cold", {})
-        lines.append(f"| {name} | {_f(r.get('first_map_s'))} | {_f(r.get('exit_s'))} | {_f(cold.get('first_map_s'))} |"
-                     + ("" if r.get("ok") else f" FAILED: {r.get('error')}"))
+        lines.append(
+            f"| {name} | {_f(r.get('first_map_s'))} | {_f(r.get('exit_s'))} | {_f(cold.get('first_map_s'))} |"
+            + ("" if r.get("ok") else f" FAILED: {r.get('error')}")
+        )
     return lines + [""]
 
 
 def tilesize_lines(suite: dict[str, Any]) -> list[str]:
     """Seconds per tile by size and backend, and the seamless plan estimates."""
     sizes = [str(t) for t in suite["tile_outs"]]
-    lines = ["## Tile size: the model alone on one seamless tile (output px), s per tile", "",
-             "| backend | " + " | ".join(sizes) + " |", "|---|" + "---|" * len(sizes)]
+    lines = [
+        "## Tile size: the model alone on one seamless tile (output px), s per tile",
+        "",
+        "| backend | " + " | ".join(sizes) + " |",
+        "|---|" + "---|" * len(sizes),
+    ]
     ok = {n: b for n, b in suite["backends"].items() if b.get("ok")}
     for name, b in suite["backends"].items():
-        lines.append(f"| {name} | " + (" | ".join(_f(b["s_per_tile"].get(t), ".3f") for t in sizes) if b.get("ok")
-                                        else f"FAILED: {b.get('error')}") + " |")
-    lines += ["", "Estimated seconds per map of a seamless plan (n_tiles x s/tile) for a 3600 px wide box:", "",
-              "| backend | box rows | seamless_tile_out picks | its s | fastest timed | its s |", "|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {name} | "
+            + (
+                " | ".join(_f(b["s_per_tile"].get(t), ".3f") for t in sizes)
+                if b.get("ok")
+                else f"FAILED: {b.get('error')}"
+            )
+            + " |"
+        )
+    lines += [
+        "",
+        "Estimated seconds per map of a seamless plan (n_tiles x s/tile) for a 3600 px wide box:",
+        "",
+        "| backend | box rows | seamless_tile_out picks | its s | fastest timed | its s |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, b in ok.items():
         for h, p in b["plans"].items():
-            lines.append(f"| {name} | {h} | {p['seamless_tile_out']} | {_f(p['chosen_s'])} | {p['fastest_timed']} | "
-                         f"{_f(p['fastest_s'])} |")
+            lines.append(
+                f"| {name} | {h} | {p['seamless_tile_out']} | {_f(p['chosen_s'])} | {p['fastest_timed']} | "
+                f"{_f(p['fastest_s'])} |"
+            )
     return lines + [""]
 
 
@@ -164,15 +219,22 @@ def markdown(doc: dict[str, Any]) -> str:
     suites = doc["suites"]
     if "main" in suites:
         lines += [
-            "## Main: the same maps through every variant", "",
+            "## Main: the same maps through every variant",
+            "",
             "s/map: median over repeats of wall / maps (pipeline variants: cm-infer's overlapped pipeline; "
             "Keras and whole-map variants: sequential). x (1): maps/s relative to the baseline keras-original. "
             "x (4): time relative to onnxruntime alone on the same tiles (for ort-center/blend/seamless timed in the "
             "same process, interleaved with the variant's passes, so under the same load; else the limit-* row). "
             "limit (same process): that model-alone time, s/map. Stage columns: seconds per map in "
-            "the sequential (staged) pass.", "",
+            "the sequential (staged) pass.",
+            "",
         ]
-        lines += main_table(suites["main"]["variants"]) + ["", "### Targets", ""] + targets_table(suites["main"]["targets"]) + [""]
+        lines += (
+            main_table(suites["main"]["variants"])
+            + ["", "### Targets", ""]
+            + targets_table(suites["main"]["targets"])
+            + [""]
+        )
     if "scaling" in suites:
         lines += ["## Scaling (default mode, one pass)", ""] + simple_table(suites["scaling"]["variants"]) + [""]
     if "threads" in suites:
@@ -186,8 +248,12 @@ def markdown(doc: dict[str, Any]) -> str:
     if "precision" in suites:
         from .precision import markdown as precision_markdown
 
-        lines += ["## Precision: accuracy of OpenVINO fp32 / bf16 against onnxruntime fp32", "",
-                  precision_markdown(suites["precision"]), ""]
+        lines += [
+            "## Precision: accuracy of OpenVINO fp32 / bf16 against onnxruntime fp32",
+            "",
+            precision_markdown(suites["precision"]),
+            "",
+        ]
     if "startup" in suites:
         lines += startup_lines(suites["startup"])
     if "tilesize" in suites:
@@ -221,11 +287,14 @@ def chart(doc: dict[str, Any], path: Path) -> Path | None:
     ax.invert_yaxis()
     ax = axes[0, 1]
     left = [0.0] * len(names)
-    for stage, colour in zip(STAGES, ["#8c6d31", "#bd9e39", "#2a70b8", "#d62728", "#7b4173"]):
-        vals = [main[n].get("staged", {}).get("stages_s_per_map", {}).get(stage, 0.0)
-                or (main[n]["s_per_map"] if stage == "infer" and main[n]["spec"]["kind"] == "limit" else 0.0) for n in names]
+    for stage, colour in zip(STAGES, ["#8c6d31", "#bd9e39", "#2a70b8", "#d62728", "#7b4173"], strict=True):
+        vals = [
+            main[n].get("staged", {}).get("stages_s_per_map", {}).get(stage, 0.0)
+            or (main[n]["s_per_map"] if stage == "infer" and main[n]["spec"]["kind"] == "limit" else 0.0)
+            for n in names
+        ]
         ax.barh(names, vals, left=left, color=colour, label=stage)
-        left = [a + b for a, b in zip(left, vals)]
+        left = [a + b for a, b in zip(left, vals, strict=True)]
     ax.set_xlabel("seconds per map, sequential pass (limit: the model alone)")
     ax.set_title("Where the time goes")
     ax.legend(fontsize=8)
@@ -252,7 +321,9 @@ def chart(doc: dict[str, Any], path: Path) -> Path | None:
     else:
         ax.axis("off")
     load = doc.get("loadavg_start")
-    fig.suptitle(f"cm-bench {doc['machine']['machine']} {doc['started_utc']} - load average at start {load}", fontsize=10)
+    fig.suptitle(
+        f"cm-bench {doc['machine']['machine']} {doc['started_utc']} - load average at start {load}", fontsize=10
+    )
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=90, format="png")

@@ -153,11 +153,19 @@ def run_variant(spec: VariantSpec, workdir: Path, timeout_s: float = 3600.0) -> 
         try:
             subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, timeout=timeout_s, check=False)
         except subprocess.TimeoutExpired:
-            return {"ok": False, "name": spec.name, "error": f"{spec.name}: timed out after {timeout_s:.0f} s (log: {log_path})"}
+            return {
+                "ok": False,
+                "name": spec.name,
+                "error": f"{spec.name}: timed out after {timeout_s:.0f} s (log: {log_path})",
+            }
     wall = time.perf_counter() - t
     if not result_path.is_file():
         tail = [line for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
-        return {"ok": False, "name": spec.name, "error": f"{spec.name}: worker died ({tail[-1][:300] if tail else 'no output'}; log: {log_path})"}
+        return {
+            "ok": False,
+            "name": spec.name,
+            "error": f"{spec.name}: worker died ({tail[-1][:300] if tail else 'no output'}; log: {log_path})",
+        }
     result = json.loads(result_path.read_text())
     result.setdefault("name", spec.name)
     result["process_wall_s"] = round(wall, 2)
@@ -188,32 +196,84 @@ def plan_of(stitch: str) -> str:
 
 def main_specs(cfg: BenchConfig, maps: list[str], work: Path) -> list[VariantSpec]:
     """Variants (1)-(4) of the main suite, baseline first."""
-    base = dict(maps=maps, repeats=cfg.repeats, provider=cfg.provider, threads=cfg.threads,
-                bounds=list(cfg.bounds) if cfg.bounds else None)
+    base = dict(
+        maps=maps,
+        repeats=cfg.repeats,
+        provider=cfg.provider,
+        threads=cfg.threads,
+        bounds=list(cfg.bounds) if cfg.bounds else None,
+    )
     out = lambda name: str(work / "out" / name)  # noqa: E731
     specs: list[VariantSpec] = []
     if cfg.keras is not None:
         keras = dict(base, engine="keras", model=str(cfg.keras), kind="staged", threads=None)
-        specs.append(VariantSpec("keras-original", stitch="reference", out_dir=out("keras-original"),
-                                 note="(1) Keras, original tiles, original full-array stitching: the baseline", **keras))
-        specs.append(VariantSpec("keras-center", stitch="center", out_dir=out("keras-center"),
-                                 note="(2) Keras, original tiles, infer's Numba center stitching", **keras))
+        specs.append(
+            VariantSpec(
+                "keras-original",
+                stitch="reference",
+                out_dir=out("keras-original"),
+                note="(1) Keras, original tiles, original full-array stitching: the baseline",
+                **keras,
+            )
+        )
+        specs.append(
+            VariantSpec(
+                "keras-center",
+                stitch="center",
+                out_dir=out("keras-center"),
+                note="(2) Keras, original tiles, infer's Numba center stitching",
+                **keras,
+            )
+        )
     onnx = dict(base, engine="onnx", model=str(cfg.onnx))
     for mode in ORT_MODES:
         default = " (cm-infer default)" if mode == DEFAULT_STITCH else ""
-        specs.append(VariantSpec(f"ort-{mode}", stitch=mode, kind="both", with_limit=True, out_dir=out(f"ort-{mode}"),
-                                 note=f"(3) onnxruntime, cm-infer pipeline, --stitch {mode}{default}", **onnx))
+        specs.append(
+            VariantSpec(
+                f"ort-{mode}",
+                stitch=mode,
+                kind="both",
+                with_limit=True,
+                out_dir=out(f"ort-{mode}"),
+                note=f"(3) onnxruntime, cm-infer pipeline, --stitch {mode}{default}",
+                **onnx,
+            )
+        )
     if cfg.wholemap:
-        specs.append(VariantSpec("ort-wholemap", stitch="wholemap", kind="staged", out_dir=out("ort-wholemap"),
-                                 note="(3) onnxruntime, one pass over the whole padded box (predict_whole_pass)", **onnx))
+        specs.append(
+            VariantSpec(
+                "ort-wholemap",
+                stitch="wholemap",
+                kind="staged",
+                out_dir=out("ort-wholemap"),
+                note="(3) onnxruntime, one pass over the whole padded box (predict_whole_pass)",
+                **onnx,
+            )
+        )
     for plan, stitch in (("original", "center"), ("seamless", "seamless")):
-        specs.append(VariantSpec(f"limit-{plan}", stitch=stitch, kind="limit", out_dir=out(f"limit-{plan}"),
-                                 note=f"(4) onnxruntime alone on the {plan} plan's tiles", **onnx))
+        specs.append(
+            VariantSpec(
+                f"limit-{plan}",
+                stitch=stitch,
+                kind="limit",
+                out_dir=out(f"limit-{plan}"),
+                note=f"(4) onnxruntime alone on the {plan} plan's tiles",
+                **onnx,
+            )
+        )
     for precision in openvino_precisions():
         ov = dict(onnx, provider="openvino", precision=precision)
-        specs.append(VariantSpec(f"ov-{precision}", stitch=DEFAULT_STITCH, kind="both", with_limit=True,
-                                 out_dir=out(f"ov-{precision}"),
-                                 note=f"(3) OpenVINO {precision}, cm-infer pipeline, --stitch {DEFAULT_STITCH}", **ov))
+        specs.append(
+            VariantSpec(
+                f"ov-{precision}",
+                stitch=DEFAULT_STITCH,
+                kind="both",
+                with_limit=True,
+                out_dir=out(f"ov-{precision}"),
+                note=f"(3) OpenVINO {precision}, cm-infer pipeline, --stitch {DEFAULT_STITCH}",
+                **ov,
+            )
+        )
     return specs
 
 
@@ -237,7 +297,7 @@ def derive_main(results: dict[str, dict[str, Any]]) -> None:
     """
     base = results.get("keras-original", {})
     base_s = base.get("s_per_map") if base.get("ok") else None
-    for name, r in results.items():
+    for r in results.values():
         if not r.get("ok"):
             continue
         r["x_baseline"] = base_s / r["s_per_map"] if base_s and r.get("s_per_map") else None
@@ -254,25 +314,48 @@ def derive_main(results: dict[str, dict[str, Any]]) -> None:
 
 def targets(results: dict[str, dict[str, Any]], rss_limit: float = 1.5e9) -> list[dict[str, Any]]:
     """The issue's targets, each with the measured value and pass / fail (None: not measured)."""
+
     def ok(name: str) -> dict[str, Any] | None:
         r = results.get(name)
         return r if r and r.get("ok") else None
 
     default = ok(f"ort-{DEFAULT_STITCH}")
-    rows = [{
-        "target": f"default cm-infer mode ({DEFAULT_STITCH}) >= 10x the maps/s of (1)",
-        "value": default.get("x_baseline") if default else None, "limit": 10.0, "higher_is_better": True,
-    }]
+    rows = [
+        {
+            "target": f"default cm-infer mode ({DEFAULT_STITCH}) >= 10x the maps/s of (1)",
+            "value": default.get("x_baseline") if default else None,
+            "limit": 10.0,
+            "higher_is_better": True,
+        }
+    ]
     for mode in ORT_MODES:
         r = ok(f"ort-{mode}")
-        rows.append({"target": f"ort-{mode} >= 3x the maps/s of (1)", "value": r.get("x_baseline") if r else None,
-                     "limit": 3.0, "higher_is_better": True})
+        rows.append(
+            {
+                "target": f"ort-{mode} >= 3x the maps/s of (1)",
+                "value": r.get("x_baseline") if r else None,
+                "limit": 3.0,
+                "higher_is_better": True,
+            }
+        )
     for mode in ORT_MODES:
         r = ok(f"ort-{mode}")
-        rows.append({"target": f"ort-{mode} peak RSS < 1.5 GB", "value": (r["peak_rss_bytes"] / 1e9) if r else None,
-                     "limit": rss_limit / 1e9, "higher_is_better": False})
-    rows.append({"target": "default mode end to end within 1.25x of (4) on the same tiles",
-                 "value": default.get("x_limit") if default else None, "limit": 1.25, "higher_is_better": False})
+        rows.append(
+            {
+                "target": f"ort-{mode} peak RSS < 1.5 GB",
+                "value": (r["peak_rss_bytes"] / 1e9) if r else None,
+                "limit": rss_limit / 1e9,
+                "higher_is_better": False,
+            }
+        )
+    rows.append(
+        {
+            "target": "default mode end to end within 1.25x of (4) on the same tiles",
+            "value": default.get("x_limit") if default else None,
+            "limit": 1.25,
+            "higher_is_better": False,
+        }
+    )
     for row in rows:
         v = row["value"]
         row["passed"] = None if v is None else (v >= row["limit"] if row["higher_is_better"] else v <= row["limit"])
@@ -283,10 +366,20 @@ def scaling_specs(cfg: BenchConfig, all_maps: list[str], work: Path) -> list[Var
     """The default mode through the pipeline at each size of ``cfg.scaling_sizes`` (one pass)."""
     pool = spread(all_maps, max(cfg.scaling_sizes))
     return [
-        VariantSpec(f"scaling-{n}", engine="onnx", model=str(cfg.onnx), maps=spread(pool, n), kind="pipeline",
-                    stitch=DEFAULT_STITCH, repeats=1, provider=cfg.provider, threads=cfg.threads,
-                    bounds=list(cfg.bounds) if cfg.bounds else None, out_dir=str(work / "out" / f"scaling-{n}"),
-                    note=f"{min(n, len(pool))} maps, one pass")
+        VariantSpec(
+            f"scaling-{n}",
+            engine="onnx",
+            model=str(cfg.onnx),
+            maps=spread(pool, n),
+            kind="pipeline",
+            stitch=DEFAULT_STITCH,
+            repeats=1,
+            provider=cfg.provider,
+            threads=cfg.threads,
+            bounds=list(cfg.bounds) if cfg.bounds else None,
+            out_dir=str(work / "out" / f"scaling-{n}"),
+            note=f"{min(n, len(pool))} maps, one pass",
+        )
         for n in cfg.scaling_sizes
     ]
 
@@ -294,19 +387,41 @@ def scaling_specs(cfg: BenchConfig, all_maps: list[str], work: Path) -> list[Var
 def thread_specs(cfg: BenchConfig, maps: list[str], work: Path) -> list[VariantSpec]:
     """The default mode with each intra-op thread count, staged (no overlap) and pipeline."""
     return [
-        VariantSpec(f"threads-{t}", engine="onnx", model=str(cfg.onnx), maps=maps, kind="both", stitch=DEFAULT_STITCH,
-                    repeats=cfg.repeats, provider=cfg.provider, threads=t,
-                    bounds=list(cfg.bounds) if cfg.bounds else None, out_dir=str(work / "out" / f"threads-{t}"),
-                    note=f"{t} intra-op thread(s)")
+        VariantSpec(
+            f"threads-{t}",
+            engine="onnx",
+            model=str(cfg.onnx),
+            maps=maps,
+            kind="both",
+            stitch=DEFAULT_STITCH,
+            repeats=cfg.repeats,
+            provider=cfg.provider,
+            threads=t,
+            bounds=list(cfg.bounds) if cfg.bounds else None,
+            out_dir=str(work / "out" / f"threads-{t}"),
+            note=f"{t} intra-op thread(s)",
+        )
         for t in cfg.thread_counts
     ]
 
 
-def precision_spec(cfg: BenchConfig, name: str, model: Path, maps: list[str], work: Path, kind: str = "pipeline") -> VariantSpec:
+def precision_spec(
+    cfg: BenchConfig, name: str, model: Path, maps: list[str], work: Path, kind: str = "pipeline"
+) -> VariantSpec:
     """The default mode on the quality maps with ``model`` (fp32, fp16 or int8)."""
-    return VariantSpec(name, engine="onnx", model=str(model), maps=maps, kind=kind, stitch=DEFAULT_STITCH,
-                       repeats=cfg.repeats, provider=cfg.provider, threads=cfg.threads,
-                       bounds=list(cfg.bounds) if cfg.bounds else None, out_dir=str(work / "out" / name))
+    return VariantSpec(
+        name,
+        engine="onnx",
+        model=str(model),
+        maps=maps,
+        kind=kind,
+        stitch=DEFAULT_STITCH,
+        repeats=cfg.repeats,
+        provider=cfg.provider,
+        threads=cfg.threads,
+        bounds=list(cfg.bounds) if cfg.bounds else None,
+        out_dir=str(work / "out" / name),
+    )
 
 
 def model_threshold(onnx: Path) -> float:
@@ -381,19 +496,27 @@ def run_benchmark(cfg: BenchConfig, progress: Progress | None = None) -> dict[st
     if "precision" in cfg.suites:
         from .precision import precision_figures
 
-        doc["suites"]["precision"] = precision_figures(cfg.onnx, cfg.maps_root, cfg.labels, cfg.reference,
-                                                       threads=cfg.threads, progress=say)
+        doc["suites"]["precision"] = precision_figures(
+            cfg.onnx, cfg.maps_root, cfg.labels, cfg.reference, threads=cfg.threads, progress=say
+        )
     if "startup" in cfg.suites:
         from .startup import startup_suite
 
-        variants = {"default": ["--model", str(cfg.onnx)], "onnxruntime-cpu": ["--model", str(cfg.onnx), "--provider", "cpu"]}
+        variants = {
+            "default": ["--model", str(cfg.onnx)],
+            "onnxruntime-cpu": ["--model", str(cfg.onnx), "--provider", "cpu"],
+        }
         doc["suites"]["startup"] = startup_suite(maps[0], variants, repeats=cfg.repeats, progress=say)
     if "tilesize" in cfg.suites:
         from .tilesize import tilesize_suite
 
-        backends = {"onnxruntime-fp32": ("cpu", "fp32"), **{f"openvino-{p}": ("openvino", p) for p in openvino_precisions()}}
-        doc["suites"]["tilesize"] = tilesize_suite(str(cfg.onnx), backends, threads=cfg.threads,
-                                                   repeats=cfg.repeats, progress=say)
+        backends = {
+            "onnxruntime-fp32": ("cpu", "fp32"),
+            **{f"openvino-{p}": ("openvino", p) for p in openvino_precisions()},
+        }
+        doc["suites"]["tilesize"] = tilesize_suite(
+            str(cfg.onnx), backends, threads=cfg.threads, repeats=cfg.repeats, progress=say
+        )
     doc["loadavg_end"] = load_average()
     doc["wall_s"] = round(time.time() - started, 1)
     return doc
@@ -410,7 +533,12 @@ def precision_suites(cfg: BenchConfig, all_maps: list[str], work: Path, run_all,
     models = work / "models"
     models.mkdir(parents=True, exist_ok=True)
     fp32 = run_all([precision_spec(cfg, "fp32", cfg.onnx, qmaps, work)])["fp32"]
-    common = {"maps": qmaps, "labels": str(labels) if labels else None, "threshold": threshold, "trained_model": trained}
+    common = {
+        "maps": qmaps,
+        "labels": str(labels) if labels else None,
+        "threshold": threshold,
+        "trained_model": trained,
+    }
     out: dict[str, Any] = {}
 
     def compare(name: str, res: dict[str, Any]) -> dict[str, Any] | None:
@@ -431,14 +559,22 @@ def precision_suites(cfg: BenchConfig, all_maps: list[str], work: Path, run_all,
         t = time.perf_counter()
         path = make_int8(cfg.onnx, models / "model-int8.onnx", tiles)
         quant_s = time.perf_counter() - t
-        res = run_all([
-            precision_spec(cfg, "int8", path, qmaps, work),
-            precision_spec(cfg, "limit-fp32", cfg.onnx, qmaps, work, kind="limit"),
-            precision_spec(cfg, "limit-int8", path, qmaps, work, kind="limit"),
-        ])
+        res = run_all(
+            [
+                precision_spec(cfg, "int8", path, qmaps, work),
+                precision_spec(cfg, "limit-fp32", cfg.onnx, qmaps, work, kind="limit"),
+                precision_spec(cfg, "limit-int8", path, qmaps, work, kind="limit"),
+            ]
+        )
         comparison = compare("int8", res["int8"])
         verdict = int8_verdict(comparison or {}, trained, res["int8"].get("s_per_map"), fp32.get("s_per_map"))
-        out["int8"] = {**common, "calibration_maps": cal_maps, "calibration_tiles": int(len(tiles)),
-                       "quantize_s": round(quant_s, 1), "variants": {"fp32": fp32, **res},
-                       "comparison": comparison, "verdict": verdict}
+        out["int8"] = {
+            **common,
+            "calibration_maps": cal_maps,
+            "calibration_tiles": int(len(tiles)),
+            "quantize_s": round(quant_s, 1),
+            "variants": {"fp32": fp32, **res},
+            "comparison": comparison,
+            "verdict": verdict,
+        }
     return out

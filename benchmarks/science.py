@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 
 from mars_cloudmask.infer.contract import DEFAULT_THRESHOLD
-
 from mars_cloudmask.infer.geometry import INVALID, MAP_HEIGHT, MAP_WIDTH
 
 
@@ -56,8 +55,12 @@ def quicklook_seconds(repeats: int = 3, threshold: float = DEFAULT_THRESHOLD) ->
             t = time.perf_counter()
             save_quicklook(Path(tmp) / f"q{i}.png", rgb, mask, threshold)
             times.append(time.perf_counter() - t)
-    return {"what": "save_quicklook, one 3600 x 1801 map", "repeats": repeats,
-            "best_s": round(min(times), 4), "median_s": round(statistics.median(times), 4)}
+    return {
+        "what": "save_quicklook, one 3600 x 1801 map",
+        "repeats": repeats,
+        "best_s": round(min(times), 4),
+        "median_s": round(statistics.median(times), 4),
+    }
 
 
 def stats_peak_memory(counts: Sequence[int] = (2, 6)) -> dict[str, Any]:
@@ -71,8 +74,11 @@ def stats_peak_memory(counts: Sequence[int] = (2, 6)) -> dict[str, Any]:
 
     peaks: dict[int, int] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        one = write_mask(Path(tmp) / "src" / "cloudmask_P03_day01.ncdf",
-                         np.full((MAP_HEIGHT, MAP_WIDTH), 0.5, np.float32), {"ls": 150.0, "mars_year": 28})
+        one = write_mask(
+            Path(tmp) / "src" / "cloudmask_P03_day01.ncdf",
+            np.full((MAP_HEIGHT, MAP_WIDTH), 0.5, np.float32),
+            {"ls": 150.0, "mars_year": 28},
+        )
         for n in counts:
             folder = Path(tmp) / f"n{n}"
             folder.mkdir()
@@ -87,8 +93,12 @@ def stats_peak_memory(counts: Sequence[int] = (2, 6)) -> dict[str, Any]:
             if len(run.stats.days) != n:
                 raise RuntimeError(f"collect read {len(run.stats.days)} of {n} masks: {run.errors}")
     lo, hi = min(counts), max(counts)
-    return {"what": "cm-stats collect(), peak traced bytes", "peak_bytes": peaks,
-            "growth_bytes": peaks[hi] - peaks[lo], "one_mask_float32_bytes": MAP_HEIGHT * MAP_WIDTH * 4}
+    return {
+        "what": "cm-stats collect(), peak traced bytes",
+        "peak_bytes": peaks,
+        "growth_bytes": peaks[hi] - peaks[lo],
+        "one_mask_float32_bytes": MAP_HEIGHT * MAP_WIDTH * 4,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> None:

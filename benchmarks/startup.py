@@ -33,15 +33,17 @@ def cm_infer_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "mars_cloudmask.infer.cli"]
 
 
-def first_map_time(map_path: str | Path, args: Sequence[str] = (), timeout_s: float = 600.0,
-                   env: dict[str, str] | None = None) -> dict[str, Any]:
+def first_map_time(
+    map_path: str | Path, args: Sequence[str] = (), timeout_s: float = 600.0, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     """One subprocess run of ``cm-infer`` on one map: seconds to the first mask file and to exit."""
     out = Path(tempfile.mkdtemp(prefix="cm-startup-"))
     cmd = [*cm_infer_command(), str(map_path), "--out", str(out), "--overwrite", *args]
     try:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                env=dict(os.environ, **(env or {})))
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=dict(os.environ, **(env or {}))
+        )
         first = None
         while proc.poll() is None and time.perf_counter() - t0 < timeout_s:
             if first is None and any(out.rglob("*.ncdf")):
@@ -56,9 +58,14 @@ def first_map_time(map_path: str | Path, args: Sequence[str] = (), timeout_s: fl
             first = exit_s  # written in the last polling interval
         err = (proc.stderr.read() if proc.stderr else "").strip().splitlines()
         ok = proc.returncode == 0 and first is not None
-        return {"ok": ok, "command": cmd, "first_map_s": round(first, 3) if first else None,
-                "exit_s": round(exit_s, 3), "returncode": proc.returncode,
-                **({} if ok else {"error": err[-1][:300] if err else "no mask written"})}
+        return {
+            "ok": ok,
+            "command": cmd,
+            "first_map_s": round(first, 3) if first else None,
+            "exit_s": round(exit_s, 3),
+            "returncode": proc.returncode,
+            **({} if ok else {"error": err[-1][:300] if err else "no mask written"}),
+        }
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
@@ -71,15 +78,24 @@ def version_time(repeats: int = 3) -> dict[str, Any]:
         subprocess.run([*cm_infer_command(), "--version"], capture_output=True, check=False)
         walls.append(time.perf_counter() - t)
     probe = subprocess.run(
-        [sys.executable, "-c", "import sys, mars_cloudmask.infer.cli as c, mars_cloudmask.infer.runtime, "
-         "mars_cloudmask.infer.stitch; print(','.join(m for m in ('onnxruntime', 'openvino', 'numba', 'tensorflow') "
-         "if m in sys.modules))"], capture_output=True, text=True, check=False)
+        [
+            sys.executable,
+            "-c",
+            "import sys, mars_cloudmask.infer.cli as c, mars_cloudmask.infer.runtime, "
+            "mars_cloudmask.infer.stitch; print(','.join(m for m in ('onnxruntime', 'openvino', 'numba', 'tensorflow') "
+            "if m in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     heavy = [m for m in probe.stdout.strip().split(",") if m]
     return {"median_s": round(statistics.median(walls), 3), "heavy_modules_on_import": heavy}
 
 
-def startup_suite(map_path: str | Path, variants: dict[str, Sequence[str]], repeats: int = 3,
-                  progress: Any = None) -> dict[str, Any]:
+def startup_suite(
+    map_path: str | Path, variants: dict[str, Sequence[str]], repeats: int = 3, progress: Any = None
+) -> dict[str, Any]:
     """Each variant (name -> extra cm-infer arguments) ``repeats`` times on one map, after a cold
     run with an empty Numba cache (``NUMBA_CACHE_DIR`` pointed at a fresh folder)."""
     say = progress or (lambda _m: None)
@@ -96,7 +112,9 @@ def startup_suite(map_path: str | Path, variants: dict[str, Sequence[str]], repe
                 runs.append(first_map_time(map_path, args, env=env))
             good = [r for r in runs if r["ok"]]
             out["variants"][name] = {
-                "args": list(args), "cold": cold, "runs": runs,
+                "args": list(args),
+                "cold": cold,
+                "runs": runs,
                 "first_map_s": statistics.median(r["first_map_s"] for r in good) if good else None,
                 "exit_s": statistics.median(r["exit_s"] for r in good) if good else None,
                 "ok": bool(good) and len(good) == len(runs),

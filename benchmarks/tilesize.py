@@ -39,8 +39,9 @@ def time_tiles(model: Any, tile_outs: Sequence[int] = TILE_OUTS, repeats: int = 
     return out
 
 
-def plan_estimates(s_per_tile: dict[int, float], margin: int, align: int,
-                   heights: Sequence[int] = BOX_HEIGHTS) -> dict[str, Any]:
+def plan_estimates(
+    s_per_tile: dict[int, float], margin: int, align: int, heights: Sequence[int] = BOX_HEIGHTS
+) -> dict[str, Any]:
     """Per box height: estimated seconds of a seamless plan at each timed size, the size
     ``seamless_tile_out`` picks (from all sizes of its range) and the fastest timed size (pure)."""
     from mars_cloudmask.infer.geometry import MAP_WIDTH, Bounds, plan_tiles
@@ -63,9 +64,14 @@ def plan_estimates(s_per_tile: dict[int, float], margin: int, align: int,
     return boxes
 
 
-def tilesize_suite(onnx: str, backends: dict[str, tuple[str, str]], threads: int | None = None,
-                   tile_outs: Sequence[int] = TILE_OUTS, repeats: int = 3,
-                   progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+def tilesize_suite(
+    onnx: str,
+    backends: dict[str, tuple[str, str]],
+    threads: int | None = None,
+    tile_outs: Sequence[int] = TILE_OUTS,
+    repeats: int = 3,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """``backends``: name -> (provider, precision).  Per backend: s per tile, s per input Mpx and
     the plan estimates; a backend that cannot run here is reported with its one-line reason."""
     from mars_cloudmask.infer.geometry import MAP_WIDTH, Bounds
@@ -86,7 +92,9 @@ def tilesize_suite(onnx: str, backends: dict[str, tuple[str, str]], threads: int
         m = model.info.margin
         per_tile = time_tiles(model, tile_outs, repeats)
         out["backends"][name] = {
-            "ok": True, "provider": model.provider, "precision": model.precision,
+            "ok": True,
+            "provider": model.provider,
+            "precision": model.precision,
             "s_per_tile": {str(t): round(s, 4) for t, s in per_tile.items()},
             "s_per_input_mpx": {str(t): round(s / ((t + 2 * m) ** 2 / 1e6), 4) for t, s in per_tile.items()},
             "plans": plan_estimates(per_tile, m, model.info.align),

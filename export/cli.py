@@ -25,7 +25,9 @@ def run_metadata(source: Path) -> dict[str, Any]:
         run = read_json(folder / RUN)
         info["training_data"] = ", ".join(run.get("data", [])) + (
             f"; reference: {', '.join(run['reference'])} (weight {run.get('reference_weight')})"
-            if run.get("reference") else "")
+            if run.get("reference")
+            else ""
+        )
         info["split"] = json.dumps(run.get("split", {}), sort_keys=True)
         command = run.get("environment", {}).get("command")
         if command:  # "/path/to/bin/cm-train --data ..." -> "cm-train --data ..."
@@ -40,17 +42,18 @@ def run_metadata(source: Path) -> dict[str, Any]:
     elif scores.is_file():
         metrics = read_json(scores)
         best = metrics.get("best_val", {})
-        epoch = ({"epochs_averaged": metrics["epochs"]} if "epochs" in metrics
-                 else {"epoch": metrics.get("best_epoch")})
+        epoch = {"epochs_averaged": metrics["epochs"]} if "epochs" in metrics else {"epoch": metrics.get("best_epoch")}
         if "epochs" in metrics and "training_command" in info:
             ep = metrics["epochs"]
             span = f"{ep[0]}-{ep[-1]}" if ep == list(range(ep[0], ep[-1] + 1)) else ",".join(map(str, ep))
             bn = f" --recompute-bn {metrics['bn_batches']}" if metrics.get("bn_batches") else ""
             info["training_command"] += f"; cm-average {folder} --epochs {span}{bn}"
         # the scores at the threshold the model ships with, when the run recorded them
-        info["val_metrics"] = ({"threshold": best.get("best_threshold"), "loss": best.get("loss"),
-                                **best["at_best_threshold"], **epoch}
-                               if "at_best_threshold" in best else best)
+        info["val_metrics"] = (
+            {"threshold": best.get("best_threshold"), "loss": best.get("loss"), **best["at_best_threshold"], **epoch}
+            if "at_best_threshold" in best
+            else best
+        )
         if metrics.get("threshold") is not None:
             info["threshold"] = float(metrics["threshold"])
     return info
@@ -99,8 +102,10 @@ def export_command(
     width, depth = architecture_of(model)
     info = run_metadata(source)
     if "unscored" in info and threshold is None:
-        raise ValueError(f"{source}: not the run's best epoch, so the run's threshold and validation scores are not "
-                         f"this file's; score it with `{info['unscored']}` and export that file, or give --threshold")
+        raise ValueError(
+            f"{source}: not the run's best epoch, so the run's threshold and validation scores are not "
+            f"this file's; score it with `{info['unscored']}` and export that file, or give --threshold"
+        )
     meta = contract_metadata(
         width,
         depth,
@@ -111,8 +116,10 @@ def export_command(
         training_data=info.get("training_data", ""),
         split=info.get("split", ""),
         val_metrics=info.get("val_metrics"),
-        extra={**({"training_command": info["training_command"]} if "training_command" in info else {}),
-               **{k: v for k, v in (extra or {}).items() if k != "polar_offset"}},
+        extra={
+            **({"training_command": info["training_command"]} if "training_command" in info else {}),
+            **{k: v for k, v in (extra or {}).items() if k != "polar_offset"},
+        },
     )
     tile_in = DEFAULT_TILE_OUT + 2 * margin(depth)
     tiles = {"random": random_tiles(2, tile_in)}
@@ -132,10 +139,15 @@ def export(
     to: str = typer.Option("onnx", "--to", help="Target format (only 'onnx')."),
     name: str = typer.Option("cloudmask-unet", help="metadata 'name'."),
     version: str = typer.Option("0", help="metadata 'version'."),
-    threshold: Optional[float] = typer.Option(None, help=f"Cloud threshold (default: the run's, else {DEFAULT_THRESHOLD})."),
+    threshold: Optional[float] = typer.Option(
+        None, help=f"Cloud threshold (default: the run's, else {DEFAULT_THRESHOLD})."
+    ),
     polar_offset: Optional[float] = typer.Option(
-        None, "--polar-offset", help=f"Offset c (deg) of the polar bounds the model was validated with (default {DEFAULT_POLAR_OFFSET:g}; "
-        "--meta polar_offset=C is still read)."),
+        None,
+        "--polar-offset",
+        help=f"Offset c (deg) of the polar bounds the model was validated with (default {DEFAULT_POLAR_OFFSET:g}; "
+        "--meta polar_offset=C is still read).",
+    ),
     check_maps: list[Path] = typer.Option([], "--check-map", help="JPEG map(s) for real parity tiles (repeatable)."),
     fp16: bool = typer.Option(False, "--fp16", help="Also write NAME-fp16.onnx and report its difference."),
     fold: bool = typer.Option(True, "--fold/--no-fold", help="Fold BatchNorm into the convolutions."),
@@ -161,11 +173,21 @@ def export(
         k, v = item.split("=", 1)
         extra[k] = v
     try:
-        report = export_command(source, out, name=name, version=version, threshold=threshold,
-                                check_maps=check_maps, fp16=fp16, fold=fold, polar_offset=polar_offset, extra=extra)
+        report = export_command(
+            source,
+            out,
+            name=name,
+            version=version,
+            threshold=threshold,
+            check_maps=check_maps,
+            fp16=fp16,
+            fold=fold,
+            polar_offset=polar_offset,
+            extra=extra,
+        )
     except (CheckpointError, ExportError, ValueError) as exc:
         console.print(f"[red]error:[/] {exc}", soft_wrap=True, highlight=False)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     print(json.dumps({k: v for k, v in report.items() if k != "metadata"}, indent=2))
 
 

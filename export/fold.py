@@ -40,7 +40,9 @@ def bn_affine(layer) -> tuple[np.ndarray, np.ndarray]:
     return a, beta - mean * a
 
 
-def fold_into_conv(kernel: np.ndarray, bias: np.ndarray, a: np.ndarray, b: np.ndarray, lo: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def fold_into_conv(
+    kernel: np.ndarray, bias: np.ndarray, a: np.ndarray, b: np.ndarray, lo: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Kernel/bias of a valid Conv2D (kernel ``(kh, kw, cin, cout)``) whose input channels
     ``lo .. lo+len(a)`` were first mapped by ``a * x + b``."""
     k = np.asarray(kernel, np.float64).copy()

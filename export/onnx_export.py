@@ -91,8 +91,15 @@ def contract_info(
 
     m = margin(depth)
     info = ModelInfo(
-        name=name, version=str(version), threshold=float(threshold), tile_in=tile_out + 2 * m, tile_out=tile_out,
-        margin=m, align=alignment(depth), polar_offset=float(polar_offset), input_channels=input_channels,
+        name=name,
+        version=str(version),
+        threshold=float(threshold),
+        tile_in=tile_out + 2 * m,
+        tile_out=tile_out,
+        margin=m,
+        align=alignment(depth),
+        polar_offset=float(polar_offset),
+        input_channels=input_channels,
         extra={
             "input_layout": "NHWC",
             "input_dtype": "uint8",
@@ -143,9 +150,7 @@ def transposes_next_to_convs(proto) -> int:
         if node.op_type != "Transpose":
             continue
         fed = any(producers.get(i) is not None and producers[i].op_type in convs for i in node.input)
-        feeds = any(
-            other.op_type in convs and set(node.output) & set(other.input) for other in proto.graph.node
-        )
+        feeds = any(other.op_type in convs and set(node.output) & set(other.input) for other in proto.graph.node)
         count += bool(fed or feeds)
     return count
 
@@ -281,13 +286,13 @@ def export_onnx(
         except Exception:
             Path(fp16_out).unlink()
             raise
-        result["fp16"] = {"out": str(fp16_out), "bytes": Path(fp16_out).stat().st_size,
-                          "max_abs_diff": fp16_diff}
+        result["fp16"] = {"out": str(fp16_out), "bytes": Path(fp16_out).stat().st_size, "max_abs_diff": fp16_diff}
     return result
 
 
-def tiles_from_maps(paths: Sequence[str | Path], per_map: int = 2, tile_out: int = DEFAULT_TILE_OUT, seed: int = 0,
-                    depth: int = 4) -> np.ndarray:
+def tiles_from_maps(
+    paths: Sequence[str | Path], per_map: int = 2, tile_out: int = DEFAULT_TILE_OUT, seed: int = 0, depth: int = 4
+) -> np.ndarray:
     """Real input tiles for a net of this depth: ``per_map`` random tiles of the seamless plan of
     each map's data box."""
     from mars_cloudmask.train_kit.data import map_grid_tiles

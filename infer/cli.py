@@ -177,11 +177,11 @@ def infer(
 
     # Everything is settled before OUT is touched: a bad option writes nothing.
     try:
-        executor = (
-            cluster.DaskExecutor(dask, threads=threads, provider=provider, precision=precision) if dask else None
-        )
+        executor = cluster.DaskExecutor(dask, threads=threads, provider=provider, precision=precision) if dask else None
         loaded = load_model(
-            model, provider="cpu" if dask else provider, threads=1 if dask else threads,
+            model,
+            provider="cpu" if dask else provider,
+            threads=1 if dask else threads,
             precision="fp32" if dask else precision,
         )
         plan = resolve_plan(
@@ -212,7 +212,8 @@ def infer(
         input_errors.append(f"{', '.join(map(str, roots))}: no .jpg maps found")
         typer.echo(f"cm-infer: {input_errors[-1]}", err=True)
     typer.echo(
-        f"cm-infer: {len(jobs)} maps, model {loaded.path.name} on {loaded.provider.upper()} {loaded.precision}", err=True
+        f"cm-infer: {len(jobs)} maps, model {loaded.path.name} on {loaded.provider.upper()} {loaded.precision}",
+        err=True,
     )
 
     t0 = time.perf_counter()

@@ -259,7 +259,12 @@ class DaskExecutor:
     name = "dask"
 
     def __init__(
-        self, address: str, *, threads: int | None = None, provider: str = "auto", precision: str = "auto",
+        self,
+        address: str,
+        *,
+        threads: int | None = None,
+        provider: str = "auto",
+        precision: str = "auto",
         retries: int = 2,
     ):
         check_address(address)  # fail first, before any work

@@ -50,8 +50,17 @@ DEFAULT_CHANNELS = "rgb"
 CHANNEL_COUNTS = {"rgb": 3}
 """Channel sets the runtime can provide, with their channel counts."""
 
-CONTRACT_KEYS = ("name", "version", "threshold", "tile_in", "tile_out", "margin", "align",
-                 "polar_offset", "input_channels")
+CONTRACT_KEYS = (
+    "name",
+    "version",
+    "threshold",
+    "tile_in",
+    "tile_out",
+    "margin",
+    "align",
+    "polar_offset",
+    "input_channels",
+)
 """The metadata keys :class:`ModelInfo` parses into fields (all others go to ``extra``)."""
 
 

@@ -32,23 +32,29 @@ def openvino_info() -> dict[str, Any]:
     from . import runtime
 
     flags = runtime.cpu_flags()
-    info: dict[str, Any] = {"cpu_bf16_flags": sorted(set(flags) & set(runtime.BF16_FLAGS)),
-                            "native_bf16": runtime.native_bf16(flags)}
+    info: dict[str, Any] = {
+        "cpu_bf16_flags": sorted(set(flags) & set(runtime.BF16_FLAGS)),
+        "native_bf16": runtime.native_bf16(flags),
+    }
     if not runtime.openvino_installed():
         return {**info, "version": None}
     try:
         ov = runtime._ov()
         core = ov.Core()
-        info.update(version=ov.__version__, devices=list(core.available_devices),
-                    cpu=str(core.get_property("CPU", "FULL_DEVICE_NAME")))
+        info.update(
+            version=ov.__version__,
+            devices=list(core.available_devices),
+            cpu=str(core.get_property("CPU", "FULL_DEVICE_NAME")),
+        )
     except Exception as exc:  # a broken install is reported, not raised
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         info.update(version=None, error=f"openvino cannot start ({first})")
     return info
 
 
-def doctor_info(model_path: str | Path | None = None, provider: str = "auto", threads: int | None = None,
-                precision: str = "auto") -> dict[str, Any]:
+def doctor_info(
+    model_path: str | Path | None = None, provider: str = "auto", threads: int | None = None, precision: str = "auto"
+) -> dict[str, Any]:
     """Everything ``--doctor`` reports, as a dict (also usable from Python).
 
     Loads ``model_path`` (default: the shipped model, if any) with ``provider`` and
@@ -59,8 +65,10 @@ def doctor_info(model_path: str | Path | None = None, provider: str = "auto", th
     info: dict[str, Any] = {"platform": platform.platform(), "versions": versions()}
     both = info["versions"]["onnxruntime"] and info["versions"]["onnxruntime-gpu"]
     info["warnings"] = (
-        ["onnxruntime and onnxruntime-gpu are both installed: they share one import name; "
-         "uninstall both and install one (pip install \"mars-cloudmask[gpu]\" or [cpu])"]
+        [
+            "onnxruntime and onnxruntime-gpu are both installed: they share one import name; "
+            'uninstall both and install one (pip install "mars-cloudmask[gpu]" or [cpu])'
+        ]
         if both
         else []
     )
@@ -72,7 +80,7 @@ def doctor_info(model_path: str | Path | None = None, provider: str = "auto", th
     except ImportError as exc:
         info["onnxruntime_import"] = None
         info["available_providers"] = []
-        info["warnings"].append(f"onnxruntime cannot be imported ({exc}): pip install \"mars-cloudmask[cpu]\"")
+        info["warnings"].append(f'onnxruntime cannot be imported ({exc}): pip install "mars-cloudmask[cpu]"')
     info["openvino"] = openvino_info()
     if info["openvino"].get("error"):
         info["warnings"].append(info["openvino"]["error"])
@@ -104,7 +112,9 @@ def format_doctor(info: dict[str, Any]) -> str:
     lines.append(f"onnxruntime device: {info.get('onnxruntime_device', 'n/a')}")
     lines.append(f"available providers: {', '.join(info['available_providers']) or 'none'}")
     ov = info.get("openvino", {})
-    bf16 = ("native bf16 (" + ", ".join(ov.get("cpu_bf16_flags", [])) + ")") if ov.get("native_bf16") else "no native bf16"
+    bf16 = (
+        ("native bf16 (" + ", ".join(ov.get("cpu_bf16_flags", [])) + ")") if ov.get("native_bf16") else "no native bf16"
+    )
     if ov.get("version"):
         devices = ", ".join(ov.get("devices", [])) or "none"
         lines.append(f"openvino: {ov['version']}, devices {devices}; CPU {ov.get('cpu', '?')}, {bf16}")
@@ -121,8 +131,10 @@ def format_doctor(info: dict[str, Any]) -> str:
         lines.append(f"model error: {m['error']}")
     elif "provider" in m:
         lines.append(f"model: {m['name']} {m['version']}, threshold {m['threshold']}")
-        lines.append(f"active providers: {', '.join(m['active_providers'])} (running on {m['provider'].upper()}, "
-                     f"precision {m['precision']})")
+        lines.append(
+            f"active providers: {', '.join(m['active_providers'])} (running on {m['provider'].upper()}, "
+            f"precision {m['precision']})"
+        )
         lines.append(f"inference threads: {m['intra_op_threads'] or 'default (all usable CPUs)'}")
     lines += [f"WARNING: {w}" for w in info["warnings"]]
     return "\n".join(lines)

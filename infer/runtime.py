@@ -47,8 +47,18 @@ import numpy as np
 
 from .contract import ModelError, ModelInfo
 
-__all__ = ["CloudModel", "ModelError", "ModelInfo", "ProviderError", "PROVIDERS", "PRECISIONS", "load_model",
-           "resolve_backend", "native_bf16", "cpu_flags"]
+__all__ = [
+    "CloudModel",
+    "ModelError",
+    "ModelInfo",
+    "ProviderError",
+    "PROVIDERS",
+    "PRECISIONS",
+    "load_model",
+    "resolve_backend",
+    "native_bf16",
+    "cpu_flags",
+]
 
 PROVIDERS = ("auto", "cuda", "openvino", "cpu")
 """Values of ``provider`` (``cm-infer --provider``)."""
@@ -219,8 +229,10 @@ def resolve_backend(
         raise ValueError(f"unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
     ort_providers, flags = list(ort_providers), set(flags)
     if precision == "bf16" and provider in ("cuda", "cpu"):
-        raise ProviderError(f"--precision bf16 runs only with --provider openvino (or auto), not with onnxruntime's "
-                            f"{provider} provider; use --precision fp32 or auto")
+        raise ProviderError(
+            f"--precision bf16 runs only with --provider openvino (or auto), not with onnxruntime's "
+            f"{provider} provider; use --precision fp32 or auto"
+        )
     name = provider
     if provider == "auto":
         if CUDA_EP in ort_providers and precision != "bf16":
@@ -228,28 +240,36 @@ def resolve_backend(
         elif openvino:
             name = "openvino"
         elif precision == "bf16":
-            raise ProviderError("--precision bf16 needs OpenVINO, which is not installed: "
-                                "pip install \"mars-cloudmask[cpu]\" (or pip install openvino)")
+            raise ProviderError(
+                "--precision bf16 needs OpenVINO, which is not installed: "
+                'pip install "mars-cloudmask[cpu]" (or pip install openvino)'
+            )
         else:
             name = "cpu"
     if name == "openvino" and not openvino:
-        raise ProviderError("--provider openvino: OpenVINO is not installed: pip install \"mars-cloudmask[cpu]\" "
-                            "(or pip install openvino)")
+        raise ProviderError(
+            '--provider openvino: OpenVINO is not installed: pip install "mars-cloudmask[cpu]" '
+            "(or pip install openvino)"
+        )
     if name in ("cuda", "cpu") and not ort_providers:
-        raise ProviderError(f"--provider {provider}: onnxruntime is not installed: pip install \"mars-cloudmask[cpu]\" "
-                            f"(or [gpu] for CUDA)")
+        raise ProviderError(
+            f'--provider {provider}: onnxruntime is not installed: pip install "mars-cloudmask[cpu]" '
+            f"(or [gpu] for CUDA)"
+        )
     if name == "cuda" and CUDA_EP not in ort_providers:
         raise ProviderError(
             f"--provider cuda: this onnxruntime build has no CUDA provider (available: "
-            f"{', '.join(ort_providers)}); install the GPU build with `pip install \"mars-cloudmask[gpu]\"` "
+            f'{", ".join(ort_providers)}); install the GPU build with `pip install "mars-cloudmask[gpu]"` '
             f"(onnxruntime-gpu, never together with onnxruntime)"
         )
     if name != "openvino":
         return Backend(name, "fp32")
     has_bf16 = native_bf16(flags)
     if precision == "bf16" and not has_bf16:
-        raise ProviderError(f"--precision bf16: this CPU has no native bf16 arithmetic (none of the "
-                            f"{', '.join(BF16_FLAGS)} flags in /proc/cpuinfo); use --precision fp32 or auto")
+        raise ProviderError(
+            f"--precision bf16: this CPU has no native bf16 arithmetic (none of the "
+            f"{', '.join(BF16_FLAGS)} flags in /proc/cpuinfo); use --precision fp32 or auto"
+        )
     if precision == "bf16" or (precision == "auto" and has_bf16 and auto_bf16):
         return Backend("openvino", "bf16")
     return Backend("openvino", "fp32")
@@ -278,7 +298,11 @@ def resolve_providers(provider: str, available: list[str]) -> list[str]:
 def _cuda_missing_reason() -> str:
     missing = [label for label, so in find_cuda_libraries().items() if so is None]
     if missing:
-        return "libraries not found: " + ", ".join(missing) + " (check LD_LIBRARY_PATH; onnxruntime logs the one it could not load)"
+        return (
+            "libraries not found: "
+            + ", ".join(missing)
+            + " (check LD_LIBRARY_PATH; onnxruntime logs the one it could not load)"
+        )
     return "onnxruntime could not start CUDA (no GPU visible, or driver/library version mismatch: see its log above)"
 
 
@@ -374,10 +398,23 @@ class _OpenVinoModel:
         if etype != "u8":
             raise ModelError(f"{path}: input {inp.get_any_name()!r} is {etype}, expected u8 (raw map pixels)")
         shape = inp.get_partial_shape()
-        if shape.rank.is_dynamic or shape.rank.get_length() != 4 or not shape[3].is_static or shape[3].get_length() != channels:
-            raise ModelError(f"{path}: input {inp.get_any_name()!r} has shape {shape}, expected (N, H, W, {channels}) NHWC")
-        if not outs or outs[0].get_partial_shape().rank.is_dynamic or outs[0].get_partial_shape().rank.get_length() != 4:
-            raise ModelError(f"{path}: output 0 must be (N, H, W, 1), found {outs[0].get_partial_shape() if outs else 'none'}")
+        if (
+            shape.rank.is_dynamic
+            or shape.rank.get_length() != 4
+            or not shape[3].is_static
+            or shape[3].get_length() != channels
+        ):
+            raise ModelError(
+                f"{path}: input {inp.get_any_name()!r} has shape {shape}, expected (N, H, W, {channels}) NHWC"
+            )
+        if (
+            not outs
+            or outs[0].get_partial_shape().rank.is_dynamic
+            or outs[0].get_partial_shape().rank.get_length() != 4
+        ):
+            raise ModelError(
+                f"{path}: output 0 must be (N, H, W, 1), found {outs[0].get_partial_shape() if outs else 'none'}"
+            )
 
     def _request(self, shape: tuple[int, ...]):
         entry = self._compiled.get(shape)
@@ -387,7 +424,9 @@ class _OpenVinoModel:
         model = self.model.clone()
         model.reshape(list(shape))
         compiled = self.core.compile_model(model, "CPU", self.config)
-        self.precision = "bf16" if compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() == "bf16" else "fp32"
+        self.precision = (
+            "bf16" if compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name() == "bf16" else "fp32"
+        )
         if self.threads_used is None:
             self.threads_used = int(compiled.get_property("INFERENCE_NUM_THREADS")) or None
         request = compiled.create_infer_request()
@@ -413,11 +452,22 @@ class CloudModel:
         for OpenVINO).
     """
 
-    def __init__(self, path: str | Path, provider: str = "auto", threads: int | None = None, spinning: bool = False,
-                 precision: str = "auto"):
+    def __init__(
+        self,
+        path: str | Path,
+        provider: str = "auto",
+        threads: int | None = None,
+        spinning: bool = False,
+        precision: str = "auto",
+    ):
         self.path = Path(path)
-        backend = resolve_backend(provider, precision, ort_providers=ort_available_providers(query=provider == "cuda"),
-                                  openvino=openvino_installed(), flags=cpu_flags())
+        backend = resolve_backend(
+            provider,
+            precision,
+            ort_providers=ort_available_providers(query=provider == "cuda"),
+            openvino=openvino_installed(),
+            flags=cpu_flags(),
+        )
         if not self.path.is_file():
             raise ModelError(f"{self.path}: model file not found")
         self.backend: _OrtSession | _OpenVinoModel
@@ -458,7 +508,9 @@ class CloudModel:
         try:
             y = self.backend.run(np.zeros((1, n, n, channels), np.uint8))
         except Exception as exc:
-            raise ModelError(f"{self.path}: a {n} x {n} input fails ({_first_line(exc)}); dynamic H, W required") from None
+            raise ModelError(
+                f"{self.path}: a {n} x {n} input fails ({_first_line(exc)}); dynamic H, W required"
+            ) from None
         if y.shape != (1, 4, 4, 1) or y.dtype != np.float32:
             raise ModelError(
                 f"{self.path}: a {n} x {n} input gave {y.dtype} {tuple(y.shape)}, expected float32 (1, 4, 4, 1) "
@@ -495,7 +547,10 @@ class CloudModel:
 
 
 def load_model(
-    path: str | Path | None = None, provider: str = "auto", threads: int | None = None, spinning: bool = False,
+    path: str | Path | None = None,
+    provider: str = "auto",
+    threads: int | None = None,
+    spinning: bool = False,
     precision: str = "auto",
 ) -> CloudModel:
     """Load a cloudmask ONNX model once (``path=None``: the shipped default model).

@@ -156,10 +156,11 @@ class Stitcher:
         self._shape = shape
         self._k = _kernels() if mode != "seamless" else {}
         self._w = spline_window(tile_out)
+        # blend accumulates sums; center and seamless write the output in place
+        self._out: np.ndarray = np.empty((0, 0), np.float32)
         if mode == "blend":
             self._acc = np.zeros(shape, np.float64)
             self._wsum = np.zeros(shape, np.float64)
-            self._out = None
         else:
             self._out = np.full(shape, INVALID, np.float32)
             if mode == "center":

@@ -43,7 +43,7 @@ def test_reference_stitcher_selects_exactly_like_the_numba_center_kernel():
     rng = np.random.default_rng(3)
     preds = rng.random((plan.n_tiles, 100, 100), dtype=np.float32)
     ref, new = ReferenceStitcher(plan), Stitcher.for_plan("center", plan)
-    for (y, x), p in zip(plan.origins(), preds):
+    for (y, x), p in zip(plan.origins(), preds, strict=True):
         ref.add(y, x, p)
         new.add(y, x, p)
     a, b = ref.result(), new.result()
@@ -54,8 +54,9 @@ def test_reference_stitcher_selects_exactly_like_the_numba_center_kernel():
 
 def test_reference_stitcher_takes_the_first_tile_on_ties():
     # two 100 px tiles 51 px apart: at column 75 both windows are exactly equal (w[75] == w[24])
-    plan = TilePlan(Bounds(0, 151, 0, 100), ys=np.array([0]), xs=np.array([0, 51]), tile_out=100,
-                    canvas_h=100, canvas_w=151)
+    plan = TilePlan(
+        Bounds(0, 151, 0, 100), ys=np.array([0]), xs=np.array([0, 51]), tile_out=100, canvas_h=100, canvas_w=151
+    )
     w = spline_window(100)
     assert w[75] == w[24] and w[74] > w[23] and w[76] < w[25]
     ref, new = ReferenceStitcher(plan), Stitcher.for_plan("center", plan)
@@ -168,8 +169,12 @@ def tiny_keras(tmp_path_factory) -> Path:
         "import sys; from mars_cloudmask.train_kit.model import build_unet; "
         "build_unet(width=2, depth=4).save(sys.argv[1])"
     )
-    subprocess.run([sys.executable, "-c", code, str(path)], check=True, capture_output=True,
-                   env={**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    subprocess.run(
+        [sys.executable, "-c", code, str(path)],
+        check=True,
+        capture_output=True,
+        env={**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     return path
 
 
@@ -180,16 +185,34 @@ def test_main_suite_runs_every_variant_on_one_synthetic_map(tmp_path, tiny_keras
     maps = tmp_path / "maps"
     write_map_tree(maps, days=(1,))
     onnx = make_tiny_unet_onnx(tmp_path / "tiny.onnx")
-    cfg = BenchConfig(maps_root=maps, onnx=onnx, keras=tiny_keras, n_maps=1, repeats=1, suites=("main",),
-                      bounds=BOX, labels=None, workdir=tmp_path / "work")
+    cfg = BenchConfig(
+        maps_root=maps,
+        onnx=onnx,
+        keras=tiny_keras,
+        n_maps=1,
+        repeats=1,
+        suites=("main",),
+        bounds=BOX,
+        labels=None,
+        workdir=tmp_path / "work",
+    )
     doc = run_benchmark(cfg)
     assert doc["errors"] == []
     v = doc["suites"]["main"]["variants"]
     from mars_cloudmask.benchmarks.runner import openvino_precisions
 
     ov = [f"ov-{p}" for p in openvino_precisions()]
-    assert list(v) == ["keras-original", "keras-center", "ort-center", "ort-blend", "ort-seamless",
-                       "ort-wholemap", "limit-original", "limit-seamless", *ov]
+    assert list(v) == [
+        "keras-original",
+        "keras-center",
+        "ort-center",
+        "ort-blend",
+        "ort-seamless",
+        "ort-wholemap",
+        "limit-original",
+        "limit-seamless",
+        *ov,
+    ]
     assert v["keras-original"]["x_baseline"] == pytest.approx(1.0)
     for name, r in v.items():
         assert r["ok"] and r["s_per_map"] > 0 and r["peak_rss_bytes"] > 50e6, name
@@ -199,7 +222,12 @@ def test_main_suite_runs_every_variant_on_one_synthetic_map(tmp_path, tiny_keras
         if name.startswith("ov-"):
             assert (r["provider"], r["precision"]) == ("openvino", name[3:]) and "stages_s_per_map" in r["staged"]
     # same tiles for the limit as for the modes using its plan
-    assert v["limit-original"]["tiles_per_map"] == v["ort-center"]["tiles_per_map"] == v["keras-original"]["tiles_per_map"] == 4
+    assert (
+        v["limit-original"]["tiles_per_map"]
+        == v["ort-center"]["tiles_per_map"]
+        == v["keras-original"]["tiles_per_map"]
+        == 4
+    )
     assert v["limit-seamless"]["tiles_per_map"] == v["ort-seamless"]["tiles_per_map"]
     # the stage clocks account for the sequential pass
     staged = v["ort-center"]["staged"]

@@ -138,7 +138,9 @@ def test_local_2_writes_the_files_of_a_local_run_and_reports_a_bad_map(tiny_mode
     bad.write_bytes(b"not a jpeg")
     try:
         jobs = find_maps(root)
-        report = run_on_dask(jobs, tiny_model, InferOptions(out=out), "local:2", threads=1, provider="cpu", on_result=seen.append)
+        report = run_on_dask(
+            jobs, tiny_model, InferOptions(out=out), "local:2", threads=1, provider="cpu", on_result=seen.append
+        )
     finally:
         bad.unlink()
     assert report.counts() == {"done": 4, "skipped": 0, "failed": 1} and not report.ok
@@ -162,10 +164,14 @@ def test_local_2_writes_the_files_of_a_local_run_and_reports_a_bad_map(tiny_mode
 def test_a_rerun_skips_existing_outputs(two_workers, tiny_model, maps_and_reference, tmp_path):
     root, _ = maps_and_reference
     jobs, out = find_maps(root)[:2], tmp_path / "out"
-    first = run_on_dask(jobs, tiny_model, InferOptions(out=out), two_workers.scheduler_address, threads=1, provider="cpu")
+    first = run_on_dask(
+        jobs, tiny_model, InferOptions(out=out), two_workers.scheduler_address, threads=1, provider="cpu"
+    )
     assert first.counts() == {"done": 2, "skipped": 0, "failed": 0}
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.ncdf")}
-    again = run_on_dask(jobs, tiny_model, InferOptions(out=out), two_workers.scheduler_address, threads=1, provider="cpu")
+    again = run_on_dask(
+        jobs, tiny_model, InferOptions(out=out), two_workers.scheduler_address, threads=1, provider="cpu"
+    )
     assert again.counts() == {"done": 0, "skipped": 2, "failed": 0} and again.ok
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.ncdf")} == stamps
     assert json.loads((out / RUN_RECORD).read_text())["counts"]["skipped"] == 2

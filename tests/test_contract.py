@@ -10,9 +10,18 @@ from mars_cloudmask.infer.contract import DEFAULT_THRESHOLD, DEFAULT_TILE_OUT, M
 
 
 def test_to_metadata_then_parse_gives_the_same_info():
-    info = ModelInfo(name="cloudmask-unet", version="3", threshold=0.123456789, tile_in=700, tile_out=516,
-                     margin=92, align=16, polar_offset=-3.0, input_channels="rgb",
-                     extra={"width": "16", "depth": "4", "split": '{"test": ["P01day18"]}'})
+    info = ModelInfo(
+        name="cloudmask-unet",
+        version="3",
+        threshold=0.123456789,
+        tile_in=700,
+        tile_out=516,
+        margin=92,
+        align=16,
+        polar_offset=-3.0,
+        input_channels="rgb",
+        extra={"width": "16", "depth": "4", "split": '{"test": ["P01day18"]}'},
+    )
     meta = info.to_metadata()
     assert all(isinstance(v, str) for v in meta.values())
     assert meta["polar_offset"] == "-3.0" and meta["input_channels"] == "rgb" and meta["width"] == "16"

@@ -22,8 +22,24 @@ from mars_cloudmask.train_kit.checkpoint import load_model
 from mars_cloudmask.train_kit.train import TrainConfig, train
 from tests.test_train_data import TILE_OUT, write_labelled
 
-CONTRACT_KEYS = {"name", "version", "threshold", "tile_in", "tile_out", "margin", "align", "input_layout",
-                 "input_dtype", "width", "depth", "training_data", "split", "val_metrics", "code_version", "created"}
+CONTRACT_KEYS = {
+    "name",
+    "version",
+    "threshold",
+    "tile_in",
+    "tile_out",
+    "margin",
+    "align",
+    "input_layout",
+    "input_dtype",
+    "width",
+    "depth",
+    "training_data",
+    "split",
+    "val_metrics",
+    "code_version",
+    "created",
+}
 
 
 @pytest.fixture(scope="module")
@@ -32,15 +48,30 @@ def run(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("export")
     labelled = write_labelled(root / "P01", days=(1, 2))
     out = root / "run"
-    train(TrainConfig(data=[str(labelled)], out=str(out), val_days=[2], epochs=2, batch_size=2, steps_per_epoch=3,
-                      width=2, depth=4, lr=1e-2, w0=0.5, tile_out=TILE_OUT), log=lambda _: None)
+    train(
+        TrainConfig(
+            data=[str(labelled)],
+            out=str(out),
+            val_days=[2],
+            epochs=2,
+            batch_size=2,
+            steps_per_epoch=3,
+            width=2,
+            depth=4,
+            lr=1e-2,
+            w0=0.5,
+            tile_out=TILE_OUT,
+        ),
+        log=lambda _: None,
+    )
     return out
 
 
 def test_export_run_parity_metadata_and_graph(run, tmp_path):
     out = tmp_path / "models" / "tiny.onnx"
-    report = export_command(run, out, name="tiny", version="1.2", fp16=True,
-                            check_maps=[run.parent / "P01" / "mdgms" / "P01day01.jpeg"])
+    report = export_command(
+        run, out, name="tiny", version="1.2", fp16=True, check_maps=[run.parent / "P01" / "mdgms" / "P01day01.jpeg"]
+    )
     assert out.is_file() and report["parity_max_abs_diff"]["random"] < 1e-4
     assert report["parity_tiles"] == {"random": 2, "real": 2}
     assert report["batchnorm_nodes"] == 0 and report["transposes_next_to_convs"] <= 1
@@ -48,7 +79,13 @@ def test_export_run_parity_metadata_and_graph(run, tmp_path):
     meta = read_metadata(out)
     assert set(meta) >= CONTRACT_KEYS
     assert (meta["name"], meta["version"], meta["tile_in"], meta["tile_out"], meta["margin"], meta["align"]) == (
-        "tiny", "1.2", "668", "484", "92", "16")
+        "tiny",
+        "1.2",
+        "668",
+        "484",
+        "92",
+        "16",
+    )
     assert (meta["input_layout"], meta["input_dtype"], meta["width"], meta["depth"]) == ("NHWC", "uint8", "2", "4")
     metrics = json.loads((run / "metrics.json").read_text())
     assert float(meta["threshold"]) == pytest.approx(metrics["threshold"])  # the run's F1-best threshold
@@ -199,8 +236,22 @@ def test_a_model_of_another_depth_exports_its_geometry_and_runs_in_cm_infer(tmp_
 
     labelled = write_labelled(tmp_path / "P01", days=(1, 2))
     run = tmp_path / "d3"
-    train(TrainConfig(data=[str(labelled)], out=str(run), val_days=[2], epochs=1, batch_size=2, steps_per_epoch=2,
-                      width=2, depth=3, lr=1e-2, w0=0.5, tile_out=TILE_OUT), log=lambda _: None)
+    train(
+        TrainConfig(
+            data=[str(labelled)],
+            out=str(run),
+            val_days=[2],
+            epochs=1,
+            batch_size=2,
+            steps_per_epoch=2,
+            width=2,
+            depth=3,
+            lr=1e-2,
+            w0=0.5,
+            tile_out=TILE_OUT,
+        ),
+        log=lambda _: None,
+    )
     out = tmp_path / "d3.onnx"
     day1 = labelled / "mdgms" / "P01day01.jpeg"
     report = export_command(run, out, name="d3", version="1", check_maps=[day1])

@@ -69,7 +69,9 @@ def _graph_model(path, inp_type, out_shape_fn):
     nodes = [helper.make_node("Cast", ["x"], ["xf"], to=TensorProto.FLOAT)]
     nodes += out_shape_fn()
     graph = helper.make_graph(
-        nodes, "g", [helper.make_tensor_value_info("x", inp_type, ["N", "H", "W", 3])],
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", inp_type, ["N", "H", "W", 3])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -91,7 +93,9 @@ def test_a_model_without_the_valid_padding_rule_is_refused(tmp_path):
     from onnx import TensorProto, helper
 
     # uint8 NHWC in, same-size output: not "output = input - 184"
-    path = _graph_model(tmp_path / "same.onnx", TensorProto.UINT8, lambda: [helper.make_node("Identity", ["xf"], ["y"])])
+    path = _graph_model(
+        tmp_path / "same.onnx", TensorProto.UINT8, lambda: [helper.make_node("Identity", ["xf"], ["y"])]
+    )
     with pytest.raises(ModelError) as exc:
         load_model(path, provider="cpu")
     assert str(path) in one_line(exc) and "expected float32 (1, 4, 4, 1)" in str(exc.value)
@@ -197,7 +201,9 @@ NO_BF16 = {"avx2", "avx512f"}
 
 def test_auto_resolution_prefers_cuda_then_openvino_then_onnxruntime_cpu():
     resolve = runtime.resolve_backend
-    assert resolve("auto", ort_providers=[CUDA_EP, CPU_EP], openvino=True, flags=BF16) == runtime.Backend("cuda", "fp32")
+    assert resolve("auto", ort_providers=[CUDA_EP, CPU_EP], openvino=True, flags=BF16) == runtime.Backend(
+        "cuda", "fp32"
+    )
     assert resolve("auto", ort_providers=[CPU_EP], openvino=True, flags=BF16) == runtime.Backend("openvino", "bf16")
     assert resolve("auto", ort_providers=[CPU_EP], openvino=True, flags=NO_BF16) == runtime.Backend("openvino", "fp32")
     assert resolve("auto", ort_providers=[CPU_EP], openvino=False, flags=BF16) == runtime.Backend("cpu", "fp32")

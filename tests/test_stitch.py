@@ -171,8 +171,9 @@ def _fresh_python(code: str, **env: str):
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **env})
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env={**os.environ, **env}
+    )
 
 
 def test_seamless_stitching_and_its_warm_up_never_import_numba():
@@ -182,7 +183,8 @@ def test_seamless_stitching_and_its_warm_up_never_import_numba():
         "stitch.warm_up(['seamless'])\n"
         "s = stitch.Stitcher('seamless', (4, 4), 4); s.add(0, 0, np.ones((4, 4), np.float32))\n"
         "assert (s.result() == 1).all()\n"
-        "print('numba' in sys.modules)\n")
+        "print('numba' in sys.modules)\n"
+    )
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "False"
 
@@ -192,8 +194,11 @@ def test_kernels_are_cached_in_numba_cache_dir(tmp_path):
     res = _fresh_python(code, NUMBA_CACHE_DIR=str(tmp_path))
     assert res.returncode == 0, res.stderr
     cached = sorted(p.name.split("-")[0] for p in tmp_path.rglob("*.nbi"))
-    assert cached == ["stitch._kernels.locals.blend_finish", "stitch._kernels.locals.blend_fold",
-                      "stitch._kernels.locals.center_fold"]
+    assert cached == [
+        "stitch._kernels.locals.blend_finish",
+        "stitch._kernels.locals.blend_fold",
+        "stitch._kernels.locals.center_fold",
+    ]
 
 
 def test_without_a_writable_cache_the_kernels_still_compile(monkeypatch):
@@ -205,8 +210,10 @@ def test_without_a_writable_cache_the_kernels_still_compile(monkeypatch):
 
     def no_locator(*args, **kwargs):
         if kwargs.get("cache"):
+
             def fail(func):
                 raise RuntimeError(f"cannot cache function {func.__name__!r}: no locator available for file 'x.py'")
+
             return fail
         return real(*args, **kwargs)
 
