@@ -177,6 +177,26 @@ def startup_lines(suite: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
+def endtoend_lines(suite: dict[str, Any]) -> list[str]:
+    """Whole cm-infer runs on the same maps, start-up included: maps/s, ratio, peak RSS."""
+    lines = [
+        f"## End to end: `cm-infer` on {len(suite['maps'])} maps, start-up included "
+        f"(median of {suite['repeats']}, interleaved)",
+        "",
+        "| variant | wall s | maps/s | x first row | first map s | peak RSS GB |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in suite["variants"].items():
+        if not r.get("ok"):
+            lines.append(f"| {name} | FAILED: {r.get('error')} | | | | |")
+            continue
+        lines.append(
+            f"| {name} | {_f(r['wall_s'])} | {_f(r['maps_per_s'], '.3f')} | {_f(r['x_first'])} | "
+            f"{_f(r['first_map_s'])} | {_f(r['peak_rss_bytes'] / GB)} |"
+        )
+    return lines + [""]
+
+
 def tilesize_lines(suite: dict[str, Any]) -> list[str]:
     """Seconds per tile by size and backend, and the seamless plan estimates."""
     sizes = [str(t) for t in suite["tile_outs"]]
@@ -256,6 +276,8 @@ def markdown(doc: dict[str, Any]) -> str:
         ]
     if "startup" in suites:
         lines += startup_lines(suites["startup"])
+    if "endtoend" in suites:
+        lines += endtoend_lines(suites["endtoend"])
     if "tilesize" in suites:
         lines += tilesize_lines(suites["tilesize"])
     if doc.get("errors"):

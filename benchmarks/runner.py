@@ -16,6 +16,8 @@ Suites (any subset, in this order):
   and agreement with the original per unseen subphase, :mod:`.precision`; in this process).
 * ``startup``: seconds from the ``cm-infer`` command to its first map written, default
   backend and ``--provider cpu`` (:mod:`.startup`).
+* ``endtoend``: whole ``cm-infer`` runs on 5 maps, start-up included, the default backend
+  against ``--provider cpu`` (onnxruntime fp32), interleaved; maps/s and each child's peak RSS.
 * ``tilesize``: each backend alone on seamless tiles of several sizes, and the plan time
   each size would give (:mod:`.tilesize`; in this process).
 
@@ -41,7 +43,7 @@ from typing import Any, Callable, Sequence
 from .machine import fingerprint, load_average, utc_stamp
 from .measure import VariantSpec
 
-SUITES = ("main", "scaling", "threads", "fp16", "int8", "profile", "precision", "startup", "tilesize")
+SUITES = ("main", "scaling", "threads", "fp16", "int8", "profile", "precision", "startup", "endtoend", "tilesize")
 QUALITY_DAYS = ("P01_day18", "P01_day19", "P01_day20")
 """Labelled test days (never trained on) on which fp16 / int8 F1 is measured."""
 DEFAULT_STITCH = "seamless"
@@ -507,6 +509,16 @@ def run_benchmark(cfg: BenchConfig, progress: Progress | None = None) -> dict[st
             "onnxruntime-cpu": ["--model", str(cfg.onnx), "--provider", "cpu"],
         }
         doc["suites"]["startup"] = startup_suite(maps[0], variants, repeats=cfg.repeats, progress=say)
+    if "endtoend" in cfg.suites:
+        from .startup import END_TO_END_MAPS, end_to_end_suite
+
+        variants = {
+            "onnxruntime-fp32 (--provider cpu)": ["--model", str(cfg.onnx), "--provider", "cpu"],
+            "default (auto)": ["--model", str(cfg.onnx)],
+        }
+        doc["suites"]["endtoend"] = end_to_end_suite(
+            maps[:END_TO_END_MAPS], variants, repeats=cfg.repeats, progress=say
+        )
     if "tilesize" in cfg.suites:
         from .tilesize import tilesize_suite
 

@@ -123,3 +123,88 @@ def startup_suite(
     finally:
         shutil.rmtree(cache, ignore_errors=True)
     return out
+
+
+END_TO_END_MAPS = 5
+"""Maps per end-to-end run (the speed issue's target is stated for 5 real maps)."""
+
+
+def end_to_end_run(
+    map_paths: Sequence[str | Path], args: Sequence[str] = (), timeout_s: float = 1800.0
+) -> dict[str, Any]:
+    """One ``cm-infer MAP... --out TMP --overwrite ARGS`` subprocess, start-up included.
+
+    Returns wall seconds from the command to the process's exit (``wall_s``), to the first mask
+    (``first_map_s``), maps per second over the whole run, and the child's own peak RSS (bytes,
+    from ``wait4``'s resource usage: this process and other children do not count).
+    """
+    out = Path(tempfile.mkdtemp(prefix="cm-e2e-"))
+    cmd = [*cm_infer_command(), *map(str, map_paths), "--out", str(out), "--overwrite", *args]
+    try:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        first, status, usage = None, None, None
+        while time.perf_counter() - t0 < timeout_s:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if first is None and any(out.rglob("*.ncdf")):
+                first = time.perf_counter() - t0
+            time.sleep(POLL_S)
+        else:
+            proc.kill()
+            os.wait4(proc.pid, 0)
+            return {"ok": False, "command": cmd, "error": f"timed out after {timeout_s:.0f} s"}
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        written = len(list(out.rglob("*.ncdf")))
+        err = (proc.stderr.read() if proc.stderr else "").strip().splitlines()
+        ok = proc.returncode == 0 and written == len(map_paths)
+        return {
+            "ok": ok,
+            "command": cmd,
+            "wall_s": round(wall, 3),
+            "first_map_s": round(first if first is not None else wall, 3),
+            "maps_per_s": round(written / wall, 4),
+            "peak_rss_bytes": usage.ru_maxrss * 1024 if usage is not None else None,  # Linux: KiB
+            "returncode": proc.returncode,
+            **({} if ok else {"error": err[-1][:300] if err else f"{written} of {len(map_paths)} masks"}),
+        }
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def end_to_end_suite(
+    map_paths: Sequence[str | Path], variants: dict[str, Sequence[str]], repeats: int = 3, progress: Any = None
+) -> dict[str, Any]:
+    """Each variant (name -> extra cm-infer arguments) on the same maps, ``repeats`` times,
+    interleaved (A B A B ...) after one untimed warm-up run each (Numba cache, page cache), so
+    both see the same machine load.  The first variant is the baseline of ``x_first``."""
+    say = progress or (lambda _m: None)
+    maps = [str(p) for p in map_paths]
+    out: dict[str, Any] = {
+        "maps": maps,
+        "repeats": repeats,
+        "variants": {n: {"args": list(a), "runs": []} for n, a in variants.items()},
+    }
+    for name, args in variants.items():
+        say(f"end-to-end {name}: warm-up run")
+        out["variants"][name]["warmup"] = end_to_end_run(maps, args)
+    for r in range(repeats):
+        for name, args in variants.items():
+            say(f"end-to-end {name}: run {r + 1}/{repeats}")
+            out["variants"][name]["runs"].append(end_to_end_run(maps, args))
+    base = None
+    for v in out["variants"].values():
+        good = [r for r in v["runs"] if r["ok"]]
+        v["ok"] = bool(good) and len(good) == len(v["runs"])
+        if good:
+            v["wall_s"] = statistics.median(r["wall_s"] for r in good)
+            v["first_map_s"] = statistics.median(r["first_map_s"] for r in good)
+            v["maps_per_s"] = len(maps) / v["wall_s"]
+            v["peak_rss_bytes"] = max(r["peak_rss_bytes"] or 0 for r in good)
+            base = base or v["maps_per_s"]
+            v["x_first"] = v["maps_per_s"] / base
+        else:
+            v["error"] = v["runs"][0].get("error") if v["runs"] else "no run"
+    return out

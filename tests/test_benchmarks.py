@@ -295,3 +295,21 @@ def test_startup_times_cm_infer_to_its_first_map(tmp_path, tiny_model):
     assert not bad["ok"] and bad["first_map_s"] is None and bad["error"]
     v = version_time(repeats=1)
     assert v["heavy_modules_on_import"] == [] and v["median_s"] > 0
+
+
+def test_end_to_end_runs_whole_cm_infer_commands_and_compares_them(tmp_path, tiny_model):
+    from mars_cloudmask.benchmarks.report import endtoend_lines
+    from mars_cloudmask.benchmarks.startup import end_to_end_suite
+
+    jpgs = write_map_tree(tmp_path / "maps", days=(1, 2))
+    box = ["--bounds", "0", "600", "700", "1200", "--model", str(tiny_model)]
+    suite = end_to_end_suite(jpgs, {"cpu": [*box, "--provider", "cpu"], "ov": [*box, "--provider", "openvino"]}, repeats=1)
+    for v in suite["variants"].values():
+        assert v["ok"], v
+        assert 0 < v["first_map_s"] <= v["wall_s"] and v["maps_per_s"] == pytest.approx(2 / v["wall_s"])
+        assert 50e6 < v["peak_rss_bytes"] < 4e9  # the child's own peak, not this process's
+    assert suite["variants"]["cpu"]["x_first"] == 1.0
+    table = "\n".join(endtoend_lines(suite))
+    assert "| cpu |" in table and "| ov |" in table
+    broken = end_to_end_suite([tmp_path / "nothing.jpg"], {"x": ["--model", str(tiny_model)]}, repeats=1)
+    assert not broken["variants"]["x"]["ok"] and broken["variants"]["x"]["error"]
