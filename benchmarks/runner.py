@@ -517,7 +517,7 @@ def run_benchmark(cfg: BenchConfig, progress: Progress | None = None) -> dict[st
             "default (auto)": ["--model", str(cfg.onnx)],
         }
         doc["suites"]["endtoend"] = end_to_end_suite(
-            maps[:END_TO_END_MAPS], variants, repeats=cfg.repeats, progress=say
+            spread(all_maps, END_TO_END_MAPS), variants, repeats=cfg.repeats, progress=say
         )
     if "tilesize" in cfg.suites:
         from .tilesize import tilesize_suite
