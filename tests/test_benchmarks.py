@@ -303,7 +303,9 @@ def test_end_to_end_runs_whole_cm_infer_commands_and_compares_them(tmp_path, tin
 
     jpgs = write_map_tree(tmp_path / "maps", days=(1, 2))
     box = ["--bounds", "0", "600", "700", "1200", "--model", str(tiny_model)]
-    suite = end_to_end_suite(jpgs, {"cpu": [*box, "--provider", "cpu"], "ov": [*box, "--provider", "openvino"]}, repeats=1)
+    suite = end_to_end_suite(
+        jpgs, {"cpu": [*box, "--provider", "cpu"], "ov": [*box, "--provider", "openvino"]}, repeats=1
+    )
     for v in suite["variants"].values():
         assert v["ok"], v
         assert 0 < v["first_map_s"] <= v["wall_s"] and v["maps_per_s"] == pytest.approx(2 / v["wall_s"])

@@ -190,3 +190,25 @@ def test_the_cube_has_no_high_priority_cf_failure_but_the_mars_time(tmp_path):
     write_prob_run(tmp_path / "OUT", 2)
     failures = cf_high_priority_failures(build_cube(tmp_path / "OUT", tmp_path / "cube.nc").path)
     assert len(failures) == 1 and failures[0].startswith("§5.1") and "'time'" in failures[0], failures
+
+
+def test_cm_stats_reads_a_cube_and_gives_the_numbers_of_its_folder(tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from mars_cloudmask.infer.science.cli import stats_command
+
+    stats_app = typer.Typer(add_completion=False)
+    stats_app.command()(stats_command)
+    write_prob_run(tmp_path / "OUT", 3)
+    cube = build_cube(tmp_path / "OUT", tmp_path / "cube.nc").path
+    _assert_same_stats(collect([cube]).stats, collect([tmp_path / "OUT"]).stats)
+    runner = CliRunner()
+    for src, dst in [(cube, "from-cube.nc"), (tmp_path / "OUT", "from-folder.nc")]:
+        res = runner.invoke(stats_app, [str(src), "--out", str(tmp_path / dst)])
+        assert res.exit_code == 0, res.output
+    import netCDF4
+
+    with netCDF4.Dataset(tmp_path / "from-cube.nc") as a, netCDF4.Dataset(tmp_path / "from-folder.nc") as b:
+        for var in ("valid_days", "cloudy_days", "hovmoller_cloud_fraction"):
+            np.testing.assert_array_equal(a[var][:], b[var][:])

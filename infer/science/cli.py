@@ -224,7 +224,7 @@ def view_command(
 
 # --------------------------------------------------------------------------- cm-stats
 def stats_command(
-    masks: list[Path] = typer.Argument(..., help="Mask files or folders (searched recursively)."),
+    masks: list[Path] = typer.Argument(..., help="Mask files, folders (searched recursively) or cubes from cm-stack."),
     out: Path = typer.Option(..., "--out", help="The statistics NetCDF file to write."),
     png: Optional[Path] = typer.Option(None, "--png", help="Folder for cloud_frequency.png and cloud_ls_latitude.png."),
     ls_table: list[Path] = typer.Option(
@@ -240,6 +240,7 @@ def stats_command(
 ) -> None:
     """Cloud occurrence frequency per pixel and zonal-mean cloud fraction per latitude band and Ls bin."""
     from .masks import find_masks
+    from .stack import cube_steps
     from .stats import check_bins, collect, plot_frequency, plot_hovmoller, write_stats
 
     try:
@@ -254,7 +255,7 @@ def stats_command(
     for m in missing:
         _fail(f"{m}: no such file or folder")
     present = [m for m in masks if m.exists()]
-    total = sum(len(find_masks(m)) if m.is_dir() else 1 for m in present)
+    total = sum(len(find_masks(m)) if m.is_dir() else (cube_steps(m) or 1) for m in present)
     with _progress() as bar:
         task = bar.add_task("reading", total=total)
         try:

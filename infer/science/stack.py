@@ -355,6 +355,29 @@ def iter_cube_steps(cube_path: str | Path) -> Iterator[CubeStep]:
                 )
 
 
+def is_cube(path: str | Path) -> bool:
+    """True for a NetCDF file holding a cube (``cloudmask(time, latitude, longitude)``), as
+    :func:`build_cube` writes; False for a single mask or anything unreadable."""
+    import netCDF4
+
+    try:
+        with netCDF4.Dataset(path) as ds:
+            var = ds.variables.get("cloudmask")
+            return var is not None and len(var.dimensions) == 3 and var.dimensions[0] == "time"
+    except OSError:
+        return False
+
+
+def cube_steps(path: str | Path) -> int:
+    """Number of time steps of a cube (0 when ``path`` is not one)."""
+    import netCDF4
+
+    if not is_cube(path):
+        return 0
+    with netCDF4.Dataset(path) as ds:
+        return len(ds.dimensions["time"])
+
+
 def iter_cube_masks(cube_path: str | Path) -> Iterator[CubeMask]:
     """``(name, ls, mars_year, mask)`` per step, ``mask`` float32 north-up with -999 invalid:
     what ``cm-stats`` reads from a folder of masks, read from a cube instead."""

@@ -203,7 +203,8 @@ def collect(
     ls_bin: float = DEFAULT_LS_BIN,
     progress: Callable[[str], None] | None = None,
 ) -> StatsRun:
-    """Stream the masks (files, or folders searched for ``.ncdf``/``.nc``) into a :class:`CloudStats`.
+    """Stream the masks (files, folders searched for ``.ncdf``/``.nc``, or cubes made by
+    ``cm-stack``) into a :class:`CloudStats`; a cube gives the same numbers as its masks.
 
     Predictions are thresholded at their ``threshold`` attribute (``threshold`` overrides;
     default 0.912); ``label=True`` reads label files (cloud where value > 0).  A file that
@@ -216,12 +217,22 @@ def collect(
 
     check_bins(lat_bin, ls_bin)
     table = ls_tables(ls_table)
+    from .stack import is_cube
+
     files: list[Path] = []
+    cubes: list[Path] = []
     for p in mask_paths:
         p = Path(p)
-        files.extend(find_masks(p).values() if p.is_dir() else [p])
+        if p.is_dir():
+            files.extend(find_masks(p).values())
+        elif is_cube(p):
+            cubes.append(p)
+        else:
+            files.append(p)
     stats = CloudStats(lat_bin=lat_bin, ls_bin=ls_bin)
     errors: list[str] = []
+    for cube in cubes:
+        errors.extend(_collect_cube(stats, cube, threshold, label, progress))
     for path in files:
         name = day_name(path) or path.stem
         try:
@@ -238,6 +249,26 @@ def collect(
         if progress is not None:
             progress(name)
     return StatsRun(stats, errors)
+
+
+def _collect_cube(
+    stats: CloudStats, cube: Path, threshold: float | None, label: bool, progress: Callable[[str], None] | None
+) -> list[str]:
+    """Add every step of a cube to ``stats`` as :func:`collect` adds a mask file (the same
+    threshold rule: the override, else the step's source threshold, else the default)."""
+    from .masks import binarise, file_threshold
+    from .stack import iter_cube_steps
+
+    try:
+        for step in iter_cube_steps(cube):
+            attrs = {} if math.isnan(step.threshold) else {"threshold": step.threshold}
+            thr = None if label else file_threshold(attrs, threshold)
+            stats.add(binarise(step.mask, thr), step.name, step.ls, step.mars_year, step.source)
+            if progress is not None:
+                progress(step.name)
+    except Exception as exc:  # noqa: BLE001 - a broken cube is one line, like a broken file
+        return [f"{cube}: cannot read cube ({' '.join(str(exc).split())})"]
+    return []
 
 
 def write_stats(stats: CloudStats, path: str | Path) -> Path:
