@@ -111,7 +111,7 @@ def test_scores_by_hand():
 
 
 def test_a_run_trains_with_the_loss_its_config_names():
-    from mars_cloudmask.train_kit.train import TrainConfig, run_loss
+    from mars_cloudmask.train_kit.config import TrainConfig, run_loss
 
     cfg = TrainConfig(data=[], out="", val_days=[16], dice_weight=0.5, focal_gamma=2.0, edge_weight=0.0, edge_radius=2)
     loss = run_loss(cfg, w0=0.4)

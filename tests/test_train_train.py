@@ -1,4 +1,5 @@
-"""train_kit.train and cm-train: a tiny U-Net learns synthetic clouds, checkpoints, resumes.
+"""train_kit.train, .averaging, .validation and cm-train: a tiny U-Net learns synthetic clouds,
+checkpoints, resumes.
 
 Tiny settings everywhere (width 2, tiles of 52 px output, a few steps) keep this fast.
 """
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from mars_cloudmask.train_kit.averaging import average_epochs, average_name
 from mars_cloudmask.train_kit.checkpoint import (
     BEST,
     CURVES,
@@ -24,8 +26,10 @@ from mars_cloudmask.train_kit.checkpoint import (
     load_model,
 )
 from mars_cloudmask.train_kit.cli import app, average_app
+from mars_cloudmask.train_kit.config import TrainConfig
 from mars_cloudmask.train_kit.data import DataError
-from mars_cloudmask.train_kit.train import TrainConfig, average_epochs, average_name, revalidate, train
+from mars_cloudmask.train_kit.train import train
+from mars_cloudmask.train_kit.validation import revalidate
 from tests.test_train_data import TILE_OUT, write_labelled
 
 

@@ -1,4 +1,4 @@
-"""``cm-train`` and ``cm-average``: thin CLIs over :func:`.train.train` and :func:`.train.average_epochs`."""
+"""``cm-train`` and ``cm-average``: thin CLIs over :func:`.train.train` and :func:`.averaging.average_epochs`."""
 
 from __future__ import annotations
 
@@ -67,8 +67,9 @@ def train_command(
     from rich.markup import escape
 
     from .checkpoint import CheckpointError
+    from .config import TrainConfig
     from .data import DataError
-    from .train import TrainConfig, train
+    from .train import train
 
     console = Console(stderr=True, width=200)
     try:
@@ -110,9 +111,9 @@ def average_command(
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from rich.console import Console
 
+    from .averaging import average_epochs, average_name
     from .checkpoint import CheckpointError
     from .data import DataError
-    from .train import average_epochs, average_name
 
     console = Console(stderr=True, width=200)
     try:

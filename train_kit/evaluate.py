@@ -136,10 +136,10 @@ def keras_scorer(model_path: str | Path, run: str | Path | None = None, backgrou
     whatever the run trained with), or of a random ``background_subset`` of them per day.
     """
     from .checkpoint import load_model
+    from .config import run_config
     from .data import Sample
-    from .model import alignment, architecture_of, margin
     from .inputs import ChannelInputs
-    from .train import run_config
+    from .model import alignment, architecture_of, margin
 
     model = load_model(model_path)
     _, depth = architecture_of(model)

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from typing import Callable, Iterable
 
-import numpy as np
-
 import keras
+import numpy as np
 from keras import layers
+
+from .config import DEFAULT_BN_MOMENTUM
 
 DEFAULT_WIDTH = 8
 DEFAULT_DEPTH = 4
@@ -57,9 +58,6 @@ def valid_input_size(n: int, depth: int) -> bool:
             return False
         n //= 2
     return n - 4 > 0
-
-
-DEFAULT_BN_MOMENTUM = 0.99  # Keras's default
 
 
 def batchnorm(x, name: str, momentum: float = DEFAULT_BN_MOMENTUM):
