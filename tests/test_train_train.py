@@ -86,6 +86,7 @@ def test_resume_continues_and_keeps_the_better_checkpoint(labelled, trained, tmp
     state = json.loads((run / STATE).read_text())
     # pretend an earlier epoch was far better: the resumed epoch must not replace best.keras
     state["best_val_loss"] = -1.0
+    del state["stopped"]  # as state.json was before RunState: no "stopped" until early stopping
     (run / STATE).write_text(json.dumps(state))
     best_bytes = (run / BEST).read_bytes()
     last_before = (run / LAST).stat().st_mtime_ns
