@@ -33,8 +33,9 @@ def synthetic_day(seed: int) -> tuple[np.ndarray, np.ndarray]:
 
     Label: -999 outside the box and on black pixels, 200 (cloudy DN) where blue >= 200, else 0.
     """
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     rgb = make_map(seed=seed, stripes=1, clouds=0)
     rng = np.random.default_rng(seed)

@@ -79,7 +79,8 @@ def test_edge_weight_scales_the_band_pixels():
 def test_loss_options_survive_serialisation():
     loss = MaskedWeightedBCE(0.3, dice_weight=0.5, focal_gamma=1.5, edge_weight=0.25, edge_radius=2)
     again = MaskedWeightedBCE.from_config(loss.get_config())
-    assert (again.w0, again.dice_weight, again.focal_gamma, again.edge_weight, again.edge_radius) == (0.3, 0.5, 1.5, 0.25, 2)
+    kept = (again.w0, again.dice_weight, again.focal_gamma, again.edge_weight, again.edge_radius)
+    assert kept == (0.3, 0.5, 1.5, 0.25, 2)
     with pytest.raises(ValueError):
         MaskedWeightedBCE(0.3, edge_radius=0)
 

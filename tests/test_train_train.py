@@ -177,7 +177,7 @@ def test_each_epoch_keeps_its_weights_and_the_last_ones_are_last_keras(trained):
     model = load_model(trained / LAST)
     last = model.get_weights()
     model.load_weights(epoch_weights(trained, 3))
-    assert all(np.array_equal(a, b) for a, b in zip(last, model.get_weights()))
+    assert all(np.array_equal(a, b) for a, b in zip(last, model.get_weights(), strict=True))
 
 
 def test_average_of_epochs_is_the_mean_of_their_weights_and_is_scored(trained, tmp_path):
@@ -195,7 +195,7 @@ def test_average_of_epochs_is_the_mean_of_their_weights_and_is_scored(trained, t
     model.load_weights(epoch_weights(run, 2))
     second = model.get_weights()
     model.load_weights(epoch_weights(run, 3))
-    for a, b, mean in zip(second, model.get_weights(), averaged.get_weights()):
+    for a, b, mean in zip(second, model.get_weights(), averaged.get_weights(), strict=True):
         np.testing.assert_allclose(mean, (a.astype(np.float64) + b) / 2, rtol=1e-6, atol=1e-7)
     assert json.loads((run / "average-002-003.json").read_text())["epochs"] == [2, 3]
     assert average_name([3, 1, 2]) == "average-001-003" and average_name([1, 3]) == "average-001+003"
@@ -221,7 +221,7 @@ def test_cm_average_recompute_bn_keeps_the_mean_weights_and_renews_the_statistic
             np.testing.assert_array_equal(a[1], b[1])
             assert not np.allclose(a[2], b[2])
         else:
-            for x, y in zip(a, b):
+            for x, y in zip(a, b, strict=True):
                 np.testing.assert_array_equal(x, y)
 
 
@@ -253,7 +253,7 @@ def test_a_resumed_run_is_the_run_it_would_have_been(labelled, trained, tmp_path
     once = json.loads((trained / "history.json").read_text())
     resumed = json.loads((run / "history.json").read_text())
     assert [h["loss"] for h in resumed] == [h["loss"] for h in once]
-    for a, b in zip(load_model(run / LAST).get_weights(), load_model(trained / LAST).get_weights()):
+    for a, b in zip(load_model(run / LAST).get_weights(), load_model(trained / LAST).get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -266,7 +266,7 @@ def test_init_starts_from_another_models_weights(labelled, trained, tmp_path):
 
     cfg = tiny(labelled, tmp_path / "ft", epochs=1, init=str(trained / BEST), bn_momentum=0.9)
     start = initial_model(cfg)
-    for a, b in zip(start.get_weights(), load_model(trained / BEST).get_weights()):
+    for a, b in zip(start.get_weights(), load_model(trained / BEST).get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
     assert {layer.momentum for layer in start.layers if layer.__class__.__name__ == "BatchNormalization"} == {0.9}
     train(cfg, log=lambda _: None)
@@ -309,7 +309,8 @@ def test_a_net_of_another_depth_trains_on_tiles_of_its_own_margin(labelled, tmp_
 
 
 def test_a_tile_size_the_depth_cannot_produce_is_refused_before_training(labelled, tmp_path):
-    with pytest.raises(ValueError, match=r"--tile-out 52 does not fit --depth 5: output tile size 52 px is not 4 mod 32"):
+    with pytest.raises(ValueError,
+                       match=r"--tile-out 52 does not fit --depth 5: output tile size 52 px is not 4 mod 32"):
         train(tiny(labelled, tmp_path / "d5", depth=5), log=lambda _: None)
     assert not (tmp_path / "d5").exists()
 

@@ -30,8 +30,8 @@ import typer
 
 from mars_cloudmask.infer.geometry import bounds_from_ls, valid_pixels
 from mars_cloudmask.infer.maps import read_ls_table, read_map
-from mars_cloudmask.infer.science.masks import find_map_files, find_masks, load_binary, select_days
 from mars_cloudmask.infer.netcdf import write_mask
+from mars_cloudmask.infer.science.masks import find_map_files, find_masks, load_binary, select_days
 
 FEATURES = ("R", "G", "B", "B-R", "B/R", "(B-R)/(B+R)")
 SAMPLES_PER_DAY = 200_000
@@ -182,10 +182,11 @@ def run(labels: Path, maps: Path, out: Path, train: str = "1-15", test_windows: 
         valid = valid_pixels(rgb, bounds_from_ls(rgb, d.ls))
         for kind in ("blue", "gbt"):
             mask = predict_map(rgb, valid, kind, blue_t, model)
-            write_mask(out / kind / d.map.parent.parent.name / d.map.parent.name / "cloudmasks" / f"cloudmask_{name}.ncdf",
-                       mask, {"source_map": d.map.name, "solar_longitude": d.ls, "mars_year": d.mars_year,
-                              "model": f"baseline-{kind}", "threshold": 0.5 if kind == "blue" else gbt_t,
-                              "title": f"Per-pixel {kind} baseline cloud mask (not a U-Net)"},
+            folder = out / kind / d.map.parent.parent.name / d.map.parent.name / "cloudmasks"
+            write_mask(folder / f"cloudmask_{name}.ncdf", mask,
+                       {"source_map": d.map.name, "solar_longitude": d.ls, "mars_year": d.mars_year,
+                        "model": f"baseline-{kind}", "threshold": 0.5 if kind == "blue" else gbt_t,
+                        "title": f"Per-pixel {kind} baseline cloud mask (not a U-Net)"},
                        binary=kind == "blue")
     summary: dict[str, Any] = {
         "what": "per-pixel baselines vs labels, scored with cm-eval (pixels valid in both, pooled)",

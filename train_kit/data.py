@@ -131,7 +131,8 @@ def scan_labelled(folder: str | Path) -> list[Sample]:
     return samples
 
 
-def scan_reference(mdgm_root: str | Path, reference_root: str | Path, exclude: Sequence[str] = ("P01",)) -> list[Sample]:
+def scan_reference(mdgm_root: str | Path, reference_root: str | Path,
+                   exclude: Sequence[str] = ("P01",)) -> list[Sample]:
     """Maps of other seasons (``mdgm/P/PXX/PXX_dayNN_zequat.jpg``) paired with the original
     model's masks (``reference/P/PXX/cloudmask_PXX_dayNN.ncdf``), subphases in ``exclude`` left out.
 
@@ -298,7 +299,8 @@ def augment(image: np.ndarray, target: np.ndarray, flip: int, brightness: float 
     return np.ascontiguousarray(image), np.ascontiguousarray(target)
 
 
-def random_tile(tm: TiledMap, rng: np.random.Generator, min_valid: float = 0.05, align: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def random_tile(tm: TiledMap, rng: np.random.Generator, min_valid: float = 0.05,
+                align: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """A tile at a random output origin (multiple of ``align``) holding >= ``min_valid`` valid target."""
     h, w = tm.target.shape
     best = None

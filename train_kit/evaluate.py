@@ -2,7 +2,8 @@
 
 For one model (a run's Keras checkpoint, with the run's input channels; or an RGB ONNX file):
 
-- validation F1 on P01 days 16-17 (maps of ``mdgm/P/P01``, labels of ``labels/P01``) and the F1-best threshold there (0.01 grid, 0.05-0.95),
+- validation F1 on P01 days 16-17 (maps of ``mdgm/P/P01``, labels of ``labels/P01``) and the
+  F1-best threshold there (0.01 grid, 0.05-0.95),
 - test F1 on days 18-20 at that threshold (the test days choose nothing),
 - agreement F1 with the original model's masks (``reference/``) on the maps of every unseen
   subphase in ``mdgm/``, with both sides' cloud fractions.
@@ -97,7 +98,8 @@ def predict_map(image: np.ndarray, ls: float, run_tiles: TileFn, margin: int, al
     canvas = build_canvas(image, plan)
     box = np.full((bounds.height, bounds.width), INVALID, np.float32)
     for y, x in plan.origins():
-        pred = np.asarray(run_tiles(tile_input(canvas, plan, int(y), int(x))[None]), np.float32).reshape(tile_out, tile_out)
+        pred = np.asarray(run_tiles(tile_input(canvas, plan, int(y), int(x))[None]), np.float32)
+        pred = pred.reshape(tile_out, tile_out)
         r1, c1 = min(int(y) + tile_out, bounds.height), min(int(x) + tile_out, bounds.width)
         box[int(y):r1, int(x):c1] = pred[: r1 - int(y), : c1 - int(x)]
     out[bounds.ymin:bounds.ymax, bounds.xmin:bounds.xmax] = box
@@ -174,7 +176,8 @@ def _p01_days(data: Path, days: Sequence[int]) -> list[tuple[Path, Path, float]]
     out = []
     for d in days:
         name = f"P01_day{d:02d}"
-        out.append((maps / f"{name}_zequat.jpg", labels / "cloudmask" / f"cloudmask_P01day{d:02d}.ncdf", table[name].ls))
+        truth = labels / "cloudmask" / f"cloudmask_P01day{d:02d}.ncdf"
+        out.append((maps / f"{name}_zequat.jpg", truth, table[name].ls))
     return out
 
 
@@ -195,7 +198,8 @@ def _histograms(scorer: Scorer, items: Sequence[tuple[Path, Path, float]], kind:
     hist = Histograms.empty()
     for img, truth_path, ls in items:
         rgb = read_map(img)
-        prob = predict_map(scorer.inputs(img, rgb, kind, ls), ls, scorer.run_tiles, scorer.margin, scorer.align, polar_offset)
+        image = scorer.inputs(img, rgb, kind, ls)
+        prob = predict_map(image, ls, scorer.run_tiles, scorer.margin, scorer.align, polar_offset)
         truth = read_truth(truth_path)
         hist.add(prob, truth)
         if per_day is not None:

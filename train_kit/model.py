@@ -152,6 +152,6 @@ def recompute_batchnorm(model: keras.Model, batches: Iterable[np.ndarray]) -> in
                 layer.momentum = (n - 1) / n
             model(images, training=True)
     finally:
-        for layer, momentum in zip(norms, saved):
+        for layer, momentum in zip(norms, saved, strict=True):
             layer.momentum = momentum
     return n
