@@ -1,7 +1,7 @@
 """Run folders and checkpoints: where a run keeps its weights, and loading them safely.
 
 A run folder holds ``best.keras`` (lowest validation loss so far), ``last.keras`` (end of the
-latest epoch, for resuming), ``state.json`` (epoch, best loss, early-stopping counter),
+latest epoch, for resuming), ``state.json`` (:class:`.run_state.RunState`: epoch, best loss, counters),
 ``history.json``, ``metrics.json``, ``run.json`` (the exact configuration and command),
 ``curves.png`` and ``epochs/epoch-NNN.weights.h5`` (the weights at the end of each epoch, for
 weight averaging; about 4 bytes a parameter each).  Models are in the backend-neutral ``.keras``
