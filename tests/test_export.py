@@ -19,7 +19,8 @@ from mars_cloudmask.export.onnx_export import (
     read_metadata,
 )
 from mars_cloudmask.train_kit.checkpoint import load_model
-from mars_cloudmask.train_kit.train import TrainConfig, train
+from mars_cloudmask.train_kit.config import TrainConfig
+from mars_cloudmask.train_kit.train import train
 from tests.test_train_data import TILE_OUT, write_labelled
 
 CONTRACT_KEYS = {
@@ -204,7 +205,7 @@ def test_a_conversion_with_a_wrong_output_shape_is_converted_again_once(run, tmp
 def test_an_averaged_model_exports_with_its_own_validation_scores(run, tmp_path):
     import shutil
 
-    from mars_cloudmask.train_kit.train import average_epochs
+    from mars_cloudmask.train_kit.averaging import average_epochs
 
     folder = tmp_path / "run"
     shutil.copytree(run, folder)

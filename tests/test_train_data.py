@@ -33,8 +33,9 @@ def synthetic_day(seed: int) -> tuple[np.ndarray, np.ndarray]:
 
     Label: -999 outside the box and on black pixels, 200 (cloudy DN) where blue >= 200, else 0.
     """
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     rgb = make_map(seed=seed, stripes=1, clouds=0)
     rng = np.random.default_rng(seed)
@@ -206,8 +207,11 @@ def test_inputs_add_channels_before_tiling(labelled):
 
     sample = scan_labelled(labelled)[0]
     plain = load_sample(sample, tile_out=TILE_OUT)
-    with_lat = load_sample(sample, tile_out=TILE_OUT,
-                           inputs=lambda s, rgb: np.concatenate([rgb, latitude_channel(rgb.shape[:2])[..., None]], -1))
+    with_lat = load_sample(
+        sample,
+        tile_out=TILE_OUT,
+        inputs=lambda s, rgb: np.concatenate([rgb, latitude_channel(rgb.shape[:2])[..., None]], -1),
+    )
     assert with_lat.image.shape == plain.image.shape[:2] + (4,)
     np.testing.assert_array_equal(with_lat.image[..., :3], plain.image)
     img, _ = with_lat.tile(0, 0)

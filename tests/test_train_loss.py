@@ -79,7 +79,8 @@ def test_edge_weight_scales_the_band_pixels():
 def test_loss_options_survive_serialisation():
     loss = MaskedWeightedBCE(0.3, dice_weight=0.5, focal_gamma=1.5, edge_weight=0.25, edge_radius=2)
     again = MaskedWeightedBCE.from_config(loss.get_config())
-    assert (again.w0, again.dice_weight, again.focal_gamma, again.edge_weight, again.edge_radius) == (0.3, 0.5, 1.5, 0.25, 2)
+    kept = (again.w0, again.dice_weight, again.focal_gamma, again.edge_weight, again.edge_radius)
+    assert kept == (0.3, 0.5, 1.5, 0.25, 2)
     with pytest.raises(ValueError):
         MaskedWeightedBCE(0.3, edge_radius=0)
 
@@ -111,7 +112,7 @@ def test_scores_by_hand():
 
 
 def test_a_run_trains_with_the_loss_its_config_names():
-    from mars_cloudmask.train_kit.train import TrainConfig, run_loss
+    from mars_cloudmask.train_kit.config import TrainConfig, run_loss
 
     cfg = TrainConfig(data=[], out="", val_days=[16], dice_weight=0.5, focal_gamma=2.0, edge_weight=0.0, edge_radius=2)
     loss = run_loss(cfg, w0=0.4)

@@ -68,7 +68,7 @@ def test_recompute_batchnorm_sets_the_mean_of_the_batch_statistics():
     np.testing.assert_allclose(np.asarray(bn.moving_mean), want_mean, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(np.asarray(bn.moving_variance), want_var, rtol=1e-3, atol=1e-6)
     assert bn.momentum == 0.99
-    for a, b in zip(before, conv.get_weights()):
+    for a, b in zip(before, conv.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
 
 

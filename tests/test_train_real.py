@@ -34,19 +34,36 @@ def two_days(data_dir: Path, tmp_path: Path) -> Path:
 @pytest.mark.slow
 def test_train_and_export_two_real_days(two_days: Path, tmp_path: Path):
     run = tmp_path / "run"
-    result = CliRunner().invoke(train_app, [
-        "--data", str(two_days), "--val-days", "2", "--out", str(run), "--epochs", "1", "--steps-per-epoch", "2",
-        "--batch-size", "2", "--width", "2"])
+    result = CliRunner().invoke(
+        train_app,
+        [
+            "--data",
+            str(two_days),
+            "--val-days",
+            "2",
+            "--out",
+            str(run),
+            "--epochs",
+            "1",
+            "--steps-per-epoch",
+            "2",
+            "--batch-size",
+            "2",
+            "--width",
+            "2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     split = json.loads((run / "run.json").read_text())["split"]
     assert split["train"] == ["P01day01"] and split["val"] == ["P01day02"]
     metrics = json.loads((run / "metrics.json").read_text())
     assert 0.0 <= metrics["best_val"]["accuracy"] <= 1.0 and metrics["best_val"]["loss"] > 0
     out = tmp_path / "real.onnx"
-    result = CliRunner().invoke(export_app, [str(run), "--out", str(out), "--check-map",
-                                             str(two_days / "mdgms" / "P01day01.jpeg")])
+    result = CliRunner().invoke(
+        export_app, [str(run), "--out", str(out), "--check-map", str(two_days / "mdgms" / "P01day01.jpeg")]
+    )
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output[result.output.index("{"):])
+    report = json.loads(result.output[result.output.index("{") :])
     assert report["parity_tiles"]["real"] == 2 and report["parity_max_abs_diff"]["real"] < 1e-4
     assert json.loads(read_metadata(out)["split"])["train"] == ["P01day01"]
 
@@ -67,7 +84,7 @@ def test_reference_seasons_as_weak_targets(data_dir: Path):
     import numpy as np
 
     assert set(np.unique(tm.target).tolist()) <= {-1, 0, 1}
-    assert (tm.target[box.height:] == -1).all()
+    assert (tm.target[box.height :] == -1).all()
 
 
 def test_reference_of_one_subphase(data_dir: Path):

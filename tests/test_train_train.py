@@ -1,4 +1,5 @@
-"""train_kit.train and cm-train: a tiny U-Net learns synthetic clouds, checkpoints, resumes.
+"""train_kit.train, .averaging, .validation and cm-train: a tiny U-Net learns synthetic clouds,
+checkpoints, resumes.
 
 Tiny settings everywhere (width 2, tiles of 52 px output, a few steps) keep this fast.
 """
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from mars_cloudmask.train_kit.averaging import average_epochs, average_name
 from mars_cloudmask.train_kit.checkpoint import (
     BEST,
     CURVES,
@@ -24,8 +26,10 @@ from mars_cloudmask.train_kit.checkpoint import (
     load_model,
 )
 from mars_cloudmask.train_kit.cli import app, average_app
+from mars_cloudmask.train_kit.config import TrainConfig
 from mars_cloudmask.train_kit.data import DataError
-from mars_cloudmask.train_kit.train import TrainConfig, average_epochs, average_name, revalidate, train
+from mars_cloudmask.train_kit.train import train
+from mars_cloudmask.train_kit.validation import revalidate
 from tests.test_train_data import TILE_OUT, write_labelled
 
 
@@ -35,8 +39,20 @@ def labelled(tmp_path_factory) -> Path:
 
 
 def tiny(labelled: Path, out: Path, **kw) -> TrainConfig:
-    base = dict(data=[str(labelled)], out=str(out), val_days=[3], epochs=3, batch_size=4, steps_per_epoch=6,
-                width=2, depth=4, lr=1e-2, w0=0.5, tile_out=TILE_OUT, seed=0)
+    base = dict(
+        data=[str(labelled)],
+        out=str(out),
+        val_days=[3],
+        epochs=3,
+        batch_size=4,
+        steps_per_epoch=6,
+        width=2,
+        depth=4,
+        lr=1e-2,
+        w0=0.5,
+        tile_out=TILE_OUT,
+        seed=0,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -82,6 +98,7 @@ def test_resume_continues_and_keeps_the_better_checkpoint(labelled, trained, tmp
     state = json.loads((run / STATE).read_text())
     # pretend an earlier epoch was far better: the resumed epoch must not replace best.keras
     state["best_val_loss"] = -1.0
+    del state["stopped"]  # as state.json was before RunState: no "stopped" until early stopping
     (run / STATE).write_text(json.dumps(state))
     best_bytes = (run / BEST).read_bytes()
     last_before = (run / LAST).stat().st_mtime_ns
@@ -128,8 +145,24 @@ def test_cli_reports_bad_data_on_one_line(tmp_path):
 
 def test_cli_trains_and_resumes(labelled, tmp_path):
     def args(epochs: int) -> list[str]:
-        return ["--data", str(labelled), "--val-days", "3", "--out", str(tmp_path / "run"), "--epochs", str(epochs),
-                "--steps-per-epoch", "2", "--batch-size", "2", "--width", "2", "--tile-out", str(TILE_OUT)]
+        return [
+            "--data",
+            str(labelled),
+            "--val-days",
+            "3",
+            "--out",
+            str(tmp_path / "run"),
+            "--epochs",
+            str(epochs),
+            "--steps-per-epoch",
+            "2",
+            "--batch-size",
+            "2",
+            "--width",
+            "2",
+            "--tile-out",
+            str(TILE_OUT),
+        ]
 
     first = CliRunner().invoke(app, args(1))
     assert first.exit_code == 0, first.output
@@ -172,7 +205,7 @@ def test_each_epoch_keeps_its_weights_and_the_last_ones_are_last_keras(trained):
     model = load_model(trained / LAST)
     last = model.get_weights()
     model.load_weights(epoch_weights(trained, 3))
-    assert all(np.array_equal(a, b) for a, b in zip(last, model.get_weights()))
+    assert all(np.array_equal(a, b) for a, b in zip(last, model.get_weights(), strict=True))
 
 
 def test_average_of_epochs_is_the_mean_of_their_weights_and_is_scored(trained, tmp_path):
@@ -190,7 +223,7 @@ def test_average_of_epochs_is_the_mean_of_their_weights_and_is_scored(trained, t
     model.load_weights(epoch_weights(run, 2))
     second = model.get_weights()
     model.load_weights(epoch_weights(run, 3))
-    for a, b, mean in zip(second, model.get_weights(), averaged.get_weights()):
+    for a, b, mean in zip(second, model.get_weights(), averaged.get_weights(), strict=True):
         np.testing.assert_allclose(mean, (a.astype(np.float64) + b) / 2, rtol=1e-6, atol=1e-7)
     assert json.loads((run / "average-002-003.json").read_text())["epochs"] == [2, 3]
     assert average_name([3, 1, 2]) == "average-001-003" and average_name([1, 3]) == "average-001+003"
@@ -216,7 +249,7 @@ def test_cm_average_recompute_bn_keeps_the_mean_weights_and_renews_the_statistic
             np.testing.assert_array_equal(a[1], b[1])
             assert not np.allclose(a[2], b[2])
         else:
-            for x, y in zip(a, b):
+            for x, y in zip(a, b, strict=True):
                 np.testing.assert_array_equal(x, y)
 
 
@@ -248,7 +281,7 @@ def test_a_resumed_run_is_the_run_it_would_have_been(labelled, trained, tmp_path
     once = json.loads((trained / "history.json").read_text())
     resumed = json.loads((run / "history.json").read_text())
     assert [h["loss"] for h in resumed] == [h["loss"] for h in once]
-    for a, b in zip(load_model(run / LAST).get_weights(), load_model(trained / LAST).get_weights()):
+    for a, b in zip(load_model(run / LAST).get_weights(), load_model(trained / LAST).get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -261,7 +294,7 @@ def test_init_starts_from_another_models_weights(labelled, trained, tmp_path):
 
     cfg = tiny(labelled, tmp_path / "ft", epochs=1, init=str(trained / BEST), bn_momentum=0.9)
     start = initial_model(cfg)
-    for a, b in zip(start.get_weights(), load_model(trained / BEST).get_weights()):
+    for a, b in zip(start.get_weights(), load_model(trained / BEST).get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
     assert {layer.momentum for layer in start.layers if layer.__class__.__name__ == "BatchNormalization"} == {0.9}
     train(cfg, log=lambda _: None)
@@ -304,7 +337,9 @@ def test_a_net_of_another_depth_trains_on_tiles_of_its_own_margin(labelled, tmp_
 
 
 def test_a_tile_size_the_depth_cannot_produce_is_refused_before_training(labelled, tmp_path):
-    with pytest.raises(ValueError, match=r"--tile-out 52 does not fit --depth 5: output tile size 52 px is not 4 mod 32"):
+    with pytest.raises(
+        ValueError, match=r"--tile-out 52 does not fit --depth 5: output tile size 52 px is not 4 mod 32"
+    ):
         train(tiny(labelled, tmp_path / "d5", depth=5), log=lambda _: None)
     assert not (tmp_path / "d5").exists()
 
@@ -346,8 +381,10 @@ def test_a_channel_run_is_scored_on_whole_maps_with_its_own_inputs(labelled, tmp
 
     run = tmp_path / "lat"
     maps = sorted(str(p) for p in (labelled / "mdgms").glob("*.jpeg"))
-    train(tiny(labelled, run, epochs=1, steps_per_epoch=1, channels="rgb,bdiff10,sinls", background_maps=maps),
-          log=lambda _: None)
+    train(
+        tiny(labelled, run, epochs=1, steps_per_epoch=1, channels="rgb,bdiff10,sinls", background_maps=maps),
+        log=lambda _: None,
+    )
     scorer = keras_scorer(run / LAST)
     path = labelled / "mdgms" / "P01day01.jpeg"
     rgb = read_map(path)

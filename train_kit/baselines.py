@@ -30,8 +30,8 @@ import typer
 
 from mars_cloudmask.infer.geometry import bounds_from_ls, valid_pixels
 from mars_cloudmask.infer.maps import read_ls_table, read_map
-from mars_cloudmask.infer.science.masks import find_map_files, find_masks, load_binary, select_days
 from mars_cloudmask.infer.netcdf import write_mask
+from mars_cloudmask.infer.science.masks import find_map_files, find_masks, load_binary, select_days
 
 FEATURES = ("R", "G", "B", "B-R", "B/R", "(B-R)/(B+R)")
 SAMPLES_PER_DAY = 200_000
@@ -44,8 +44,9 @@ def colour_features(rgb: np.ndarray) -> np.ndarray:
     return np.stack([r, g, b, b - r, b / np.maximum(r, 1.0), (b - r) / np.maximum(b + r, 1.0)], axis=-1)
 
 
-def sample_pixels(rgb: np.ndarray, cloud: np.ndarray, valid: np.ndarray, n: int,
-                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def sample_pixels(
+    rgb: np.ndarray, cloud: np.ndarray, valid: np.ndarray, n: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """``n`` random valid pixels (all if fewer), without replacement: ``(uint8 (n, 3) RGB, bool (n,) cloud)``."""
     idx = np.flatnonzero(valid)
     if idx.size > n:
@@ -95,8 +96,9 @@ def fit_gbt(x: np.ndarray, y: np.ndarray, seed: int = 0, max_iter: int = 100) ->
     return model
 
 
-def predict_map(rgb: np.ndarray, valid: np.ndarray, kind: str, blue_t: int | None = None,
-                model: Any = None) -> np.ndarray:
+def predict_map(
+    rgb: np.ndarray, valid: np.ndarray, kind: str, blue_t: int | None = None, model: Any = None
+) -> np.ndarray:
     """float32 (1801, 3600) north-up mask of one map: -999 outside ``valid``; ``blue``: 0/1,
     ``gbt``: cloud probability."""
     out = np.full(valid.shape, -999.0, dtype=np.float32)
@@ -139,9 +141,17 @@ def labelled_days(labels: Path, maps: Path) -> list[Day]:
     return days
 
 
-def run(labels: Path, maps: Path, out: Path, train: str = "1-15", test_windows: dict[str, str] | None = None,
-        samples_per_day: int = SAMPLES_PER_DAY, seed: int = 0, original: Path | None = None,
-        max_iter: int = 100) -> dict:
+def run(
+    labels: Path,
+    maps: Path,
+    out: Path,
+    train: str = "1-15",
+    test_windows: dict[str, str] | None = None,
+    samples_per_day: int = SAMPLES_PER_DAY,
+    seed: int = 0,
+    original: Path | None = None,
+    max_iter: int = 100,
+) -> dict:
     """Fit both baselines on the ``train`` days, predict the days of the test windows, score with cm-eval's
     :func:`~mars_cloudmask.infer.science.evaluate.evaluate`; returns the JSON summary."""
     from rich.progress import track
@@ -182,21 +192,39 @@ def run(labels: Path, maps: Path, out: Path, train: str = "1-15", test_windows: 
         valid = valid_pixels(rgb, bounds_from_ls(rgb, d.ls))
         for kind in ("blue", "gbt"):
             mask = predict_map(rgb, valid, kind, blue_t, model)
-            write_mask(out / kind / d.map.parent.parent.name / d.map.parent.name / "cloudmasks" / f"cloudmask_{name}.ncdf",
-                       mask, {"source_map": d.map.name, "solar_longitude": d.ls, "mars_year": d.mars_year,
-                              "model": f"baseline-{kind}", "threshold": 0.5 if kind == "blue" else gbt_t,
-                              "title": f"Per-pixel {kind} baseline cloud mask (not a U-Net)"},
-                       binary=kind == "blue")
+            folder = out / kind / d.map.parent.parent.name / d.map.parent.name / "cloudmasks"
+            write_mask(
+                folder / f"cloudmask_{name}.ncdf",
+                mask,
+                {
+                    "source_map": d.map.name,
+                    "solar_longitude": d.ls,
+                    "mars_year": d.mars_year,
+                    "model": f"baseline-{kind}",
+                    "threshold": 0.5 if kind == "blue" else gbt_t,
+                    "title": f"Per-pixel {kind} baseline cloud mask (not a U-Net)",
+                },
+                binary=kind == "blue",
+            )
     summary: dict[str, Any] = {
         "what": "per-pixel baselines vs labels, scored with cm-eval (pixels valid in both, pooled)",
-        "labels": str(labels), "maps": str(maps), "train_days": train_names,
-        "samples_per_day": samples_per_day, "seed": seed, "n_train_pixels": int(cloud.size),
+        "labels": str(labels),
+        "maps": str(maps),
+        "train_days": train_names,
+        "samples_per_day": samples_per_day,
+        "seed": seed,
+        "n_train_pixels": int(cloud.size),
         "train_cloud_fraction": round(float(cloud.mean()), 5),
         "blue": {"threshold": blue_t, "rule": f"cloud where B >= {blue_t}", "train_f1": round(blue_f1_train, 4)},
-        "gbt": {"model": f"sklearn HistGradientBoostingClassifier(random_state=seed, max_iter={max_iter}), "
-                         "other settings default",
-                "features": list(FEATURES), "threshold": gbt_t, "threshold_rule": "maximises F1 on the training sample",
-                "train_f1": round(gbt_f1_train, 4), "fit_seconds": round(fit_s, 1)},
+        "gbt": {
+            "model": f"sklearn HistGradientBoostingClassifier(random_state=seed, max_iter={max_iter}), "
+            "other settings default",
+            "features": list(FEATURES),
+            "threshold": gbt_t,
+            "threshold_rule": "maximises F1 on the training sample",
+            "train_f1": round(gbt_f1_train, 4),
+            "fit_seconds": round(fit_s, 1),
+        },
         "wall_seconds": None,
         "scores": {},
     }
@@ -224,22 +252,26 @@ def main(
     samples_per_day: int = typer.Option(SAMPLES_PER_DAY, help="Valid pixels sampled per training day."),
     seed: int = typer.Option(0),
     max_iter: int = typer.Option(100, help="Boosting rounds of the GBT (sklearn's default: 100)."),
-    original: Optional[Path] = typer.Option(None, help="The original model's masks, scored alongside "
-                                            "(e.g. ../shared/data/reference/P/P01)."),
+    original: Optional[Path] = typer.Option(
+        None, help="The original model's masks, scored alongside (e.g. ../shared/data/reference/P/P01)."
+    ),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the summary JSON here."),
 ) -> None:
     """Fit the blue-threshold and gradient-boosted baselines on the training days and score them."""
     from mars_cloudmask.infer.atomic import write_text_atomic
 
-    summary = run(labels, maps, out, train, samples_per_day=samples_per_day, seed=seed, original=original,
-                  max_iter=max_iter)
+    summary = run(
+        labels, maps, out, train, samples_per_day=samples_per_day, seed=seed, original=original, max_iter=max_iter
+    )
     text = json.dumps(summary, indent=1) + "\n"
     if json_out is not None:
         write_text_atomic(json_out, text)
     for window, scores in summary["scores"].items():
         for kind, s in scores.items():
-            print(f"{window:12s} {kind:15s} F1 {s['f1']:.4f}  precision {s['precision']:.4f}  "
-                  f"recall {s['recall']:.4f}  IoU {s['iou']:.4f}  coverage {s['coverage']:.4f}")
+            print(
+                f"{window:12s} {kind:15s} F1 {s['f1']:.4f}  precision {s['precision']:.4f}  "
+                f"recall {s['recall']:.4f}  IoU {s['iou']:.4f}  coverage {s['coverage']:.4f}"
+            )
 
 
 if __name__ == "__main__":

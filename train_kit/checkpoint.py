@@ -1,7 +1,7 @@
 """Run folders and checkpoints: where a run keeps its weights, and loading them safely.
 
 A run folder holds ``best.keras`` (lowest validation loss so far), ``last.keras`` (end of the
-latest epoch, for resuming), ``state.json`` (epoch, best loss, early-stopping counter),
+latest epoch, for resuming), ``state.json`` (:class:`.run_state.RunState`: epoch, best loss, counters),
 ``history.json``, ``metrics.json``, ``run.json`` (the exact configuration and command),
 ``curves.png`` and ``epochs/epoch-NNN.weights.h5`` (the weights at the end of each epoch, for
 weight averaging; about 4 bytes a parameter each).  Models are in the backend-neutral ``.keras``
@@ -62,7 +62,8 @@ def load_model(path: str | Path, compile: bool = False):
     if weights.stat().st_size == 0:
         raise CheckpointError(f"{weights}: empty checkpoint file")
     try:
-        return keras.saving.load_model(weights, compile=compile, custom_objects={"MaskedWeightedBCE": loss.MaskedWeightedBCE, "MaskedScore": metrics.MaskedScore})
+        custom = {"MaskedWeightedBCE": loss.MaskedWeightedBCE, "MaskedScore": metrics.MaskedScore}
+        return keras.saving.load_model(weights, compile=compile, custom_objects=custom)
     except Exception as exc:  # zip, h5 and deserialisation errors all mean "unusable file"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{weights}: corrupt or unreadable checkpoint ({first[:200]})") from None
@@ -128,7 +129,7 @@ def average_weights(model, paths: list[Path]):
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise CheckpointError(f"{path}: unreadable weights or another architecture ({first[:200]})") from None
         weights = [np.asarray(w, dtype=np.float64) for w in model.get_weights()]
-        total = weights if total is None else [t + w for t, w in zip(total, weights)]
+        total = weights if total is None else [t + w for t, w in zip(total, weights, strict=True)]
     model.set_weights([t / len(paths) for t in total])
     return model
 

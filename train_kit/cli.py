@@ -1,4 +1,4 @@
-"""``cm-train`` and ``cm-average``: thin CLIs over :func:`.train.train` and :func:`.train.average_epochs`."""
+"""``cm-train`` and ``cm-average``: thin CLIs over :func:`.train.train` and :func:`.averaging.average_epochs`."""
 
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ def parse_days(text: str, option: str = "--days") -> list[int]:
     for part in filter(None, (p.strip() for p in text.split(","))):
         bounds = [b.strip() for b in part.split("-")]
         if not all(b.isdigit() for b in bounds) or len(bounds) > 2 or int(bounds[0]) > int(bounds[-1]):
-            raise ValueError(f"{option}: {part!r} is not a day number (16), a range (16-17) or a list of them (16-17,20)")
+            raise ValueError(
+                f"{option}: {part!r} is not a day number (16), a range (16-17) or a list of them (16-17,20)"
+            )
         days.extend(range(int(bounds[0]), int(bounds[-1]) + 1))
     return days
 
@@ -36,32 +38,81 @@ def train_command(
     test_days: str = typer.Option("", "--test-days", help="Day numbers held out from training and validation."),
     epochs: int = typer.Option(50, help="Maximum number of epochs."),
     batch_size: int = typer.Option(8, help="Tiles per step."),
-    steps_per_epoch: Optional[int] = typer.Option(None, help="Steps per epoch (default: one pass of the training tiles)."),
+    steps_per_epoch: Optional[int] = typer.Option(
+        None, help=("Steps per epoch (default: one pass of the training tiles).")
+    ),
     seed: int = typer.Option(0, help="Random seed (weights, tiles, flips)."),
     width: int = typer.Option(8, help="Filters at the first level (original 8)."),
     depth: int = typer.Option(4, help="Number of poolings (original 4)."),
     lr: float = typer.Option(1e-3, help="Adam learning rate."),
     lr_patience: int = typer.Option(2, help="Halve the LR after this many epochs without improvement (0: never)."),
-    w0: Optional[float] = typer.Option(None, help="Weight of clear pixels (cloud: 1-w0); default: cloudy fraction of the training days."),
+    w0: Optional[float] = typer.Option(
+        None, help=("Weight of clear pixels (cloud: 1-w0); default: cloudy fraction of the training days.")
+    ),
     dice_weight: float = typer.Option(0.0, help="Weight of a soft-Dice term added to the loss."),
-    focal_gamma: float = typer.Option(0.0, help="Focal term: multiply each pixel's BCE by (1 - p_true) ** this (0: off)."),
-    edge_weight: float = typer.Option(1.0, help="Loss weight of pixels within --edge-radius px of a labelled cloud edge (1: as others, 0: ignored)."),
+    focal_gamma: float = typer.Option(
+        0.0, help=("Focal term: multiply each pixel's BCE by (1 - p_true) ** this (0: off).")
+    ),
+    edge_weight: float = typer.Option(
+        1.0, help=("Loss weight of pixels within --edge-radius px of a labelled cloud edge (1: as others, 0: ignored).")
+    ),
     edge_radius: int = typer.Option(1, help="Half-width in px of the label-edge band that --edge-weight applies to."),
     patience: int = typer.Option(5, help="Early-stopping patience on validation loss (epochs)."),
     brightness: float = typer.Option(0.0, help="Brightness jitter: factor in 1 +- this."),
-    reference: list[Path] = typer.Option([], "--reference", help="Folder(s) of reference masks (reference/P) as weak targets."),
+    reference: list[Path] = typer.Option(
+        [], "--reference", help=("Folder(s) of reference masks (reference/P) as weak targets.")
+    ),
     mdgm: Optional[Path] = typer.Option(None, "--mdgm", help="Root of the maps of the reference masks (mdgm/P)."),
     reference_weight: float = typer.Option(0.3, help="Loss weight of reference tiles."),
     reference_fraction: float = typer.Option(0.25, help="Share of each batch drawn from reference maps."),
-    tile_out: int = typer.Option(DEFAULT_TILE_OUT, help="Output tile size (4 mod 2**depth, e.g. 484); input is this + 2 x margin (184 at depth 4)."),
+    tile_out: int = typer.Option(
+        DEFAULT_TILE_OUT,
+        help=("Output tile size (4 mod 2**depth, e.g. 484); input is this + 2 x margin (184 at depth 4)."),
+    ),
     threads: int = typer.Option(2, help="TensorFlow intra-op threads."),
-    bn_momentum: float = typer.Option(0.99, help="BatchNorm moving-statistics momentum (0.9: they follow the weights faster)."),
-    keep_epochs: bool = typer.Option(True, "--keep-epochs/--no-keep-epochs", help="Keep each epoch's weights in OUT/epochs/ (for cm-average)."),
-    init: Optional[Path] = typer.Option(None, "--init", help="Start from this model's weights (.keras file or run folder; same width and depth): fine-tuning, e.g. the shipped models/cloudmask-unet.keras on your own labels."),
-    lr_schedule: str = typer.Option("plateau", "--lr-schedule", help="plateau: halve the LR after --lr-patience flat epochs; cosine: decay --lr to 0 over --epochs."),
-    channels: str = typer.Option("rgb", "--channels", help="Input channels: 'rgb' or e.g. 'rgb,bdiff10,bdiff50' (blue minus the background's 10th/50th percentile), 'bratioQ', 'lat', 'sinls', 'cosls'."),
-    background_maps: list[Path] = typer.Option([], "--background-maps", help="Maps or folder(s) of maps whose composite is the labelled days' background (e.g. mdgm/P/P01); reference maps use their own folder."),
-    background_subset: int = typer.Option(0, "--background-subset", help="0: each labelled day's background is the composite of all --background-maps; N: of its own random N of them (noise like an N-map folder)."),
+    bn_momentum: float = typer.Option(
+        0.99, help=("BatchNorm moving-statistics momentum (0.9: they follow the weights faster).")
+    ),
+    keep_epochs: bool = typer.Option(
+        True, "--keep-epochs/--no-keep-epochs", help=("Keep each epoch's weights in OUT/epochs/ (for cm-average).")
+    ),
+    init: Optional[Path] = typer.Option(
+        None,
+        "--init",
+        help=(
+            "Start from this model's weights (.keras file or run folder; same width and depth): fine-tuning, e.g. the "
+            "shipped models/cloudmask-unet.keras on your own labels."
+        ),
+    ),
+    lr_schedule: str = typer.Option(
+        "plateau",
+        "--lr-schedule",
+        help=("plateau: halve the LR after --lr-patience flat epochs; cosine: decay --lr to 0 over --epochs."),
+    ),
+    channels: str = typer.Option(
+        "rgb",
+        "--channels",
+        help=(
+            "Input channels: 'rgb' or e.g. 'rgb,bdiff10,bdiff50' (blue minus the background's 10th/50th percentile), "
+            "'bratioQ', 'lat', 'sinls', 'cosls'."
+        ),
+    ),
+    background_maps: list[Path] = typer.Option(
+        [],
+        "--background-maps",
+        help=(
+            "Maps or folder(s) of maps whose composite is the labelled days' background (e.g. mdgm/P/P01); reference "
+            "maps use their own folder."
+        ),
+    ),
+    background_subset: int = typer.Option(
+        0,
+        "--background-subset",
+        help=(
+            "0: each labelled day's background is the composite of all --background-maps; N: of its own random N of "
+            "them (noise like an N-map folder)."
+        ),
+    ),
 ) -> None:
     """Train (or resume) a run; checkpoints, metrics.json and curves.png go to --out."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -69,8 +120,9 @@ def train_command(
     from rich.markup import escape
 
     from .checkpoint import CheckpointError
+    from .config import TrainConfig
     from .data import DataError
-    from .train import TrainConfig, train
+    from .train import train
 
     console = Console(stderr=True, width=200)
     try:
@@ -79,24 +131,50 @@ def train_command(
         console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
         raise typer.Exit(2) from None
     cfg = TrainConfig(
-        data=[str(d) for d in data], out=str(out), val_days=val, test_days=test,
-        epochs=epochs, batch_size=batch_size, steps_per_epoch=steps_per_epoch, seed=seed, width=width,
-        depth=depth, lr=lr, lr_patience=lr_patience, w0=w0, dice_weight=dice_weight, focal_gamma=focal_gamma,
-        edge_weight=edge_weight, edge_radius=edge_radius, patience=patience,
-        brightness=brightness, reference=[str(r) for r in reference], mdgm=str(mdgm) if mdgm else None,
-        reference_weight=reference_weight, reference_fraction=reference_fraction, tile_out=tile_out, threads=threads,
-        bn_momentum=bn_momentum, keep_epochs=keep_epochs, init=str(init) if init else None, lr_schedule=lr_schedule,
-        channels=channels, background_maps=[str(b) for b in background_maps], background_subset=background_subset,
+        data=[str(d) for d in data],
+        out=str(out),
+        val_days=val,
+        test_days=test,
+        epochs=epochs,
+        batch_size=batch_size,
+        steps_per_epoch=steps_per_epoch,
+        seed=seed,
+        width=width,
+        depth=depth,
+        lr=lr,
+        lr_patience=lr_patience,
+        w0=w0,
+        dice_weight=dice_weight,
+        focal_gamma=focal_gamma,
+        edge_weight=edge_weight,
+        edge_radius=edge_radius,
+        patience=patience,
+        brightness=brightness,
+        reference=[str(r) for r in reference],
+        mdgm=str(mdgm) if mdgm else None,
+        reference_weight=reference_weight,
+        reference_fraction=reference_fraction,
+        tile_out=tile_out,
+        threads=threads,
+        bn_momentum=bn_momentum,
+        keep_epochs=keep_epochs,
+        init=str(init) if init else None,
+        lr_schedule=lr_schedule,
+        channels=channels,
+        background_maps=[str(b) for b in background_maps],
+        background_subset=background_subset,
     )
     try:
         metrics = train(cfg, log=lambda msg: console.print(msg, highlight=False))
     except (DataError, CheckpointError, ValueError) as exc:
         console.print(f"[red]error:[/] {exc}", soft_wrap=True, highlight=False)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     best = metrics.get("best_val", {})
-    console.print(f"best epoch {metrics.get('best_epoch')}: val loss {best.get('loss', float('nan')):.4f}, "
-                  f"F1 {best.get('f1', float('nan')):.4f} at {cfg.threshold:g}, "
-                  f"F1 {best.get('best_threshold_f1', float('nan')):.4f} at {best.get('best_threshold')}")
+    console.print(
+        f"best epoch {metrics.get('best_epoch')}: val loss {best.get('loss', float('nan')):.4f}, "
+        f"F1 {best.get('f1', float('nan')):.4f} at {cfg.threshold:g}, "
+        f"F1 {best.get('best_threshold_f1', float('nan')):.4f} at {best.get('best_threshold')}"
+    )
 
 
 average_app = typer.Typer(add_completion=False, help="Average the weights of a run's last epochs.")
@@ -106,39 +184,66 @@ average_app = typer.Typer(add_completion=False, help="Average the weights of a r
 def average_command(
     run: Path = typer.Argument(..., help="Run folder made by cm-train (with its epochs/ weights)."),
     epochs: str = typer.Option(..., "--epochs", help="Epochs to average, e.g. '14-20'."),
-    recompute_bn: int = typer.Option(0, "--recompute-bn", help="Then recompute the BatchNorm statistics over this many fresh training batches (0: keep the mean of the epochs')."),
+    recompute_bn: int = typer.Option(
+        0,
+        "--recompute-bn",
+        help=(
+            "Then recompute the BatchNorm statistics over this many fresh training batches (0: keep the mean of the "
+            "epochs')."
+        ),
+    ),
 ) -> None:
     """Write RUN/average-A-B[-bn].keras (mean weights) and its validation scores RUN/average-A-B[-bn].json."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from rich.console import Console
 
+    from .averaging import average_epochs, average_name
     from .checkpoint import CheckpointError
     from .data import DataError
-    from .train import average_epochs, average_name
 
     console = Console(stderr=True, width=200)
     try:
         result = average_epochs(run, parse_days(epochs, "--epochs"), bn_batches=recompute_bn)
     except (DataError, CheckpointError, ValueError) as exc:
         console.print(f"[red]error:[/] {exc}", soft_wrap=True, highlight=False)
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     best = result["best_val"]
-    console.print(f"{run / average_name(result['epochs'], recompute_bn)}.keras: val loss {best['loss']:.4f}, "
-                  f"F1 {best['best_threshold_f1']:.4f} at {best['best_threshold']}", highlight=False)
+    console.print(
+        f"{run / average_name(result['epochs'], recompute_bn)}.keras: val loss {best['loss']:.4f}, "
+        f"F1 {best['best_threshold_f1']:.4f} at {best['best_threshold']}",
+        highlight=False,
+    )
 
 
-evaluate_app = typer.Typer(add_completion=False, help="Score a model on whole maps: validation, test, agreement per subphase.")
+evaluate_app = typer.Typer(
+    add_completion=False, help=("Score a model on whole maps: validation, test, agreement per subphase.")
+)
 
 
 @evaluate_app.command()
 def evaluate_command(
-    model: Path = typer.Argument(..., help="A run folder (its last.keras), a .keras checkpoint inside a run folder, or an RGB .onnx file."),
+    model: Path = typer.Argument(
+        ..., help=("A run folder (its last.keras), a .keras checkpoint inside a run folder, or an RGB .onnx file.")
+    ),
     data: Path = typer.Option(..., "--data", help="The data root (labels/P01, mdgm/P, reference/P)."),
     out: Path = typer.Option(..., "--out", help="JSON file for the scores."),
-    subphases: str = typer.Option("", "--subphases", help="Comma-separated subphases for agreement (default: every one in mdgm/P but P01)."),
-    polar_offset: float = typer.Option(-3.0, "--polar-offset", help="Polar bounds offset (deg), as the shipped models."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Score at this threshold (default: the validation days' F1-best, 0.01 grid)."),
-    background_subset: int = typer.Option(0, "--background-subset", help="P01 days' background from a random N of the run's background maps per day (0: all of them); F1 against the composite's size."),
+    subphases: str = typer.Option(
+        "", "--subphases", help=("Comma-separated subphases for agreement (default: every one in mdgm/P but P01).")
+    ),
+    polar_offset: float = typer.Option(
+        -3.0, "--polar-offset", help=("Polar bounds offset (deg), as the shipped models.")
+    ),
+    threshold: Optional[float] = typer.Option(
+        None, "--threshold", help=("Score at this threshold (default: the validation days' F1-best, 0.01 grid).")
+    ),
+    background_subset: int = typer.Option(
+        0,
+        "--background-subset",
+        help=(
+            "P01 days' background from a random N of the run's background maps per day (0: all of them); F1 against the "
+            "composite's size."
+        ),
+    ),
 ) -> None:
     """Validation F1 (days 16-17) and its best threshold, test F1 (18-20) at it, agreement with reference/."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -153,8 +258,14 @@ def evaluate_command(
         path = model / "last.keras" if model.is_dir() else model
         scorer = keras_scorer(path, path.parent, background_subset)
     subs = [s.strip() for s in subphases.split(",") if s.strip()] or None
-    result = evaluate_model(scorer, data, subphases=subs, polar_offset=polar_offset, threshold=threshold,
-                            log=lambda msg: console.print(msg, highlight=False))
+    result = evaluate_model(
+        scorer,
+        data,
+        subphases=subs,
+        polar_offset=polar_offset,
+        threshold=threshold,
+        log=lambda msg: console.print(msg, highlight=False),
+    )
     write_result(result, out)
     console.print(f"{out}: agreement median {result['agreement_median']}", highlight=False)
 

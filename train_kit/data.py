@@ -131,7 +131,9 @@ def scan_labelled(folder: str | Path) -> list[Sample]:
     return samples
 
 
-def scan_reference(mdgm_root: str | Path, reference_root: str | Path, exclude: Sequence[str] = ("P01",)) -> list[Sample]:
+def scan_reference(
+    mdgm_root: str | Path, reference_root: str | Path, exclude: Sequence[str] = ("P01",)
+) -> list[Sample]:
     """Maps of other seasons (``mdgm/P/PXX/PXX_dayNN_zequat.jpg``) paired with the original
     model's masks (``reference/P/PXX/cloudmask_PXX_dayNN.ncdf``), subphases in ``exclude`` left out.
 
@@ -202,8 +204,10 @@ def check_orientation(rgb: np.ndarray, target: np.ndarray, sample: Sample) -> No
     upside down matches the map's data pixels clearly better, the label is upside down.
     """
     if target.shape != rgb.shape[:2]:
-        raise DataError(f"{sample.mask}: mask is {target.shape[1]} x {target.shape[0]}, map {sample.image} is "
-                        f"{rgb.shape[1]} x {rgb.shape[0]}")
+        raise DataError(
+            f"{sample.mask}: mask is {target.shape[1]} x {target.shape[0]}, map {sample.image} is "
+            f"{rgb.shape[1]} x {rgb.shape[0]}"
+        )
     labelled = target >= 0
     n = int(labelled.sum())
     if n == 0:
@@ -212,8 +216,10 @@ def check_orientation(rgb: np.ndarray, target: np.ndarray, sample: Sample) -> No
     straight = float((data & labelled).sum()) / n
     flipped = float((data[::-1] & labelled).sum()) / n
     if flipped > straight + 0.05:
-        raise DataError(f"{sample.mask}: mask looks upside down relative to {sample.image} "
-                        f"(labelled pixels on data: {straight:.2f} as is, {flipped:.2f} flipped)")
+        raise DataError(
+            f"{sample.mask}: mask looks upside down relative to {sample.image} "
+            f"(labelled pixels on data: {straight:.2f} as is, {flipped:.2f} flipped)"
+        )
 
 
 def target_bounds(target: np.ndarray) -> Bounds:
@@ -223,8 +229,15 @@ def target_bounds(target: np.ndarray) -> Bounds:
     return Bounds(int(cols[0]), int(cols[-1]) + 1, int(rows[0]), int(rows[-1]) + 1)
 
 
-def tile_map(rgb: np.ndarray, target: np.ndarray, bounds: Bounds, sample: Sample, tile_out: int = TILE_OUT,
-             margin: int = MARGIN, align: int = ALIGN) -> TiledMap:
+def tile_map(
+    rgb: np.ndarray,
+    target: np.ndarray,
+    bounds: Bounds,
+    sample: Sample,
+    tile_out: int = TILE_OUT,
+    margin: int = MARGIN,
+    align: int = ALIGN,
+) -> TiledMap:
     """Pad and plan one map: the shared seamless plan and canvas (for a net of this ``margin``
     and ``align``, :func:`~mars_cloudmask.train_kit.model.margin` / ``alignment`` of its depth),
     the target cut to the box."""
@@ -244,8 +257,9 @@ InputFn = Callable[[Sample, np.ndarray], np.ndarray]
 any extra channels (:mod:`mars_cloudmask.infer.channels`); None means the RGB alone."""
 
 
-def load_sample(sample: Sample, tile_out: int = TILE_OUT, margin: int = MARGIN, align: int = ALIGN,
-                inputs: InputFn | None = None) -> TiledMap:
+def load_sample(
+    sample: Sample, tile_out: int = TILE_OUT, margin: int = MARGIN, align: int = ALIGN, inputs: InputFn | None = None
+) -> TiledMap:
     """Read, check and tile one sample.  Labels: box from the label; references: box from Ls.
 
     ``inputs`` turns the RGB map into the model's input channels before tiling (RGB alone when None).
@@ -298,7 +312,9 @@ def augment(image: np.ndarray, target: np.ndarray, flip: int, brightness: float 
     return np.ascontiguousarray(image), np.ascontiguousarray(target)
 
 
-def random_tile(tm: TiledMap, rng: np.random.Generator, min_valid: float = 0.05, align: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def random_tile(
+    tm: TiledMap, rng: np.random.Generator, min_valid: float = 0.05, align: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """A tile at a random output origin (multiple of ``align``) holding >= ``min_valid`` valid target."""
     h, w = tm.target.shape
     best = None

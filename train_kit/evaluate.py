@@ -2,7 +2,8 @@
 
 For one model (a run's Keras checkpoint, with the run's input channels; or an RGB ONNX file):
 
-- validation F1 on P01 days 16-17 (maps of ``mdgm/P/P01``, labels of ``labels/P01``) and the F1-best threshold there (0.01 grid, 0.05-0.95),
+- validation F1 on P01 days 16-17 (maps of ``mdgm/P/P01``, labels of ``labels/P01``) and the
+  F1-best threshold there (0.01 grid, 0.05-0.95),
 - test F1 on days 18-20 at that threshold (the test days choose nothing),
 - agreement F1 with the original model's masks (``reference/``) on the maps of every unseen
   subphase in ``mdgm/``, with both sides' cloud fractions.
@@ -73,9 +74,14 @@ class Histograms:
         prec = tp / (tp + fp) if tp + fp else 0.0
         rec = tp / (tp + fn) if tp + fn else 0.0
         f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
-        return {"f1": round(f1, 4), "precision": round(prec, 4), "recall": round(rec, 4),
-                "pred_cloud_fraction": round((tp + fp) / n, 5) if n else 0.0,
-                "truth_cloud_fraction": round((tp + fn) / n, 5) if n else 0.0, "pixels": n}
+        return {
+            "f1": round(f1, 4),
+            "precision": round(prec, 4),
+            "recall": round(rec, 4),
+            "pred_cloud_fraction": round((tp + fp) / n, 5) if n else 0.0,
+            "truth_cloud_fraction": round((tp + fn) / n, 5) if n else 0.0,
+            "pixels": n,
+        }
 
     def best_threshold(self, grid: Sequence[float] = THRESHOLDS) -> float:
         f1s = [self.scores(float(t))["f1"] for t in grid]
@@ -86,8 +92,15 @@ TileFn = Callable[[np.ndarray], np.ndarray]
 """uint8 ``(N, tile_in, tile_in, C)`` -> float32 ``(N, tile_out, tile_out)`` or ``(..., 1)``."""
 
 
-def predict_map(image: np.ndarray, ls: float, run_tiles: TileFn, margin: int, align: int,
-                polar_offset: float = DEFAULT_POLAR_OFFSET, tile_out: int = TILE_OUT) -> np.ndarray:
+def predict_map(
+    image: np.ndarray,
+    ls: float,
+    run_tiles: TileFn,
+    margin: int,
+    align: int,
+    polar_offset: float = DEFAULT_POLAR_OFFSET,
+    tile_out: int = TILE_OUT,
+) -> np.ndarray:
     """Cloud probability of one map: float32 (1801, 3600) north-up, -999 outside the Ls box and
     on invalid pixels.  ``image``: uint8 (1801, 3600, C), RGB first (validity from the RGB)."""
     rgb = image[..., :3]
@@ -99,10 +112,11 @@ def predict_map(image: np.ndarray, ls: float, run_tiles: TileFn, margin: int, al
     canvas = build_canvas(image, plan)
     box = np.full((bounds.height, bounds.width), INVALID, np.float32)
     for y, x in plan.origins():
-        pred = np.asarray(run_tiles(tile_input(canvas, plan, int(y), int(x))[None]), np.float32).reshape(tile_out, tile_out)
+        pred = np.asarray(run_tiles(tile_input(canvas, plan, int(y), int(x))[None]), np.float32)
+        pred = pred.reshape(tile_out, tile_out)
         r1, c1 = min(int(y) + tile_out, bounds.height), min(int(x) + tile_out, bounds.width)
-        box[int(y):r1, int(x):c1] = pred[: r1 - int(y), : c1 - int(x)]
-    out[bounds.ymin:bounds.ymax, bounds.xmin:bounds.xmax] = box
+        box[int(y) : r1, int(x) : c1] = pred[: r1 - int(y), : c1 - int(x)]
+    out[bounds.ymin : bounds.ymax, bounds.xmin : bounds.xmax] = box
     out[~valid_pixels(rgb, bounds)] = INVALID
     return out
 
@@ -138,10 +152,10 @@ def keras_scorer(model_path: str | Path, run: str | Path | None = None, backgrou
     whatever the run trained with), or of a random ``background_subset`` of them per day.
     """
     from .checkpoint import load_model
+    from .config import run_config
     from .data import Sample
-    from .model import alignment, architecture_of, margin
     from .inputs import ChannelInputs
-    from .train import run_config
+    from .model import alignment, architecture_of, margin
 
     model = load_model(model_path)
     _, depth = architecture_of(model)
@@ -156,8 +170,13 @@ def keras_scorer(model_path: str | Path, run: str | Path | None = None, backgrou
         sample = Sample(path.stem, path, path, ls, "label" if kind == "label" else "reference")
         return builder(sample, rgb)
 
-    return Scorer(lambda t: model.predict(t, verbose=0), margin(depth), alignment(depth), inputs,
-                  f"{model_path} ({builder.spec.text})")
+    return Scorer(
+        lambda t: model.predict(t, verbose=0),
+        margin(depth),
+        alignment(depth),
+        inputs,
+        f"{model_path} ({builder.spec.text})",
+    )
 
 
 def onnx_scorer(path: str | Path, threads: int = 2) -> Scorer:
@@ -176,7 +195,8 @@ def _p01_days(data: Path, days: Sequence[int]) -> list[tuple[Path, Path, float]]
     out = []
     for d in days:
         name = f"P01_day{d:02d}"
-        out.append((maps / f"{name}_zequat.jpg", labels / "cloudmask" / f"cloudmask_P01day{d:02d}.ncdf", table[name].ls))
+        truth = labels / "cloudmask" / f"cloudmask_P01day{d:02d}.ncdf"
+        out.append((maps / f"{name}_zequat.jpg", truth, table[name].ls))
     return out
 
 
@@ -192,12 +212,18 @@ def _subphase_maps(data: Path, sub: str) -> list[tuple[Path, Path, float]]:
     return out
 
 
-def _histograms(scorer: Scorer, items: Sequence[tuple[Path, Path, float]], kind: str,
-                polar_offset: float, per_day: dict[str, Histograms] | None = None) -> Histograms:
+def _histograms(
+    scorer: Scorer,
+    items: Sequence[tuple[Path, Path, float]],
+    kind: str,
+    polar_offset: float,
+    per_day: dict[str, Histograms] | None = None,
+) -> Histograms:
     hist = Histograms.empty()
     for img, truth_path, ls in items:
         rgb = read_map(img)
-        prob = predict_map(scorer.inputs(img, rgb, kind, ls), ls, scorer.run_tiles, scorer.margin, scorer.align, polar_offset)
+        image = scorer.inputs(img, rgb, kind, ls)
+        prob = predict_map(image, ls, scorer.run_tiles, scorer.margin, scorer.align, polar_offset)
         truth = read_truth(truth_path)
         hist.add(prob, truth)
         if per_day is not None:
@@ -207,10 +233,16 @@ def _histograms(scorer: Scorer, items: Sequence[tuple[Path, Path, float]], kind:
     return hist
 
 
-def evaluate_model(scorer: Scorer, data: str | Path, val_days: Sequence[int] = (16, 17),
-                   test_days: Sequence[int] = (18, 19, 20), subphases: Sequence[str] | None = None,
-                   polar_offset: float = DEFAULT_POLAR_OFFSET, threshold: float | None = None,
-                   log: Callable[[str], None] = print) -> dict[str, Any]:
+def evaluate_model(
+    scorer: Scorer,
+    data: str | Path,
+    val_days: Sequence[int] = (16, 17),
+    test_days: Sequence[int] = (18, 19, 20),
+    subphases: Sequence[str] | None = None,
+    polar_offset: float = DEFAULT_POLAR_OFFSET,
+    threshold: float | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """Validation F1 and threshold, test F1 at it, agreement per unseen subphase (see the module doc).
 
     ``threshold``: score everything at this one instead of the validation days' F1-best.
@@ -222,10 +254,16 @@ def evaluate_model(scorer: Scorer, data: str | Path, val_days: Sequence[int] = (
     per_day: dict[str, Histograms] = {}
     test = _histograms(scorer, _p01_days(data, test_days), "label", polar_offset, per_day)
     result: dict[str, Any] = {
-        "model": scorer.name, "threshold": threshold, "val_best_threshold": chosen, "polar_offset": polar_offset,
+        "model": scorer.name,
+        "threshold": threshold,
+        "val_best_threshold": chosen,
+        "polar_offset": polar_offset,
         "val": {"days": list(val_days), **val.scores(threshold)},
-        "test": {"days": list(test_days), **test.scores(threshold),
-                 "per_day": {k: h.scores(threshold)["f1"] for k, h in per_day.items()}},
+        "test": {
+            "days": list(test_days),
+            **test.scores(threshold),
+            "per_day": {k: h.scores(threshold)["f1"] for k, h in per_day.items()},
+        },
         "agreement": {},
     }
     log(f"val F1 {result['val']['f1']:.4f} at {threshold:.2f}; test F1 {result['test']['f1']:.4f}")
@@ -237,8 +275,10 @@ def evaluate_model(scorer: Scorer, data: str | Path, val_days: Sequence[int] = (
             continue
         s = _histograms(scorer, items, "mdgm", polar_offset).scores(threshold)
         result["agreement"][sub] = {"maps": len(items), **s}
-        log(f"{sub}: agreement F1 {s['f1']:.3f}, cloud fraction {s['pred_cloud_fraction']:.4f} "
-            f"(original {s['truth_cloud_fraction']:.4f})")
+        log(
+            f"{sub}: agreement F1 {s['f1']:.3f}, cloud fraction {s['pred_cloud_fraction']:.4f} "
+            f"(original {s['truth_cloud_fraction']:.4f})"
+        )
     f1s = [a["f1"] for a in result["agreement"].values()]
     result["agreement_median"] = round(float(np.median(f1s)), 4) if f1s else math.nan
     return result

@@ -27,8 +27,9 @@ from .data import DataError, Sample, day_number
 class ChannelInputs:
     """Callable ``(sample, rgb) -> uint8 (H, W, 3 + k)`` for :func:`.data.load_sample`."""
 
-    def __init__(self, spec: str | ChannelSpec, background_maps: Sequence[str | Path] = (), subset: int = 0,
-                 seed: int = 0):
+    def __init__(
+        self, spec: str | ChannelSpec, background_maps: Sequence[str | Path] = (), subset: int = 0, seed: int = 0
+    ):
         try:
             self.spec = parse_spec(spec) if isinstance(spec, str) else spec
         except ChannelError as exc:

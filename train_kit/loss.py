@@ -76,14 +76,24 @@ class MaskedWeightedBCE(keras.losses.Loss):
     (used for the weaker reference targets).
     """
 
-    def __init__(self, w0: float = ORIGINAL_W0, dice_weight: float = 0.0, focal_gamma: float = 0.0,
-                 edge_weight: float = 1.0, edge_radius: int = 1, name: str = "masked_wbce", **kwargs):
+    def __init__(
+        self,
+        w0: float = ORIGINAL_W0,
+        dice_weight: float = 0.0,
+        focal_gamma: float = 0.0,
+        edge_weight: float = 1.0,
+        edge_radius: int = 1,
+        name: str = "masked_wbce",
+        **kwargs,
+    ):
         super().__init__(name=name, **kwargs)
         if not 0.0 < w0 < 1.0:
             raise ValueError(f"w0 must be in (0, 1), got {w0}")
         if focal_gamma < 0 or edge_weight < 0 or edge_radius < 1:
-            raise ValueError(f"need focal_gamma >= 0, edge_weight >= 0 and edge_radius >= 1, got "
-                             f"{focal_gamma}, {edge_weight}, {edge_radius}")
+            raise ValueError(
+                f"need focal_gamma >= 0, edge_weight >= 0 and edge_radius >= 1, got "
+                f"{focal_gamma}, {edge_weight}, {edge_radius}"
+            )
         self.w0 = float(w0)
         self.dice_weight = float(dice_weight)
         self.focal_gamma = float(focal_gamma)
@@ -117,5 +127,11 @@ class MaskedWeightedBCE(keras.losses.Loss):
         return loss
 
     def get_config(self):
-        return {**super().get_config(), "w0": self.w0, "dice_weight": self.dice_weight,
-                "focal_gamma": self.focal_gamma, "edge_weight": self.edge_weight, "edge_radius": self.edge_radius}
+        return {
+            **super().get_config(),
+            "w0": self.w0,
+            "dice_weight": self.dice_weight,
+            "focal_gamma": self.focal_gamma,
+            "edge_weight": self.edge_weight,
+            "edge_radius": self.edge_radius,
+        }

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from typing import Callable, Iterable
 
-import numpy as np
-
 import keras
+import numpy as np
 from keras import layers
+
+from .config import DEFAULT_BN_MOMENTUM
 
 DEFAULT_WIDTH = 8
 DEFAULT_DEPTH = 4
@@ -57,9 +58,6 @@ def valid_input_size(n: int, depth: int) -> bool:
             return False
         n //= 2
     return n - 4 > 0
-
-
-DEFAULT_BN_MOMENTUM = 0.99  # Keras's default
 
 
 def batchnorm(x, name: str, momentum: float = DEFAULT_BN_MOMENTUM):
@@ -111,9 +109,9 @@ def build_unet(
     x = _conv_block(x, width * 2**depth, "bottleneck", norm)
     for level in reversed(range(depth)):
         filters = width * 2**level
-        x = layers.Conv2DTranspose(
-            filters, 2, strides=2, padding="same", activation="relu", name=f"up{level}_upconv"
-        )(x)
+        x = layers.Conv2DTranspose(filters, 2, strides=2, padding="same", activation="relu", name=f"up{level}_upconv")(
+            x
+        )
         crop = crops[depth - 1 - level]
         skip = layers.Cropping2D(crop, name=f"up{level}_crop")(skips[level])
         x = layers.Concatenate(axis=-1, name=f"up{level}_concat")([x, skip])
@@ -154,6 +152,6 @@ def recompute_batchnorm(model: keras.Model, batches: Iterable[np.ndarray]) -> in
                 layer.momentum = (n - 1) / n
             model(images, training=True)
     finally:
-        for layer, momentum in zip(norms, saved):
+        for layer, momentum in zip(norms, saved, strict=True):
             layer.momentum = momentum
     return n
