@@ -240,8 +240,8 @@ def evaluate_command(
         0,
         "--background-subset",
         help=(
-            "P01 days' background from a random N of the run's background maps per day (0: all of them); F1 against the "
-            "composite's size."
+            "P01 days' background from a random N of the run's background maps per day (0: all of them); "
+            "F1 against the composite's size."
         ),
     ),
 ) -> None:

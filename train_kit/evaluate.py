@@ -26,9 +26,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from mars_cloudmask.infer.contract import DEFAULT_TILE_OUT
-
 from mars_cloudmask.infer.atomic import write_text_atomic
+from mars_cloudmask.infer.contract import DEFAULT_TILE_OUT
 from mars_cloudmask.infer.geometry import (
     INVALID,
     bounds_from_ls,
