@@ -204,7 +204,7 @@ def write_mask(
     attrs: Mapping[str, Any] | None = None,
     *,
     binary: bool = False,
-    complevel: int = 4,
+    complevel: int = 1,
 ) -> Path:
     """Write one cloud mask, atomically: built in memory, written to a temporary file in the
     same folder, fsynced, then renamed.
@@ -219,7 +219,10 @@ def write_mask(
             ``map_name`` (else the name in ``path``) also become the scalar coordinates
             ``ls``, ``mars_year``, ``map_name`` and ``time`` (:func:`time_values`).
         binary: the values are thresholded 0/1 (changes ``long_name`` and ``valid_range``).
-        complevel: zlib level; 4 is about as small as 9 at a third of the time.
+        complevel: zlib level, with the shuffle filter.  Measured on a real probability mask
+            (``python -m mars_cloudmask.benchmarks.netcdf_settings``): level 1 writes in 0.47 s and
+            9.8 MB, level 4 in 0.58 s and 9.6 MB, level 9 in 5.5 s and 9.4 MB; without shuffle every
+            level is 12.1-12.4 MB.  Level 1 is the default: 2 % larger for a fifth less time.
 
     Returns:
         The final path.  No partial file is ever left at ``path`` or beside it, and no file
@@ -297,7 +300,7 @@ def _fill_dataset(
     lat[:] = latitudes_south_up()
     _write_time_coords(ds, ls, mars_year, name)
     var = ds.createVariable(
-        "cloudmask", "f4", ("y", "x"), zlib=True, complevel=complevel, fill_value=np.float32(INVALID)
+        "cloudmask", "f4", ("y", "x"), zlib=True, complevel=complevel, shuffle=True, fill_value=np.float32(INVALID)
     )
     var_attrs: dict[str, Any] = (
         {
