@@ -278,6 +278,17 @@ def write_mask(
     return path
 
 
+def add_lon_lat(ds: Any, lon_dim: str, lat_dim: str) -> None:
+    """The ``longitude(lon_dim)`` and ``latitude(lat_dim)`` coordinates of every file this package
+    writes (float32, CF attributes; latitude ascending from -90: rows south-up)."""
+    lon = ds.createVariable("longitude", "f4", (lon_dim,))
+    lon.setncatts({"units": "degrees_east", "standard_name": "longitude", "long_name": "longitude", "axis": "X"})
+    lon[:] = longitudes()
+    lat = ds.createVariable("latitude", "f4", (lat_dim,))
+    lat.setncatts({"units": "degrees_north", "standard_name": "latitude", "long_name": "latitude", "axis": "Y"})
+    lat[:] = latitudes_south_up()
+
+
 def _fill_dataset(
     ds: Any,
     data: np.ndarray,
@@ -292,12 +303,7 @@ def _fill_dataset(
     """Dimensions, coordinates, the ``cloudmask`` variable (``data`` already south-up) and attributes."""
     ds.createDimension("x", MAP_WIDTH)
     ds.createDimension("y", MAP_HEIGHT)
-    lon = ds.createVariable("longitude", "f4", ("x",))
-    lon.setncatts({"units": "degrees_east", "standard_name": "longitude", "long_name": "longitude", "axis": "X"})
-    lon[:] = longitudes()
-    lat = ds.createVariable("latitude", "f4", ("y",))
-    lat.setncatts({"units": "degrees_north", "standard_name": "latitude", "long_name": "latitude", "axis": "Y"})
-    lat[:] = latitudes_south_up()
+    add_lon_lat(ds, "x", "y")
     _write_time_coords(ds, ls, mars_year, name)
     var = ds.createVariable(
         "cloudmask", "f4", ("y", "x"), zlib=True, complevel=complevel, shuffle=True, fill_value=np.float32(INVALID)

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import onnxruntime as ort
 import pytest
@@ -142,22 +143,17 @@ def test_missing_roots_and_out():
     assert cm_infer("somewhere").exit_code == EXIT_FATAL
 
 
+def cm_infer_process(maps: Path, out: Path, model: Path) -> list[str]:
+    """The command line of a real ``cm-infer`` process (for tests that signal or kill it)."""
+    run = "from mars_cloudmask.infer.cli import main; main()"
+    return [sys.executable, "-c", run, str(maps), "--out", str(out), "--model", str(model), "--threads", "1"]
+
+
 @pytest.mark.slow
 def test_killing_cm_infer_and_rerunning_finishes_the_rest(tiny_model, tmp_path):
     write_map_tree(tmp_path / "maps", days=(1, 2, 3, 4))
     out = tmp_path / "out"
-    cmd = [
-        sys.executable,
-        "-c",
-        "from mars_cloudmask.infer.cli import main; main()",
-        str(tmp_path / "maps"),
-        "--out",
-        str(out),
-        "--model",
-        str(tiny_model),
-        "--threads",
-        "1",
-    ]
+    cmd = cm_infer_process(tmp_path / "maps", out, tiny_model)
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not list(out.rglob("*.ncdf")) and time.time() < deadline and proc.poll() is None:
@@ -181,18 +177,7 @@ def test_a_signal_ends_the_run_with_an_accurate_record_and_no_temporaries(tiny_m
     out = tmp_path / "out"
     out.mkdir()
     (out / "cm-infer-run.json").write_text('{"stale": "a record from an earlier run"}')
-    cmd = [
-        sys.executable,
-        "-c",
-        "from mars_cloudmask.infer.cli import main; main()",
-        str(tmp_path / "maps"),
-        "--out",
-        str(out),
-        "--model",
-        str(tiny_model),
-        "--threads",
-        "1",
-    ]
+    cmd = cm_infer_process(tmp_path / "maps", out, tiny_model)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while not list(out.rglob("*.ncdf")) and time.time() < deadline and proc.poll() is None:

@@ -33,7 +33,8 @@ from typing import Any, NamedTuple, cast
 
 import numpy as np
 
-from ..geometry import INVALID, MAP_HEIGHT, MAP_WIDTH, latitudes_south_up, longitudes
+from ..geometry import INVALID, MAP_HEIGHT, MAP_WIDTH
+from ..netcdf import add_lon_lat
 
 PACK_STEPS = 250
 """Probability steps of the packed uint8 (value ``k`` means ``k / 250``)."""
@@ -245,14 +246,7 @@ def build_cube(
             ds.createDimension("time", n)
             ds.createDimension("latitude", MAP_HEIGHT)
             ds.createDimension("longitude", MAP_WIDTH)
-            lat = ds.createVariable("latitude", "f4", ("latitude",))
-            lat.setncatts({"units": "degrees_north", "standard_name": "latitude", "long_name": "latitude", "axis": "Y"})
-            lat[:] = latitudes_south_up()
-            lon = ds.createVariable("longitude", "f4", ("longitude",))
-            lon.setncatts(
-                {"units": "degrees_east", "standard_name": "longitude", "long_name": "longitude", "axis": "X"}
-            )
-            lon[:] = longitudes()
+            add_lon_lat(ds, "longitude", "latitude")
             t = ds.createVariable("time", "f8", ("time",))
             t.setncatts(
                 {
