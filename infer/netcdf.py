@@ -16,7 +16,7 @@ CF calendar, so ``time`` is not a date but a monotonic Ls-based value; it carrie
 original's 2-D ``cloudmask(y, x)`` that existing scripts read, and let xarray stack a run::
 
     xr.open_mfdataset("OUT/*/*/cloudmasks/cloudmask_*.ncdf", combine="nested",
-                      concat_dim="time", coords=["ls", "mars_year", "map_name"])
+                      concat_dim="time", coords=["ls", "mars_year", "map_name"], compat="override")
 
 (``time`` becomes the index; naming the ``coords`` keeps this working under xarray's new
 combine defaults).  Older files and the labels have no such variables: :func:`read_time_coords`
