@@ -34,7 +34,13 @@ def write_variant(data: np.ndarray, path: Path, complevel: int, shuffle: bool, c
     ds.createDimension("x", data.shape[1])
     ds.createDimension("y", data.shape[0])
     var = ds.createVariable(
-        "cloudmask", "f4", ("y", "x"), zlib=True, complevel=complevel, shuffle=shuffle, chunksizes=chunks,
+        "cloudmask",
+        "f4",
+        ("y", "x"),
+        zlib=True,
+        complevel=complevel,
+        shuffle=shuffle,
+        chunksizes=chunks,
         fill_value=np.float32(-999.0),
     )
     var.set_auto_maskandscale(False)
