@@ -1,6 +1,6 @@
 """The original's stitching, kept deliberately as it was: the baseline of every benchmark.
 
-The original (domain.md 4.3-4.4) writes every tile of a map into ONE float64 array of shape
+The original (docs/spec.md §4.3-4.4) writes every tile of a map into ONE float64 array of shape
 ``(tiles, 2, 1801, 3600)``: plane 0 holds the tile's 2-D squared-spline window where the tile
 falls (0 elsewhere), plane 1 its prediction; an argmax over the tiles of plane 0 picks, for
 each pixel, the tile whose window is largest (the first one on ties), and plane 1 of that tile

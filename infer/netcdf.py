@@ -1,6 +1,6 @@
 """Cloud-mask NetCDF files: writing (atomically) and reading.
 
-The layout is the original's, which users' scripts already read (domain.md 5):
+The layout is the original's, which users' scripts already read (docs/spec.md §5):
 NetCDF4-classic, dimensions ``y`` = 1801 and ``x`` = 3600, ``longitude(x)`` and
 ``latitude(y)`` float32, ``cloudmask(y, x)`` float32 with zlib; rows are **south-up**
 (row 0 = latitude -90, flipped relative to the JPEG); -999 = invalid, otherwise the cloud

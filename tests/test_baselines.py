@@ -113,7 +113,7 @@ def test_real_p01_small_fit_beats_chance_on_day_18(data_dir, tmp_path):
         samples_per_day=20_000,
         max_iter=20,
     )
-    assert 80 <= summary["blue"]["threshold"] <= 110  # the labels follow the blue channel (domain.md 7: 93)
+    assert 80 <= summary["blue"]["threshold"] <= 110  # the labels follow the blue channel (docs/spec.md §7: 93)
     scores = summary["scores"]["d18"]
     assert scores["blue"]["f1"] > 0.7 and scores["gbt"]["f1"] > 0.75, scores
     assert scores["gbt"]["coverage"] > 0.9
