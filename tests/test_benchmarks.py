@@ -69,7 +69,7 @@ def test_reference_stitcher_takes_the_first_tile_on_ties():
 
 
 def test_the_original_array_of_a_typical_map_is_5_8_gb():
-    assert round(reference_array_bytes(56) / 1e9, 1) == 5.8  # domain.md 4.4
+    assert round(reference_array_bytes(56) / 1e9, 1) == 5.8  # docs/spec.md §4.4
 
 
 def test_spread_picks_evenly_spaced_maps():

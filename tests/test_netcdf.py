@@ -84,7 +84,7 @@ def test_cf_checker_finds_no_high_priority_failure(tmp_path, binary):
         mask = np.where(mask == INVALID, INVALID, (mask >= 0.912).astype(np.float32)).astype(np.float32)
     path = write_mask(tmp_path / "cloudmask_P01_day01.ncdf", mask, {"ls": 132.5, "mars_year": 28}, binary=binary)
     # The checker's only complaint about the file as named is CF 2.1's ".nc" extension
-    # recommendation: the original's layout (domain.md 5) requires ".ncdf".  The contents are
+    # recommendation: the original's layout (docs/spec.md §5) requires ".ncdf".  The contents are
     # checked through a ".nc" link to the very same file.
     as_named = cf_high_priority_failures(path)
     assert len(as_named) == 1 and "§2.1 Filename" in as_named[0], as_named

@@ -25,7 +25,7 @@ def test_original_geometry():
 def test_original_size_and_parameters():
     model = build_unet(8, 4)
     assert architecture_of(model) == (8, 4)
-    assert 480_000 < model.count_params() < 500_000  # domain.md 3: about 0.49 M
+    assert 480_000 < model.count_params() < 500_000  # docs/spec.md §3: about 0.49 M
 
 
 @pytest.mark.parametrize("depth", [2, 3, 4])

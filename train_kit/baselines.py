@@ -1,4 +1,4 @@
-"""Per-pixel baselines that a context-seeing U-Net must beat (domain.md 7).
+"""Per-pixel baselines that a context-seeing U-Net must beat (docs/spec.md §7).
 
 Both are fitted on training days only, from ``samples_per_day`` valid label pixels drawn
 per day (the labels' valid pixels, cloud where label > 0):

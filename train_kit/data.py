@@ -9,7 +9,7 @@ Labelled layout (``labels/P01``)::
 Each map is padded and tiled with the same geometry as inference
 (:mod:`mars_cloudmask.infer.geometry`: :func:`plan_tiles`, :func:`build_canvas`,
 :func:`tile_input`); the vertical (and horizontal) extent comes from the label: the first and
-last rows/columns holding a value >= 0 (domain.md 6).  Targets are float32 1 / 0 / -999
+last rows/columns holding a value >= 0 (docs/spec.md §6).  Targets are float32 1 / 0 / -999
 (ignored), output-sized: a tile with output origin ``(y, x)`` reads canvas input
 ``[y, y + tile_in)`` and is scored on output pixels ``[y, y + tile_out)`` of the box.
 

@@ -1,4 +1,4 @@
-"""The training loss: per-pixel weighted binary cross-entropy (domain.md 6), -999 ignored.
+"""The training loss: per-pixel weighted binary cross-entropy (docs/spec.md §6), -999 ignored.
 
 Targets are float ``(N, h, w, 1)`` (or ``(N, h, w)``) holding 1 = cloud, 0 = clear and
 :data:`IGNORE` (-999) for pixels that count nowhere.  Cloudy pixels weigh ``1 - w0`` and clear

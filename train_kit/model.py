@@ -1,4 +1,4 @@
-"""The cloud-mask U-Net of domain.md section 3, in Keras 3 (functional API, backend-neutral).
+"""The cloud-mask U-Net of docs/spec.md §3, in Keras 3 (functional API, backend-neutral).
 
 Valid-padded (unpadded) 3x3 convolutions, ``depth`` poolings, ``width * 2**i`` filters at
 level ``i``; input uint8 RGB NHWC with dynamic height and width (scaled by 1/255 inside the
