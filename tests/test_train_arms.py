@@ -1,0 +1,53 @@
+"""train_kit.arms: the tables that compare training arms against version 2's card."""
+
+from __future__ import annotations
+
+import json
+
+from mars_cloudmask.train_kit.arms import Arm, agreement_table, fraction_table, judge, main, summary_table
+
+
+def _result(agreement: dict[str, float], val=0.85, test=0.84) -> dict:
+    return {
+        "threshold": 0.5,
+        "val": {"f1": val},
+        "test": {"f1": test, "per_day": {"P01_day18": test - 0.01, "P01_day19": test + 0.01}},
+        "agreement": {
+            s: {"f1": f, "pred_cloud_fraction": 0.01, "truth_cloud_fraction": 0.002} for s, f in agreement.items()
+        },
+    }
+
+
+REFERENCE = {"P02": 0.88, "P05": 0.79, "P09": 0.45, "P11": 0.88}
+
+
+def test_judge_names_unseen_subphases_more_than_the_margin_below_version_2():
+    arm = Arm("a", _result({"P02": 0.86, "P05": 0.75, "P09": 0.05, "P11": 0.80}), frozenset({"P11"}))
+    verdict = judge(arm, REFERENCE)
+    # P02 is 0.02 below (allowed), P05 0.04 below (not), P09 is judged by fraction, P11 was trained on
+    assert verdict["below_reference"] == ["P05"]
+    assert verdict["unseen"] == 3 and verdict["unseen_median"] == 0.75
+
+
+def test_tables_show_each_arm_and_bracket_trained_subphases():
+    a = Arm("bdiff", _result({"P02": 0.87, "P09": 0.3}))
+    b = Arm("weak", _result({"P02": 0.91, "P09": 0.4}), frozenset({"P02"}))
+    summary = summary_table([a, b], REFERENCE)
+    assert "| bdiff | 0.50 | 0.8500 | 0.8400 (0.830, 0.850) |" in summary
+    per_sub = agreement_table([a, b], REFERENCE)
+    assert "| P02 | 0.880 | 0.870 | [0.910] |" in per_sub
+    assert "| P05 | 0.790 | - | - |" in per_sub
+    assert "| weak | 0.0100 / 0.0020 | - |" in fraction_table([a, b])
+
+
+def test_main_reads_run_folders_and_the_card(tmp_path, capsys):
+    run = tmp_path / "v3-weak-s0"
+    run.mkdir()
+    (run / "eval.json").write_text(json.dumps(_result({"P02": 0.9, "P05": 0.6})))
+    (run / "run.json").write_text(json.dumps({"reference": ["/data/reference/P/P02"]}))
+    card = tmp_path / "card.json"
+    card.write_text(json.dumps({"agreement_with_original": {s: {"f1": f} for s, f in REFERENCE.items()}}))
+    assert main([str(run / "eval.json"), "--card", str(card)]) == 0
+    out = capsys.readouterr().out
+    assert "| v3-weak-s0 | 0.50 | 0.8500 | 0.8400 (0.830, 0.850) | 0.6000 (1) | P05 |" in out
+    assert "[0.900]" in out

@@ -1,0 +1,143 @@
+"""Tables comparing training arms (issue 21): one row per scored run, against a reference model.
+
+Input: the JSON results of :func:`mars_cloudmask.train_kit.evaluate.evaluate_model` (one per run,
+``eval.json``) and, as the reference, the model card's ``agreement_with_original`` (version 2).
+A run's weak-target subphases (its ``run.json`` ``reference`` folders) are marked as trained on:
+their agreement is shown in brackets and left out of the "unseen" columns.
+
+Pure functions over dictionaries; :func:`main` is the command line.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+FRACTION_SUBPHASES = ("P09", "P10")  # where the original marks almost nothing: judged by cloud fraction
+MARGIN = 0.03  # the issue's allowance below version 2's agreement
+
+
+@dataclass
+class Arm:
+    """One scored run: its name, its scores, and the subphases it trained on (weak targets)."""
+
+    name: str
+    result: Mapping[str, Any]
+    trained_on: frozenset[str] = field(default_factory=frozenset)
+
+    @classmethod
+    def load(cls, eval_json: str | Path) -> "Arm":
+        """Read ``RUN/eval.json``; the run's name and weak-target subphases come from ``RUN/run.json``."""
+        path = Path(eval_json)
+        result = json.loads(path.read_text())
+        trained: set[str] = set()
+        run_json = path.parent / "run.json"
+        if run_json.is_file():
+            run = json.loads(run_json.read_text())
+            trained = {Path(p).name for p in run.get("reference") or []}
+        return cls(path.parent.name, result, frozenset(trained))
+
+
+def reference_agreement(card: Mapping[str, Any]) -> dict[str, float]:
+    """Subphase -> agreement F1 of the card's model (``agreement_with_original``)."""
+    return {sub: float(row["f1"]) for sub, row in card["agreement_with_original"].items()}
+
+
+def judge(arm: Arm, reference: Mapping[str, float], margin: float = MARGIN) -> dict[str, Any]:
+    """The arm's agreement verdict: unseen subphases (F1-judged, so P09/P10 excluded) below reference - margin."""
+    below = []
+    for sub, row in sorted(arm.result["agreement"].items()):
+        if sub in arm.trained_on or sub in FRACTION_SUBPHASES or sub not in reference:
+            continue
+        if row["f1"] < reference[sub] - margin:
+            below.append(sub)
+    unseen = [r["f1"] for s, r in arm.result["agreement"].items() if s not in arm.trained_on]
+    return {
+        "below_reference": below,
+        "unseen_median": round(statistics.median(unseen), 4) if unseen else float("nan"),
+        "unseen": len(unseen),
+    }
+
+
+def summary_table(arms: Sequence[Arm], reference: Mapping[str, float], margin: float = MARGIN) -> str:
+    """Markdown: val F1, threshold, test F1 (and per day), unseen median, subphases below the reference."""
+    lines = [
+        "| arm | threshold | val F1 16-17 | test F1 18-20 (per day) | agreement median (unseen) "
+        f"| unseen subphases below version 2 - {margin} |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    ref_median = statistics.median(reference.values()) if reference else float("nan")
+    lines.append(f"| version 2 (card) | - | - | - | {ref_median:.4f} (18) | - |")
+    for arm in arms:
+        r = arm.result
+        days = ", ".join(f"{v:.3f}" for v in r["test"].get("per_day", {}).values())
+        j = judge(arm, reference, margin)
+        below = ", ".join(j["below_reference"]) or "none"
+        lines.append(
+            f"| {arm.name} | {r['threshold']:.2f} | {r['val']['f1']:.4f} | {r['test']['f1']:.4f} ({days}) "
+            f"| {j['unseen_median']:.4f} ({j['unseen']}) | {below} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def agreement_table(arms: Sequence[Arm], reference: Mapping[str, float]) -> str:
+    """Markdown: agreement F1 per subphase (rows) for version 2 and each arm; [x] = trained on."""
+    subs = sorted(set(reference) | {s for a in arms for s in a.result["agreement"]})
+    lines = ["| subphase | version 2 | " + " | ".join(a.name for a in arms) + " |"]
+    lines.append("| --- " * (2 + len(arms)) + "|")
+    for sub in subs:
+        cells = [f"{reference[sub]:.3f}" if sub in reference else "-"]
+        for a in arms:
+            row = a.result["agreement"].get(sub)
+            if row is None:
+                cells.append("-")
+            elif sub in a.trained_on:
+                cells.append(f"[{row['f1']:.3f}]")
+            else:
+                cells.append(f"{row['f1']:.3f}")
+        lines.append(f"| {sub} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def fraction_table(arms: Sequence[Arm], subphases: Sequence[str] = FRACTION_SUBPHASES) -> str:
+    """Markdown: cloud fraction of each arm and of the original on the subphases judged by fraction."""
+    lines = ["| arm | " + " | ".join(f"{s} arm / original" for s in subphases) + " |"]
+    lines.append("| --- " * (1 + len(subphases)) + "|")
+    for a in arms:
+        cells = []
+        for s in subphases:
+            row = a.result["agreement"].get(s)
+            cells.append(
+                "-" if row is None else f"{row['pred_cloud_fraction']:.4f} / {row['truth_cloud_fraction']:.4f}"
+            )
+        lines.append(f"| {a.name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def report(eval_paths: Sequence[str | Path], card_path: str | Path) -> str:
+    """The three tables for ``eval_paths`` against the card at ``card_path``."""
+    arms = [Arm.load(p) for p in eval_paths]
+    reference = reference_agreement(json.loads(Path(card_path).read_text()))
+    return "\n".join([summary_table(arms, reference), agreement_table(arms, reference), fraction_table(arms)])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m mars_cloudmask.train_kit.arms RUN/eval.json ... --card models/cloudmask-unet.card.json``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m mars_cloudmask.train_kit.arms", description=__doc__)
+    parser.add_argument("evals", nargs="+", type=Path, help="eval.json files written by train_kit.evaluate")
+    parser.add_argument("--card", type=Path, required=True, help="the reference model's card (JSON)")
+    args = parser.parse_args(argv)
+    missing = [p for p in [*args.evals, args.card] if not p.is_file()]
+    if missing:
+        parser.error(f"no such file: {missing[0]}")
+    print(report(args.evals, args.card), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
