@@ -14,6 +14,10 @@ extra channel is uint8, north-up, the map's shape, so the model takes one uint8
   learn where clouds usually are, which does not transfer across seasons; for comparison arms).
 - ``sinls`` / ``cosls``: the map's season, ``128 + 127 x sin(Ls)`` (``cos``) rounded, constant
   over the map (with ``lat`` and weak targets of every season: geography learnt per season).
+- ``cosi``: cosine of the solar incidence angle of each row at MARCI's local time (about
+  15:00) for the map's Ls, ``128 + 127 x cos i`` rounded (negative: the sun is down).
+  Illumination is physics, but within one season it is a function of latitude: it transfers
+  only if training sees several seasons (weak targets).
 
 Pure NumPy; no TensorFlow.
 """
@@ -30,9 +34,11 @@ from .geometry import row_to_lat, valid_pixels
 
 RGB = "rgb"
 DEFAULT_SPEC = RGB
-_EXTRA = re.compile(r"^(?P<kind>bdiff|bratio)(?P<q>\d{1,2})$|^(?P<lat>lat)$|^(?P<season>sinls|cosls)$")
+_EXTRA = re.compile(r"^(?P<kind>bdiff|bratio)(?P<q>\d{1,2})$|^(?P<lat>lat)$|^(?P<season>sinls|cosls)$|^(?P<cosi>cosi)$")
 DIFF_ZERO = 128
 RATIO_ONE = 64
+OBLIQUITY_DEG = 25.19  # Mars' axial tilt: solar declination = asin(sin(25.19 deg) sin(Ls))
+LOCAL_TIME_H = 15.0  # MARCI's afternoon orbit: the MDGM's local solar time (hours), about 15:00
 
 
 class ChannelError(ValueError):
@@ -77,7 +83,7 @@ def parse_spec(text: str) -> ChannelSpec:
         if not _EXTRA.match(name):
             raise ChannelError(
                 f"channel spec {text!r}: unknown channel {name!r} "
-                "(known: bdiffQ, bratioQ with Q a percentile 0-99, lat, sinls, cosls)"
+                "(known: bdiffQ, bratioQ with Q a percentile 0-99, lat, sinls, cosls, cosi)"
             )
     if len(set(extras)) != len(extras):
         raise ChannelError(f"channel spec {text!r}: a channel is listed twice")
@@ -118,6 +124,22 @@ def season_channel(shape: tuple[int, int], ls: float, kind: str) -> np.ndarray:
     return np.full(shape, int(np.rint(128 + 127 * f(np.radians(ls)))), dtype=np.uint8)
 
 
+def cos_incidence(lat_deg: np.ndarray, ls: float, local_time_h: float = LOCAL_TIME_H) -> np.ndarray:
+    """cos of the solar incidence angle at latitudes ``lat_deg`` (deg) for Ls ``ls`` (deg) and local
+    solar time ``local_time_h`` (hours): ``sin(lat) sin(dec) + cos(lat) cos(dec) cos(hour angle)``."""
+    dec = np.arcsin(np.sin(np.radians(OBLIQUITY_DEG)) * np.sin(np.radians(ls)))
+    lat = np.radians(np.asarray(lat_deg, dtype=np.float64))
+    hour = np.radians((local_time_h - 12.0) * 15.0)
+    return np.sin(lat) * np.sin(dec) + np.cos(lat) * np.cos(dec) * np.cos(hour)
+
+
+def incidence_channel(shape: tuple[int, int], ls: float) -> np.ndarray:
+    """uint8 (H, W): ``128 + 127 x cos i`` of each north-up row at :data:`LOCAL_TIME_H` for ``ls`` (deg)."""
+    mu = cos_incidence(row_to_lat(np.arange(shape[0], dtype=np.float64)), ls)
+    col = np.clip(np.rint(128 + 127 * mu), 0, 255).astype(np.uint8)
+    return np.broadcast_to(col[:, None], shape).copy()
+
+
 def extra_channels(
     rgb: np.ndarray, spec: ChannelSpec, background: Background | None = None, ls: float | None = None
 ) -> np.ndarray:
@@ -135,10 +157,10 @@ def extra_channels(
         if m["lat"]:
             planes.append(latitude_channel((h, w)))
             continue
-        if m["season"]:
+        if m["season"] or m["cosi"]:
             if ls is None:
                 raise ChannelError(f"channel {name} needs the map's Ls, none given")
-            planes.append(season_channel((h, w), ls, m["season"]))
+            planes.append(incidence_channel((h, w), ls) if m["cosi"] else season_channel((h, w), ls, m["season"]))
             continue
         q = int(m["q"])
         if background is None:

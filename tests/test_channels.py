@@ -96,3 +96,26 @@ def test_missing_background_or_percentile_is_named():
         extra_channels(rgb_of([[100]]), parse_spec("rgb,bdiff10"))
     with pytest.raises(ChannelError, match=r"bdiff30: background has percentiles \[10\], not 30"):
         extra_channels(rgb_of([[100]]), parse_spec("rgb,bdiff30"), bg_of(p10=[[1.0]]))
+
+
+def test_cos_incidence_follows_the_sun():
+    from mars_cloudmask.infer.channels import OBLIQUITY_DEG, cos_incidence
+
+    # equinox (Ls 0), equator, noon: the sun overhead; at 15:00 it is 45 degrees down the sky
+    assert cos_incidence(np.array([0.0]), 0.0, local_time_h=12.0)[0] == pytest.approx(1.0)
+    assert cos_incidence(np.array([0.0]), 0.0)[0] == pytest.approx(np.cos(np.radians(45.0)))
+    # northern summer solstice (Ls 90): overhead at noon at the sub-solar latitude, the south pole dark
+    assert cos_incidence(np.array([OBLIQUITY_DEG]), 90.0, local_time_h=12.0)[0] == pytest.approx(1.0)
+    assert cos_incidence(np.array([-90.0]), 90.0)[0] < 0
+
+
+def test_incidence_channel_is_row_wise_and_needs_ls():
+    from mars_cloudmask.infer.channels import incidence_channel
+
+    plane = incidence_channel((1801, 3), 90.0)  # north-up rows at the MDGM's 0.1 deg: row 0 is 90 N
+    assert plane.dtype == np.uint8 and (plane == plane[:, :1]).all()
+    assert plane[0, 0] > 128 > plane[-1, 0]  # northern summer: the north lit, the south pole in the dark
+    x = extra_channels(rgb_of([[100]]), parse_spec("rgb,cosi"), ls=90.0)
+    assert x.shape == (1, 1, 1)
+    with pytest.raises(ChannelError, match="cosi needs the map's Ls"):
+        extra_channels(rgb_of([[100]]), parse_spec("rgb,cosi"))
