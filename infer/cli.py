@@ -228,13 +228,10 @@ def infer(
             ),
             loaded,
         )
+        jobs, input_errors = find_jobs(roots)
+        check_jobs(plan, jobs)
         ensure_output_root(plan.out)
     except (PlanError, ModelError, ProviderError, OutputError, cluster.ClusterError) as exc:
-        raise _fatal(str(exc)) from None
-    jobs, input_errors = find_jobs(roots)
-    try:
-        check_jobs(plan, jobs)
-    except PlanError as exc:
         raise _fatal(str(exc)) from None
     for err in input_errors:
         typer.echo(f"cm-infer: {err}", err=True)

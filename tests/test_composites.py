@@ -17,7 +17,8 @@ from mars_cloudmask.infer.channels import model_input, parse_spec
 from mars_cloudmask.infer.engine import run
 from mars_cloudmask.infer.geometry import INVALID
 from mars_cloudmask.infer.maps import find_maps, read_map
-from mars_cloudmask.infer.netcdf import find_mask_files, read_attrs as read_mask_attrs, read_mask
+from mars_cloudmask.infer.netcdf import find_mask_files, read_mask
+from mars_cloudmask.infer.netcdf import read_attrs as read_mask_attrs
 from mars_cloudmask.infer.plan import InferOptions, PlanError, resolve_plan
 from mars_cloudmask.infer.predict import map_bounds, place_box, plan_for, predict, predict_box
 from mars_cloudmask.infer.records import CONTENTS, RUN_RECORD
