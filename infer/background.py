@@ -206,11 +206,13 @@ def write_netcdf(
 
     from .atomic import atomic_path
     from .geometry import latitudes_south_up, longitudes
+    from .netcdf import NETCDF_LOCK
 
     path = Path(path)
     h, w = bg.count.shape
     with atomic_path(path) as tmp:
-        with cast(Any, netCDF4.Dataset(tmp, "w", format="NETCDF4_CLASSIC")) as ds:
+        # netCDF-C / HDF5 are not thread-safe: the lock keeps a mask writer thread out meanwhile
+        with NETCDF_LOCK, cast(Any, netCDF4.Dataset(tmp, "w", format="NETCDF4_CLASSIC")) as ds:
             ds.createDimension("x", w)
             ds.createDimension("y", h)
             lon = ds.createVariable("longitude", "f4", ("x",))
@@ -259,7 +261,9 @@ def read_netcdf(path: str | Path, qs: Sequence[int] | None = None) -> Background
     """
     import netCDF4
 
-    with netCDF4.Dataset(Path(path)) as ds:
+    from .netcdf import NETCDF_LOCK
+
+    with NETCDF_LOCK, netCDF4.Dataset(Path(path)) as ds:
         ds.set_auto_mask(False)
         have = sorted(int(name[len("blue_p") :]) for name in ds.variables if name.startswith("blue_p"))
         wanted = have if qs is None else list(qs)
@@ -275,7 +279,9 @@ def read_attrs(path: str | Path) -> dict[str, Any]:
     """The global attributes of a composite file and its percentiles (``"percentiles"``: sorted ints)."""
     import netCDF4
 
-    with netCDF4.Dataset(Path(path)) as ds:
+    from .netcdf import NETCDF_LOCK
+
+    with NETCDF_LOCK, netCDF4.Dataset(Path(path)) as ds:
         attrs = {k: ds.getncattr(k) for k in ds.ncattrs()}
         attrs["percentiles"] = sorted(int(n[len("blue_p") :]) for n in ds.variables if n.startswith("blue_p"))
         return attrs
