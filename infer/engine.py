@@ -8,9 +8,9 @@ background, a first pass making sure of one composite per subphase
 :class:`Stages` by an executor; and, whatever happens (a bad map, a full disk, SIGINT or
 SIGTERM), an accurate run record (:mod:`mars_cloudmask.infer.records`).
 
-:class:`Stages` is the stage runner: ``load`` (the ``_ls.txt`` row, the JPEG, the box),
-``predict`` (the model's input channels, :func:`.channels.model_input`, then tiles, model,
-stitching), ``save`` (quicklook, map copies, then the mask last:
+:class:`Stages` is the stage runner: ``load`` (the ``_ls.txt`` row, the JPEG, the box, and
+for a model with extra channels its input, :func:`.channels.model_input` with the subphase's
+composite), ``predict`` (tiles, model, stitching), ``save`` (quicklook, map copies, then the mask last:
 the mask in ``OUT`` is the mark of a finished map, so a map whose extras fail leaves no mask
 and a rerun redoes it).  Each stage is timed and turns its exception into the map's
 :class:`MapResult`.
