@@ -59,6 +59,40 @@ def run_metadata(source: Path) -> dict[str, Any]:
     return info
 
 
+def run_channels(source: Path, n_channels: int) -> str:
+    """The input channel spec of the model at ``source`` (a run folder or a ``.keras`` file in
+    one): its run's ``run.json`` ``config.channels`` (``rgb`` for runs from before channels),
+    checked against the model's ``n_channels``.  A ``.keras`` file with no ``run.json`` beside
+    it is ``rgb`` when it takes 3 channels.
+
+    Raises:
+        ValueError: the spec is unknown, or does not match the model (one line naming the file).
+    """
+    from mars_cloudmask.infer.channels import parse_spec
+    from mars_cloudmask.train_kit.checkpoint import RUN, read_json
+
+    folder = source if source.is_dir() else source.parent
+    where = folder / RUN
+    if where.is_file():
+        text = str(read_json(where).get("config", {}).get("channels") or "rgb")
+    elif n_channels == 3:
+        return "rgb"
+    else:
+        raise ValueError(
+            f"{source}: the model takes {n_channels} input channels, but there is no {RUN} beside it to say "
+            "what they hold; export it from its run folder"
+        )
+    try:
+        spec = parse_spec(text)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    if spec.n_channels != n_channels:
+        raise ValueError(
+            f"{where}: channels {spec.text!r} are {spec.n_channels} input channels, the model takes {n_channels}"
+        )
+    return spec.text
+
+
 def _polar_offset(option: Optional[float], extra: dict[str, str]) -> float:
     """``--polar-offset``, else an older export's ``--meta polar_offset=C``, else the default (deg)."""
     if option is not None:
@@ -88,18 +122,23 @@ def export_command(
     """Load a run folder's best model (or a ``.keras`` file), export it to ``out``, self-check.
 
     Real check tiles come from ``check_maps`` (JPEG maps), else none; 2 random tiles always.
+    A run trained with extra channels (``run.json`` ``config.channels``, :func:`run_channels`)
+    exports with that many input channels and ``input_channels`` in its metadata; its real
+    check tiles are the maps' model inputs (background: the composite of each map's folder).
     ``polar_offset`` (deg): the polar-bound offset the model was validated with (None: an
     ``extra["polar_offset"]`` as older exports gave it with ``--meta``, else the default 3).
     Returns the export report (op counts, transposes, parity figures).
     """
     from mars_cloudmask.train_kit.checkpoint import load_model, resolve_weights
-    from mars_cloudmask.train_kit.model import architecture_of, margin
+    from mars_cloudmask.train_kit.model import architecture_of, input_channels, margin
 
     from .onnx_export import contract_metadata, export_onnx, random_tiles, tiles_from_maps
 
     weights = resolve_weights(source)
     model = load_model(weights)
     width, depth = architecture_of(model)
+    n_channels = input_channels(model)
+    channels = run_channels(source, n_channels)
     info = run_metadata(source)
     if "unscored" in info and threshold is None:
         raise ValueError(
@@ -113,6 +152,7 @@ def export_command(
         version=version,
         threshold=threshold if threshold is not None else info.get("threshold", DEFAULT_THRESHOLD),
         polar_offset=_polar_offset(polar_offset, extra or {}),
+        input_channels=channels,
         training_data=info.get("training_data", ""),
         split=info.get("split", ""),
         val_metrics=info.get("val_metrics"),
@@ -122,9 +162,9 @@ def export_command(
         },
     )
     tile_in = DEFAULT_TILE_OUT + 2 * margin(depth)
-    tiles = {"random": random_tiles(2, tile_in)}
+    tiles = {"random": random_tiles(2, tile_in, channels=n_channels)}
     if check_maps:
-        tiles["real"] = tiles_from_maps(check_maps, per_map=2, depth=depth)
+        tiles["real"] = tiles_from_maps(check_maps, per_map=2, depth=depth, channels=channels)
     fp16_out = out.with_name(out.stem + "-fp16.onnx") if fp16 else None
     report = export_onnx(model, out, meta, tiles, fp16_out=fp16_out, fold=fold)
     report["weights"] = str(weights)

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from mars_cloudmask.train_kit.model import architecture_of, build_unet
+from mars_cloudmask.train_kit.model import architecture_of, build_unet, input_channels
 
 
 class ChannelAffine(layers.Layer):
@@ -55,7 +55,8 @@ def fold_into_conv(
 def fold_batchnorm(model: keras.Model) -> keras.Model:
     """An inference-only copy of a :func:`build_unet` model without BatchNorm layers.
 
-    Same inputs and outputs (to float rounding); layer names of the convolutions unchanged.
+    Same inputs (3 or 3 + k channels, as the model's) and outputs (to float rounding); layer
+    names of the convolutions unchanged.
     """
     width, depth = architecture_of(model)
     affine = {layer.name: bn_affine(layer) for layer in model.layers if isinstance(layer, layers.BatchNormalization)}
@@ -85,7 +86,7 @@ def fold_batchnorm(model: keras.Model) -> keras.Model:
             return ChannelAffine(scale, shift, name=name)(x)
         return x
 
-    folded = build_unet(width, depth, name=model.name, norm=norm)
+    folded = build_unet(width, depth, name=model.name, norm=norm, channels=input_channels(model))
     weights = {layer.name: [np.asarray(w) for w in layer.get_weights()] for layer in model.layers}
 
     def conv_fold(conv: str, bn: str, lo: int = 0) -> None:

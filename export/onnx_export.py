@@ -1,7 +1,9 @@
 """Keras U-Net -> ONNX (tf2onnx), with the model contract's metadata and a parity self-check.
 
-The exported graph takes uint8 NHWC ``(N, H, W, 3)`` raw map pixels with dynamic N, H, W and
-returns float32 ``(N, H - 2m, W - 2m, 1)`` cloud probabilities.  BatchNormalization layers
+The exported graph takes uint8 NHWC ``(N, H, W, C)`` raw map pixels with dynamic N, H, W and
+returns float32 ``(N, H - 2m, W - 2m, 1)`` cloud probabilities; ``C`` is 3 for an RGB model, or
+3 + k for a run trained with extra channels (``cm-train --channels``; the metadata's
+``input_channels`` then names them, :mod:`mars_cloudmask.infer.channels`).  BatchNormalization layers
 are folded into the following convolutions before conversion (:mod:`.fold`), so the ONNX file
 holds only convolutions, pooling, ReLU and the skip plumbing.  After writing, the file is
 checked against the Keras model on real and random tiles with onnxruntime (CPU).
@@ -127,11 +129,13 @@ CONVERT_ATTEMPTS = 3
 
 
 def convert(model, opset: int = OPSET):
-    """tf2onnx conversion of a Keras model with a uint8 ``(None, None, None, 3)`` input: ModelProto."""
+    """tf2onnx conversion of a Keras model with a uint8 ``(None, None, None, C)`` input (C: the
+    model's input channels): ModelProto."""
     import tensorflow as tf
     import tf2onnx
 
-    spec = (tf.TensorSpec((None, None, None, 3), tf.uint8, name=model.inputs[0].name.split(":")[0]),)
+    channels = int(model.inputs[0].shape[-1])
+    spec = (tf.TensorSpec((None, None, None, channels), tf.uint8, name=model.inputs[0].name.split(":")[0]),)
     proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
     return proto
 
@@ -202,9 +206,9 @@ def onnx_predict(path_or_bytes, tiles: np.ndarray, threads: int = 2) -> np.ndarr
     return np.concatenate([sess.run(None, {name: tiles[i : i + 1]})[0] for i in range(len(tiles))])
 
 
-def random_tiles(n: int, size: int, seed: int = 0) -> np.ndarray:
-    """``n`` uint8 tiles of uniform noise, ``(n, size, size, 3)``."""
-    return np.random.default_rng(seed).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+def random_tiles(n: int, size: int, seed: int = 0, channels: int = 3) -> np.ndarray:
+    """``n`` uint8 tiles of uniform noise, ``(n, size, size, channels)``."""
+    return np.random.default_rng(seed).integers(0, 256, (n, size, size, channels), dtype=np.uint8)
 
 
 def parity(model, onnx_path: str | Path, tile_sets: Mapping[str, np.ndarray]) -> ParityReport:
@@ -290,19 +294,74 @@ def export_onnx(
     return result
 
 
+def channel_grid_tiles(
+    path: str | Path, channels: str, tile_out: int, margin: int, align: int, background_of: Any = None
+) -> np.ndarray:
+    """:func:`mars_cloudmask.train_kit.data.map_grid_tiles` of the model's input for a map with
+    extra channels: :func:`mars_cloudmask.infer.channels.model_input` of the map, with
+    ``background_of(path)`` (its composite, when the channels need one) and its Ls from its
+    ``_ls.txt`` (when a channel needs it), then the same seamless tiles of its data box."""
+    from mars_cloudmask.infer.channels import model_input, parse_spec
+    from mars_cloudmask.infer.geometry import Bounds, build_canvas, data_columns, plan_tiles, tile_input
+    from mars_cloudmask.infer.maps import MapError, ls_entry, make_job, read_map
+
+    spec = parse_spec(channels)
+    rgb = read_map(path)
+    try:
+        ls: float | None = ls_entry(make_job(path)).ls
+    except MapError as exc:
+        if any(name in ("sinls", "cosls") for name in spec.extras):
+            raise ValueError(f"--check-map {path}: channels {spec.text!r} need the map's Ls ({exc})") from None
+        ls = None
+    image = model_input(rgb, spec, background_of(path) if spec.needs_background else None, ls)
+    cols = data_columns(rgb) or (0, rgb.shape[1] - 1)
+    plan = plan_tiles(Bounds(cols[0], cols[1] + 1, 300, 1500), "seamless", tile_out, margin, align)
+    canvas = build_canvas(image, plan)
+    return np.stack([tile_input(canvas, plan, int(y), int(x)) for y, x in plan.origins()])
+
+
 def tiles_from_maps(
-    paths: Sequence[str | Path], per_map: int = 2, tile_out: int = DEFAULT_TILE_OUT, seed: int = 0, depth: int = 4
+    paths: Sequence[str | Path],
+    per_map: int = 2,
+    tile_out: int = DEFAULT_TILE_OUT,
+    seed: int = 0,
+    depth: int = 4,
+    channels: str = DEFAULT_CHANNELS,
 ) -> np.ndarray:
     """Real input tiles for a net of this depth: ``per_map`` random tiles of the seamless plan of
-    each map's data box."""
+    each map's data box.
+
+    ``channels``: the model's input channel spec; with extras, each map's tiles are cut from
+    its model input (:func:`channel_grid_tiles`), the background being the composite of the
+    map's own folder (every map in it, as ``cm-infer`` builds it).
+    """
+    from mars_cloudmask.infer.channels import parse_spec
     from mars_cloudmask.train_kit.data import map_grid_tiles
     from mars_cloudmask.train_kit.model import alignment, margin
+
+    spec = parse_spec(channels)
+    composites: dict[Path, Any] = {}
+
+    def background_of(path: str | Path):
+        from mars_cloudmask.infer.background import composite_of_readable, map_files
+
+        folder = Path(path).parent
+        if folder not in composites:
+            composites.clear()  # one composite in memory at a time
+            try:
+                composites[folder] = composite_of_readable(map_files(folder), spec.percentiles()).background
+            except ValueError as exc:
+                raise ValueError(f"--check-map {path}: background composite of {folder}: {exc}") from None
+        return composites[folder]
 
     rng = np.random.default_rng(seed)
     tiles = []
     for p in paths:
-        grid = map_grid_tiles(p, tile_out, margin(depth), alignment(depth))
+        if spec.extras:
+            grid = channel_grid_tiles(p, spec.text, tile_out, margin(depth), alignment(depth), background_of)
+        else:
+            grid = map_grid_tiles(p, tile_out, margin(depth), alignment(depth))
         pick = rng.choice(len(grid), size=min(per_map, len(grid)), replace=False)
         tiles.extend(grid[i] for i in sorted(pick))
     n = tile_out + 2 * margin(depth)
-    return np.stack(tiles) if tiles else np.zeros((0, n, n, 3), np.uint8)
+    return np.stack(tiles) if tiles else np.zeros((0, n, n, spec.n_channels), np.uint8)

@@ -6,7 +6,9 @@ data (:func:`mars_cloudmask.infer.geometry.valid_pixels`).  Clouds are bright an
 low percentile over 25 or more maps is close to the cloud-free ground.
 
 A composite is written and read as CF NetCDF (:func:`write_netcdf`, rows south-up on disk
-like the masks) with the count of days per pixel.
+like the masks) with the count of days per pixel.  ``cm-infer`` writes one per subphase as
+``OUT/<phase>/<subphase>/background_<subphase>.nc`` (:func:`composite_file_name`), with the
+fingerprint of its source files (:func:`sources_fingerprint`) so that a rerun can reuse it.
 
 Memory: the maps are read one at a time and only their blue channel is kept, as one uint8
 plane per map (6.5 MB each at 3600 x 1801); percentiles are then taken per block of rows.
@@ -19,9 +21,11 @@ All arrays are north-up (JPEG row order).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence, cast
+from typing import Any, Iterable, Iterator, Mapping, Sequence, cast
 
 import numpy as np
 
@@ -29,6 +33,20 @@ from .geometry import valid_pixels
 
 BLUE = 2
 _NO_DATA = np.uint8(255)
+COMPOSITE_PREFIX = "background_"
+"""File names of the composites ``cm-infer`` writes start with this (mask finders skip them)."""
+COMPOSITE_SUFFIX = ".nc"
+
+
+def composite_file_name(subphase: str) -> str:
+    """``background_<subphase>.nc``: the composite of a subphase, beside its ``cloudmasks/`` folder."""
+    return f"{COMPOSITE_PREFIX}{subphase}{COMPOSITE_SUFFIX}"
+
+
+def is_composite_file(path: str | Path) -> bool:
+    """True for a file named like a composite of :func:`composite_file_name`."""
+    name = Path(path).name
+    return name.startswith(COMPOSITE_PREFIX) and name.lower().endswith(COMPOSITE_SUFFIX)
 
 
 @dataclass(frozen=True)
@@ -114,20 +132,87 @@ def composite_of_files(paths: Sequence[str | Path], qs: Sequence[int] = (10, 30,
     return composite((read_map(p) for p in paths), qs)
 
 
-def write_netcdf(bg: Background, path: str | Path, sources: Sequence[str] = (), complevel: int = 4) -> Path:
+@dataclass
+class ReadableComposite:
+    """What :func:`composite_of_readable` made: the composite, the maps that went in, and one
+    line per map left out (unreadable)."""
+
+    background: Background
+    used: list[Path]
+    skipped: list[str]
+
+
+def composite_of_readable(paths: Sequence[str | Path], qs: Sequence[int] = (10, 30, 50)) -> ReadableComposite:
+    """:func:`composite` of the map files that can be read (one at a time, as
+    :func:`composite_of_files`); an unreadable one is left out, its reason kept.
+
+    Raises:
+        ValueError: no map given, or none readable (the message gives the first reason).
+    """
+    from .maps import MapError, read_map
+
+    used: list[Path] = []
+    skipped: list[str] = []
+
+    def readable() -> Iterator[np.ndarray]:
+        for p in paths:
+            try:
+                rgb = read_map(p)
+            except MapError as exc:
+                skipped.append(" ".join(str(exc).split()))
+                continue
+            used.append(Path(p))
+            yield rgb
+
+    try:
+        bg = composite(readable(), qs)
+    except ValueError:
+        if not paths:
+            raise ValueError("no map to build a background from") from None
+        if not used:
+            raise ValueError(f"none of its {len(paths)} maps is readable (first: {skipped[0]})") from None
+        raise
+    return ReadableComposite(bg, used, skipped)
+
+
+def sources_fingerprint(paths: Iterable[str | Path]) -> str:
+    """SHA-256 (hex) of the source files' names, sizes and modification times (ns), in order:
+    the same files, unchanged, give the same fingerprint.  A missing file counts as size -1."""
+    h = hashlib.sha256()
+    for p in paths:
+        p = Path(p)
+        try:
+            st = p.stat()
+            size, mtime = st.st_size, st.st_mtime_ns
+        except OSError:
+            size, mtime = -1, 0
+        h.update(json.dumps([p.name, size, mtime]).encode() + b"\n")
+    return h.hexdigest()
+
+
+def write_netcdf(
+    bg: Background,
+    path: str | Path,
+    sources: Sequence[str] = (),
+    complevel: int = 4,
+    attrs: Mapping[str, Any] | None = None,
+) -> Path:
     """Write ``bg`` as a CF-1.8 NetCDF4-classic file, atomically: ``blue_pQ`` (float32, data
     numbers, NaN no data) per percentile and ``count`` (int16, maps with data per pixel), rows
     **south-up on disk** like the masks (row 0 = latitude -90), ``longitude`` / ``latitude``
-    coordinates; global ``n_maps`` and ``source_maps`` (the map names, comma-separated)."""
+    coordinates; global ``n_maps`` and ``source_maps`` (the map names, comma-separated), plus
+    ``attrs`` (strings or numbers; ``cm-infer`` adds ``source_folder`` and ``sources_fingerprint``)."""
     import netCDF4
 
     from .atomic import atomic_path
     from .geometry import latitudes_south_up, longitudes
+    from .netcdf import NETCDF_LOCK
 
     path = Path(path)
     h, w = bg.count.shape
     with atomic_path(path) as tmp:
-        with cast(Any, netCDF4.Dataset(tmp, "w", format="NETCDF4_CLASSIC")) as ds:
+        # netCDF-C / HDF5 are not thread-safe: the lock keeps a mask writer thread out meanwhile
+        with NETCDF_LOCK, cast(Any, netCDF4.Dataset(tmp, "w", format="NETCDF4_CLASSIC")) as ds:
             ds.createDimension("x", w)
             ds.createDimension("y", h)
             lon = ds.createVariable("longitude", "f4", ("x",))
@@ -162,21 +247,41 @@ def write_netcdf(bg: Background, path: str | Path, sources: Sequence[str] = (), 
                     "title": "Background composite of a MARCI subphase",
                     "n_maps": np.int32(bg.n_maps),
                     "source_maps": ",".join(sources),
+                    **{k: v for k, v in (attrs or {}).items() if v is not None},
                 }
             )
     return path
 
 
-def read_netcdf(path: str | Path) -> Background:
-    """Read a composite written by :func:`write_netcdf` (planes back north-up)."""
+def read_netcdf(path: str | Path, qs: Sequence[int] | None = None) -> Background:
+    """Read a composite written by :func:`write_netcdf` (planes back north-up).
+
+    ``qs``: the percentiles to read (None: all in the file); KeyError naming the ones the file
+    has when one is missing.
+    """
     import netCDF4
 
-    with netCDF4.Dataset(Path(path)) as ds:
+    from .netcdf import NETCDF_LOCK
+
+    with NETCDF_LOCK, netCDF4.Dataset(Path(path)) as ds:
         ds.set_auto_mask(False)
-        qs = {
-            int(name[len("blue_p") :]): np.ascontiguousarray(ds[name][:][::-1], dtype=np.float32)
-            for name in ds.variables
-            if name.startswith("blue_p")
-        }
+        have = sorted(int(name[len("blue_p") :]) for name in ds.variables if name.startswith("blue_p"))
+        wanted = have if qs is None else list(qs)
+        missing = [q for q in wanted if q not in have]
+        if missing:
+            raise KeyError(f"background has percentiles {have}, not {missing}")
+        planes = {q: np.ascontiguousarray(ds[f"blue_p{q}"][:][::-1], dtype=np.float32) for q in wanted}
         count = np.ascontiguousarray(ds["count"][:][::-1]).astype(np.uint16)
-        return Background(qs, count, int(ds.getncattr("n_maps")))
+        return Background(planes, count, int(ds.getncattr("n_maps")))
+
+
+def read_attrs(path: str | Path) -> dict[str, Any]:
+    """The global attributes of a composite file and its percentiles (``"percentiles"``: sorted ints)."""
+    import netCDF4
+
+    from .netcdf import NETCDF_LOCK
+
+    with NETCDF_LOCK, netCDF4.Dataset(Path(path)) as ds:
+        attrs = {k: ds.getncattr(k) for k in ds.ncattrs()}
+        attrs["percentiles"] = sorted(int(n[len("blue_p") :]) for n in ds.variables if n.startswith("blue_p"))
+        return attrs

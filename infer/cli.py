@@ -62,6 +62,24 @@ def _progress():
     )
 
 
+def composite_lines(report, shown: int = 10) -> list[str]:
+    """One line per background composite of the run's first pass (built, reused, given; failed
+    ones show as the failures of their maps), with its notes and the maps it left out."""
+    lines = []
+    for c in report.composites:
+        if c.status == "failed":
+            continue
+        if c.status == "given":
+            lines.append(f"background given: {c.path} (--background), for the maps of {c.folder}")
+            continue
+        left_out = f", {len(c.skipped)} unreadable maps left out" if c.skipped else ""
+        lines.append(f"background {c.status}: {c.path} ({c.n_maps} maps of {c.folder}{left_out}, {c.seconds:.1f} s)")
+        lines += [f"note: {c.path}: {n}" for n in c.notes]
+    if len(lines) > shown:
+        lines = lines[:shown] + [f"... and {len(lines) - shown} more background lines: see the run record"]
+    return lines
+
+
 def summary_lines(report, model, wall_s: float) -> list[str]:
     """The end-of-run summary: counts, failures (one line each), provider, timing, record."""
     c = report.counts()
@@ -80,6 +98,7 @@ def summary_lines(report, model, wall_s: float) -> list[str]:
         f"({', '.join(model.providers)})",
         f"wall {wall_s:.1f} s" + (f", {wall_s / done:.2f} s per map written" if done else ""),
     ]
+    lines += composite_lines(report)
     noted = [f"{r.source}: {n}" for r in report.results for n in r.notes]
     lines += [f"note: {n}" for n in noted[:10]]
     failures = list(report.input_errors) + [r.reason for r in report.by_status("failed")]
@@ -143,6 +162,12 @@ def infer(
     suffix: str = typer.Option(
         ".ncdf", "--suffix", help="Mask file suffix: .ncdf (the original's names) or .nc (CF-clean names)."
     ),
+    background: Optional[Path] = typer.Option(
+        None,
+        "--background",
+        help="A background composite (NetCDF) for every map, instead of building each subphase's own "
+        "(models whose channels need one; the maps of one folder).",
+    ),
     dask: Optional[str] = typer.Option(
         None,
         "--dask",
@@ -172,7 +197,7 @@ def infer(
     from . import cluster
     from .engine import OutputError, RunInterrupted, ensure_output_root, run
     from .maps import find_jobs
-    from .plan import InferOptions, PlanError, resolve_plan
+    from .plan import InferOptions, PlanError, check_jobs, resolve_plan
     from .runtime import ModelError, ProviderError, load_model
 
     # Everything is settled before OUT is touched: a bad option writes nothing.
@@ -199,20 +224,23 @@ def infer(
                 quicklook=quicklook,
                 suffix=suffix,
                 report=report,
+                background=background,
             ),
             loaded,
         )
+        jobs, input_errors = find_jobs(roots)
+        check_jobs(plan, jobs)
         ensure_output_root(plan.out)
     except (PlanError, ModelError, ProviderError, OutputError, cluster.ClusterError) as exc:
         raise _fatal(str(exc)) from None
-    jobs, input_errors = find_jobs(roots)
     for err in input_errors:
         typer.echo(f"cm-infer: {err}", err=True)
     if not jobs and not input_errors:
         input_errors.append(f"{', '.join(map(str, roots))}: no .jpg maps found")
         typer.echo(f"cm-infer: {input_errors[-1]}", err=True)
     typer.echo(
-        f"cm-infer: {len(jobs)} maps, model {loaded.path.name} on {loaded.provider.upper()} {loaded.precision}",
+        f"cm-infer: {len(jobs)} maps, model {loaded.path.name} on {loaded.provider.upper()} {loaded.precision}"
+        + (f", input channels {plan.channels}" if plan.channels != "rgb" else ""),
         err=True,
     )
 

@@ -1,5 +1,10 @@
 """The Dask executor of the run engine: one task per map, the model loaded once per worker.
 
+For a model whose channels need a background, one task per subphase comes first
+(:func:`composite_task`: reuse or build its composite, :mod:`.composites`); the maps are
+submitted once every composite is settled, and the maps of a subphase without one fail
+with one line naming its folder.
+
 The client (this process) does what every run does in :func:`mars_cloudmask.infer.engine.run`:
 the plan resolved once, the triage of existing outputs, the cleanup, the run record.  This
 module only schedules: :class:`DaskExecutor` submits one task per map to a Dask
@@ -41,6 +46,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+from .composites import CompositeResult, CompositeTask, prepare_composite
 from .engine import MapResult, RunReport, Stages, WorkItem, failure_reason, remove_stale_temporaries, result_for, run
 from .maps import MapJob
 from .plan import InferOptions, RunPlan, as_plan
@@ -224,6 +230,11 @@ def map_task(
     return Stages(model, plan).run_item(item), worker_facts(model, load_s)
 
 
+def composite_task(task: CompositeTask) -> CompositeResult:
+    """One Dask task of the first pass: one subphase's background composite (no model needed)."""
+    return prepare_composite(task)
+
+
 # --------------------------------------------------------------------------- client side
 def task_failure(job: MapJob, exc: BaseException) -> str:
     """One line for a task that ended in an exception (after retries) or killed its workers."""
@@ -286,6 +297,36 @@ class DaskExecutor:
             self.facts["scheduler"] = client.scheduler.address
             self.facts["workers_at_start"] = len(client.scheduler_info().get("workers", {}))
             run_id = uuid.uuid4().hex[:8]
+
+            def build(tasks: list[CompositeTask]) -> list[CompositeResult]:
+                """The composites, one task per subphase, all settled before any map starts."""
+                if not tasks:
+                    return []
+                pending = client.map(
+                    composite_task,
+                    tasks,
+                    key=[f"cm-infer-background-{Path(t.path).stem}-{run_id}-{k}" for k, t in enumerate(tasks)],
+                    pure=False,
+                    retries=self.retries,
+                )
+                results = []
+                for fut, task in zip(pending, tasks, strict=True):
+                    try:
+                        results.append(fut.result())
+                    except Exception as exc:  # the task raised (after retries) or killed its workers
+                        msg = " ".join(str(exc).split()) or type(exc).__name__
+                        results.append(
+                            CompositeResult(
+                                task.folder, task.path, "failed", reason=f"background composite of {task.folder}: {msg}"
+                            )
+                        )
+                    fut.release()
+                self.facts["background_tasks"] = len(tasks)
+                return results
+
+            items = stages.composite_pass(items, finish, build)
+            if not items or stages.state.stop.is_set():
+                return
             futures = client.map(
                 map_task,
                 list(items),

@@ -22,6 +22,9 @@ key                 default                         meaning
 ``input_channels``  ``rgb``                         what the input's channels hold, in order
 ==================  ==============================  =========================================
 
+``input_channels`` is a channel spec of :mod:`.channels` (``rgb``, ``rgb,bdiff10,bdiff50``...):
+the input then has ``3 + k`` channels, built per map by :func:`.channels.model_input`.
+
 Every other key (``width``, ``depth``, ``split``, ``val_metrics``, ``created``...) travels in
 :attr:`ModelInfo.extra`.  Files of model version 2 (the shipped ``cloudmask-unet.onnx``) have
 no ``input_channels``: they read as ``rgb``.
@@ -39,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from .channels import ChannelError, ChannelSpec, parse_spec
 from .geometry import ALIGN, DEFAULT_POLAR_OFFSET, MARGIN, TILE_IN, TILE_OUT
 
 DEFAULT_THRESHOLD = 0.912
@@ -47,8 +51,6 @@ DEFAULT_TILE_OUT = TILE_OUT
 """Output tile of the original plan (484 px): the default training and export tile."""
 DEFAULT_CHANNELS = "rgb"
 """``input_channels`` of a model that does not declare it: the map's three JPEG channels."""
-CHANNEL_COUNTS = {"rgb": 3}
-"""Channel sets the runtime can provide, with their channel counts."""
 
 CONTRACT_KEYS = (
     "name",
@@ -132,12 +134,17 @@ class ModelInfo:
         except ValueError as exc:
             raise ModelError(f"{path}: bad metadata value ({exc})") from None
 
-    def channel_count(self, path: str | Path) -> int:
-        """Input channels this runtime feeds the model; :class:`ModelError` if it cannot."""
-        count = CHANNEL_COUNTS.get(self.input_channels)
-        if count is None:
+    def channel_spec(self, path: str | Path) -> ChannelSpec:
+        """The parsed ``input_channels`` (:func:`.channels.parse_spec`): what the runtime feeds
+        the model; :class:`ModelError` naming ``path`` for a spec it cannot provide."""
+        try:
+            return parse_spec(self.input_channels)
+        except ChannelError as exc:
             raise ModelError(
-                f"{path}: the model wants input channels {self.input_channels!r}, this runtime provides only "
-                f"{', '.join(repr(c) for c in CHANNEL_COUNTS)} (a newer mars-cloudmask may support it)"
-            )
-        return count
+                f"{path}: the model wants input channels {self.input_channels!r}, which this runtime cannot "
+                f"provide ({exc}; a newer mars-cloudmask may support it)"
+            ) from None
+
+    def channel_count(self, path: str | Path) -> int:
+        """Input channels this runtime feeds the model (3 + extras); :class:`ModelError` if it cannot."""
+        return self.channel_spec(path).n_channels

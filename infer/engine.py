@@ -2,12 +2,15 @@
 
 A run (:func:`run`) is: a :class:`~mars_cloudmask.infer.plan.RunPlan` resolved once; a
 triage of every map against what ``OUT`` already holds (:func:`triage`: run it, add the extras
-asked for now from the existing mask, or skip it); the maps run through :class:`Stages` by an
-executor; and, whatever happens (a bad map, a full disk, SIGINT or SIGTERM), an accurate run
-record (:mod:`mars_cloudmask.infer.records`).
+asked for now from the existing mask, or skip it); for a model whose channels need a
+background, a first pass making sure of one composite per subphase
+(:meth:`Stages.composite_pass`, :mod:`mars_cloudmask.infer.composites`); the maps run through
+:class:`Stages` by an executor; and, whatever happens (a bad map, a full disk, SIGINT or
+SIGTERM), an accurate run record (:mod:`mars_cloudmask.infer.records`).
 
-:class:`Stages` is the stage runner: ``load`` (the ``_ls.txt`` row, the JPEG, the box),
-``predict`` (tiles, model, stitching), ``save`` (quicklook, map copies, then the mask last:
+:class:`Stages` is the stage runner: ``load`` (the ``_ls.txt`` row, the JPEG, the box, and
+for a model with extra channels its input, :func:`.channels.model_input` with the subphase's
+composite), ``predict`` (tiles, model, stitching), ``save`` (quicklook, map copies, then the mask last:
 the mask in ``OUT`` is the mark of a finished map, so a map whose extras fail leaves no mask
 and a rerun redoes it).  Each stage is timed and turns its exception into the map's
 :class:`MapResult`.
@@ -50,9 +53,11 @@ from typing import Any, Callable, Protocol, Sequence
 import numpy as np
 
 from .atomic import atomic_path, remove_stale_temporaries_of
+from .channels import model_input, parse_spec
+from .composites import CACHE, CompositeResult, composite_tasks, prepare_composite, source_folder
 from .geometry import DEFAULT_POLAR_OFFSET, INVALID, MAP_HEIGHT, MAP_WIDTH, Bounds, TilePlan
 from .maps import LsEntry, MapError, MapJob, ls_entry, read_map
-from .plan import InferOptions, RunPlan, as_plan
+from .plan import InferOptions, RunPlan, as_plan, check_jobs
 from .predict import check_map, map_bounds, place_box, plan_for, predict_box, threshold_mask
 from .runtime import CloudModel
 
@@ -99,7 +104,8 @@ class MapResult:
     """What happened to one map: ``status`` is ``done``, ``skipped`` or ``failed``.
 
     ``reason``: one line (why it failed or was skipped); ``notes``: what else a user should know
-    (an existing bad mask redone, extras made from an existing mask, Ls unknown...).
+    (an existing bad mask redone, extras made from an existing mask, Ls unknown...);
+    ``background``: the composite file the map's input was made with (None: none needed).
     """
 
     name: str
@@ -114,18 +120,27 @@ class MapResult:
     n_tiles: int | None = None
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    background: str | None = None
 
 
 @dataclass
 class LoadedMap:
     """A decoded map ready for the model: ``rgb`` uint8 (1801, 3600, 3) north-up; ``bounds``
-    None for a map without a data pixel (its mask is all -999)."""
+    None for a map without a data pixel (its mask is all -999); ``image``: the model's input,
+    uint8 (1801, 3600, 3 + k) (None: the RGB itself); ``background``: the composite file it used."""
 
     job: MapJob
     rgb: np.ndarray
     entry: LsEntry | None
     bounds: Bounds | None
     notes: list[str] = field(default_factory=list)
+    image: np.ndarray | None = None
+    background: str | None = None
+
+    @property
+    def model_input(self) -> np.ndarray:
+        """What the model's tiles are cut from: :attr:`image`, else the RGB."""
+        return self.rgb if self.image is None else self.image
 
 
 @dataclass(frozen=True)
@@ -151,6 +166,7 @@ class RunReport:
     halted: str | None = None
     interrupted: str | None = None
     record_error: str | None = None
+    composites: list[CompositeResult] = field(default_factory=list)
 
     def by_status(self, status: str) -> list[MapResult]:
         return [r for r in self.results if r.status == status]
@@ -297,6 +313,9 @@ def mask_attributes(loaded: LoadedMap, plan: RunPlan, model_sha256: str | None =
         "bounds_xmin_xmax_ymin_ymax": list(box.as_tuple()) if box else None,
         "bounds_convention": "north-up JPEG pixel indices, exclusive max",
         "history": f"{now} cm-infer {__version__}: {job.path.name} -> {out_name}",
+        # models with extra channels only: RGB masks keep the attributes they always had
+        **({"input_channels": plan.channels} if plan.channels != "rgb" else {}),
+        **({"background_composite": loaded.background} if loaded.background else {}),
     }
 
 
@@ -360,11 +379,75 @@ class Stages:
         self.on_mask = on_mask
         self.predict_fn = predict_fn
         self.state = state or RunState()
+        self.spec = parse_spec(plan.channels)
+        self.composites: list[CompositeResult] = []
+
+    # -- the first pass (models whose channels need a background)
+    def composite_pass(
+        self,
+        items: Sequence[WorkItem],
+        finish: "Finish",
+        build: Callable[[list], list[CompositeResult]] | None = None,
+    ) -> list[WorkItem]:
+        """Make sure of one composite per subphase the ``items`` to predict need (none for a
+        model without background channels, or with ``--background FILE``); returns the items
+        left to run.  A map whose subphase has no composite is finished here as failed, with
+        one line naming the folder.  ``build(tasks)`` runs the tasks (default: here, one after
+        another, stopping early when the run stops); it must return one result per task, in
+        order, or fewer when it stopped.
+        """
+        if not self.plan.needs_background:
+            return list(items)
+        to_predict = [it for it in items if it.kind == "map"]
+        if self.plan.background is not None:
+            folders = sorted({source_folder(it.job) for it in to_predict})
+            self.composites = [CompositeResult(", ".join(folders), self.plan.background, "given")] if folders else []
+            return list(items)
+        tasks, conflicts = composite_tasks([it.job for it in to_predict], self.plan)
+        if build is None:
+            results = []
+            for task in tasks:
+                if self.state.stop.is_set():
+                    break
+                results.append(prepare_composite(task))
+        else:
+            results = list(build(tasks))
+        self.composites = results
+        reasons = dict(conflicts)
+        for r in results:
+            if r.full_disk:
+                self.state.halt(f"{self.plan.out}: {r.reason}: the run stopped; free space and run again")
+            if r.status == "failed":
+                reasons[r.folder] = r.reason or f"background composite of {r.folder} failed"
+        ready = {r.folder for r in results if r.status != "failed"}
+        left = []
+        for it in items:
+            folder = source_folder(it.job)
+            if it.kind == "map" and folder in reasons:
+                finish(it.index, result_for(it.job, self.plan, "failed", reason=f"{it.job.path}: {reasons[folder]}"))
+            elif it.kind != "map" or folder in ready:
+                left.append(it)
+            # else: the run stopped before this folder's composite: not processed
+        return left
 
     # -- the three stages (each raises on failure)
     def load(self, job: MapJob) -> LoadedMap:
-        """The Ls row (optional with ``bounds``), the decoded map and its box."""
-        return load_map(job, bounds=self.plan.bounds, polar_offset=self.plan.polar_offset)
+        """The Ls row (optional with ``bounds``), the decoded map and its box; for a model with
+        extra channels, its input (:func:`.channels.model_input`, with the subphase's composite)."""
+        loaded = load_map(job, bounds=self.plan.bounds, polar_offset=self.plan.polar_offset)
+        if self.spec.extras:
+            background = None
+            path = self.plan.composite_path(job)
+            if path is not None:
+                try:
+                    background = CACHE.get(path, self.plan.percentiles)
+                except Exception as exc:  # netCDF4 raises OSError, RuntimeError... on a bad file
+                    msg = " ".join(str(exc).split()) or type(exc).__name__
+                    raise MapError(f"{job.path}: cannot read its background composite {path} ({msg})") from None
+                loaded.background = str(path)
+            ls = loaded.entry.ls if loaded.entry else None
+            loaded.image = model_input(loaded.rgb, self.spec, background, ls)
+        return loaded
 
     def predict(self, loaded: LoadedMap) -> tuple[np.ndarray, TilePlan | None]:
         """The mask to write: float32 (1801, 3600) north-up, probability in [0, 1] or 0/1,
@@ -376,7 +459,7 @@ class Stages:
             if loaded.bounds is None:
                 return np.full((MAP_HEIGHT, MAP_WIDTH), INVALID, np.float32), None
             tiles = plan_for(self.model, loaded.bounds, self.plan.stitch, self.plan.tile_out)
-            box = predict_box(self.model, loaded.rgb, tiles, self.plan.stitch, self.plan.batch_size)
+            box = predict_box(self.model, loaded.model_input, tiles, self.plan.stitch, self.plan.batch_size)
             mask = place_box(loaded.rgb, box, loaded.bounds)
         valid = mask > INVALID + 0.5
         np.clip(mask, 0.0, 1.0, out=mask, where=valid)  # float rounding may give 1.0000001
@@ -444,6 +527,7 @@ class Stages:
             n_tiles=tiles.n_tiles if tiles else None,
             timings=timings,
             notes=notes,
+            background=loaded.background,
         )
 
     def failed(self, item: WorkItem, exc: BaseException, timings: dict[str, float]) -> MapResult:
@@ -506,7 +590,7 @@ class SequentialExecutor:
     name = "sequential"
 
     def run(self, stages: Stages, items: Sequence[WorkItem], finish: Finish) -> None:
-        for item in items:
+        for item in stages.composite_pass(items, finish):
             if stages.state.stop.is_set():
                 return
             result, written = stages.run_item_with_mask(item)
@@ -530,6 +614,7 @@ class ThreadedExecutor:
 
     def run(self, stages: Stages, items: Sequence[WorkItem], finish: Finish) -> None:
         stop = stages.state.stop
+        items = stages.composite_pass(items, finish)  # the composites first, one at a time
         loaded_q: queue.Queue = queue.Queue(maxsize=self.prefetch)
         quit_reader = threading.Event()
 
@@ -664,13 +749,14 @@ def run(
     Returns a :class:`RunReport` (results in job order).
 
     Raises:
-        PlanError: a bad option.  OutputError: ``OUT`` not writable, or ``--quicklook`` without
-        its module.  RunInterrupted: SIGINT or SIGTERM; its ``report`` holds what was finished,
-        and the run record was written.
+        PlanError: a bad option (or ``--background`` with maps of several folders).  OutputError:
+        ``OUT`` not writable, or ``--quicklook`` without its module.  RunInterrupted: SIGINT or
+        SIGTERM; its ``report`` holds what was finished, and the run record was written.
     """
     from . import records, stitch
 
     plan = as_plan(options, model)
+    check_jobs(plan, jobs)
     executor = executor or ThreadedExecutor()
     started = datetime.now(timezone.utc)
     t_start = time.perf_counter()
@@ -717,6 +803,7 @@ def run(
                 not_processed=not_processed,
                 halted=state.halted,
                 interrupted=signal.Signals(interrupted).name if interrupted else None,
+                composites=list(stages.composites),
             )
             report.record = records.run_record(
                 report,

@@ -303,7 +303,8 @@ def canvas_cols(bounds: Bounds, out_w: int, margin: int = MARGIN) -> np.ndarray:
 def build_canvas(rgb: np.ndarray, plan: TilePlan) -> np.ndarray:
     """The padded uint8 canvas that every tile of ``plan`` is cut from, north-up.
 
-    Shape ``(plan.canvas_h + 2*margin, plan.canvas_w + 2*margin, 3)`` with the plan's margin;
+    Shape ``(plan.canvas_h + 2*margin, plan.canvas_w + 2*margin, C)`` with the plan's margin,
+    ``C`` the channels of ``rgb`` (3, or 3 + k for a model input of :mod:`.channels`);
     canvas pixel ``(margin, margin)`` is map pixel ``(ymin, xmin)``.
     """
     rows = canvas_rows(plan.bounds, plan.canvas_h, plan.margin)
@@ -312,6 +313,6 @@ def build_canvas(rgb: np.ndarray, plan: TilePlan) -> np.ndarray:
 
 
 def tile_input(canvas: np.ndarray, plan: TilePlan, y: int, x: int) -> np.ndarray:
-    """View of the input window of the tile with output origin ``(y, x)``: (tile_in, tile_in, 3)."""
+    """View of the input window of the tile with output origin ``(y, x)``: (tile_in, tile_in, C)."""
     n = plan.tile_in
     return canvas[y : y + n, x : x + n]

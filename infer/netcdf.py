@@ -96,9 +96,13 @@ def mask_file_name(map_name: str, suffix: str = DEFAULT_SUFFIX) -> str:
 
 
 def is_mask_file(path: str | Path) -> bool:
-    """True for a visible file name ending in ``.ncdf`` or ``.nc`` (any case); temporaries are hidden."""
+    """True for a visible file name ending in ``.ncdf`` or ``.nc`` (any case); temporaries are
+    hidden.  Background composites ``cm-infer`` writes beside the masks
+    (``background_<subphase>.nc``, :mod:`.background`) are not masks."""
+    from .background import is_composite_file
+
     path = Path(path)
-    return not path.name.startswith(".") and path.suffix.lower() in MASK_SUFFIXES
+    return not path.name.startswith(".") and path.suffix.lower() in MASK_SUFFIXES and not is_composite_file(path)
 
 
 def find_mask_files(folder: str | Path) -> list[Path]:

@@ -23,9 +23,11 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
-from .geometry import Bounds, check_tile_out, polar_latitudes
+from .background import composite_file_name
+from .channels import ChannelError, parse_spec
+from .geometry import MAP_HEIGHT, MAP_WIDTH, Bounds, check_tile_out, polar_latitudes
 from .netcdf import MASK_SUFFIXES
 from .stitch import STITCH_MODES
 
@@ -48,7 +50,9 @@ class InferOptions:
 
     ``bounds``: ``(xmin, xmax, ymin, ymax)`` north-up px, exclusive max, for every map instead
     of the Ls-derived box.  ``tile_out``: output tile size in px (None: per stitch mode).
-    ``suffix``: ``.ncdf`` (the original's names) or ``.nc``.
+    ``suffix``: ``.ncdf`` (the original's names) or ``.nc``.  ``background``: a composite file
+    (:func:`.background.write_netcdf`) every map uses instead of its subphase's own, for a
+    model whose channels need one (``cm-infer --background FILE``).
     """
 
     out: Path | str
@@ -64,6 +68,7 @@ class InferOptions:
     quicklook: bool = False
     suffix: str = ".ncdf"
     report: bool = False
+    background: Path | str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,9 @@ class RunPlan:
     ``out`` is absolute (workers may start elsewhere).  ``threshold`` is the cloud threshold
     on the probability in use (for ``binary`` masks and quicklooks); ``polar_offset`` in degrees
     towards the equator; ``tile_out`` None = chosen per map (``seamless``) or the model's tile.
-    ``model_*`` name the model the plan was resolved against.
+    ``model_*`` name the model the plan was resolved against.  ``channels``: the model's input
+    channel spec (:mod:`.channels`); ``background``: the absolute path of a given composite
+    (None: each subphase gets its own, :meth:`composite_path`).
     """
 
     out: Path
@@ -93,10 +100,32 @@ class RunPlan:
     model_sha256: str
     model_name: str
     model_version: str
+    channels: str = "rgb"
+    background: str | None = None
 
     def output_path(self, job: "MapJob") -> Path:
         """``OUT/<phase>/<subphase>/cloudmasks/cloudmask_<name><suffix>``."""
         return self.out / job.relative_output(self.suffix)
+
+    @property
+    def percentiles(self) -> tuple[int, ...]:
+        """Background percentiles the model's channels need (empty: no background)."""
+        return tuple(parse_spec(self.channels).percentiles())
+
+    @property
+    def needs_background(self) -> bool:
+        """Whether each map needs a background composite (a ``bdiffQ`` / ``bratioQ`` channel)."""
+        return bool(self.percentiles)
+
+    def composite_path(self, job: "MapJob") -> Path | None:
+        """The composite the map uses: ``--background FILE`` if given, else
+        ``OUT/<phase>/<subphase>/background_<subphase>.nc`` (beside ``cloudmasks/``); None for a
+        model that needs none."""
+        if not self.needs_background:
+            return None
+        if self.background is not None:
+            return Path(self.background)
+        return self.out / job.phase / job.subphase / composite_file_name(job.subphase)
 
     def to_record(self) -> dict[str, Any]:
         """The plan as JSON-ready values."""
@@ -153,14 +182,58 @@ def validate_options(options: InferOptions, *, align: int) -> None:
     _check(options.suffix in MASK_SUFFIXES, f"--suffix {options.suffix}: use one of {', '.join(MASK_SUFFIXES)}")
 
 
+def check_background_file(path: Path, channels: str) -> None:
+    """Raise :class:`PlanError` unless ``path`` is a readable composite of map size holding the
+    percentiles the channel spec ``channels`` needs (``--background FILE``)."""
+    from .background import read_netcdf
+
+    spec = parse_spec(channels)
+    if not spec.needs_background:
+        raise PlanError(f"--background {path}: the model's input channels {spec.text!r} need no background composite")
+    if not path.is_file():
+        raise PlanError(f"--background {path}: no such file")
+    try:
+        bg = read_netcdf(path, spec.percentiles())
+    except KeyError as exc:
+        raise PlanError(f"--background {path}: {exc.args[0]} (the model's channels {spec.text!r})") from None
+    except Exception as exc:  # netCDF4 raises OSError, RuntimeError, IndexError... on a bad file
+        msg = " ".join(str(exc).split()) or type(exc).__name__
+        raise PlanError(f"--background {path}: not a background composite ({msg})") from None
+    if bg.count.shape != (MAP_HEIGHT, MAP_WIDTH):
+        raise PlanError(f"--background {path}: composite is {bg.count.shape}, maps are {(MAP_HEIGHT, MAP_WIDTH)}")
+
+
+def check_jobs(plan: RunPlan, jobs: "Sequence[MapJob]") -> None:
+    """Raise :class:`PlanError` when the maps cannot run under ``plan`` together: a given
+    ``--background`` is one subphase's composite, so its maps must come from one folder."""
+    if plan.background is None:
+        return
+    folders = sorted({str(j.path.parent) for j in jobs})
+    if len(folders) > 1:
+        shown = ", ".join(folders[:3]) + (f" and {len(folders) - 3} more" if len(folders) > 3 else "")
+        raise PlanError(
+            f"--background {plan.background}: a composite is one subphase's background, but the maps come "
+            f"from {len(folders)} folders ({shown}); run one subphase (or map) at a time, or leave "
+            "--background out to build each subphase's own"
+        )
+
+
 def resolve_plan(options: InferOptions, model: "CloudModel") -> RunPlan:
-    """Settle ``options`` against ``model`` (its threshold, polar offset and alignment).
+    """Settle ``options`` against ``model`` (its threshold, polar offset, alignment and channels).
 
     Raises:
         PlanError: an option that cannot work (the message names it).
     """
     info = model.info
     validate_options(options, align=info.align)
+    try:
+        channels = parse_spec(info.input_channels).text
+    except ChannelError as exc:  # a loaded model has a usable spec; a stand-in model might not
+        raise PlanError(f"{model.path}: {exc}") from None
+    background = None
+    if options.background is not None:
+        background = Path(options.background).expanduser().absolute()
+        check_background_file(background, channels)
     return RunPlan(
         out=Path(options.out).expanduser().absolute(),
         binary=bool(options.binary),
@@ -179,6 +252,8 @@ def resolve_plan(options: InferOptions, model: "CloudModel") -> RunPlan:
         model_sha256=model.sha256,
         model_name=info.name,
         model_version=info.version,
+        channels=channels,
+        background=None if background is None else str(background),
     )
 
 

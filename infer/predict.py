@@ -9,14 +9,19 @@ Example::
     model = load_model("cloudmask.onnx")
     prob = predict(model, read_map("P01_day01_zequat.jpg"), ls=132.5)
     # float32 (1801, 3600), north-up, -999 invalid, else the cloud probability
+
+A model with extra input channels (``model.info.input_channels``, :mod:`.channels`) gets the per-map input of
+:func:`.channels.model_input` (``background=``: the subphase's composite, :mod:`.background`,
+for the ``bdiffQ`` / ``bratioQ`` channels); the tiles are then ``(H, W, 3 + k)``.
 """
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
+from .channels import model_input, parse_spec
 from .geometry import (
     ALIGN,
     DEFAULT_POLAR_OFFSET,
@@ -35,6 +40,9 @@ from .geometry import (
 )
 from .runtime import CloudModel
 from .stitch import Stitcher, plan_mode
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .background import Background
 
 SEAMLESS_TILE_RANGE = (228, 868)
 """Output tile sizes (px; those 4 mod the model's align) :func:`seamless_tile_out` chooses from.
@@ -85,10 +93,15 @@ def _batches(plan: TilePlan, batch_size: int) -> Iterator[np.ndarray]:
 
 
 def predict_box(
-    model: CloudModel, rgb: np.ndarray, plan: TilePlan, stitch: str = "seamless", batch_size: int = 1
+    model: CloudModel, image: np.ndarray, plan: TilePlan, stitch: str = "seamless", batch_size: int = 1
 ) -> np.ndarray:
-    """Run every tile of ``plan`` and stitch: float32 (box rows, box columns), north-up."""
-    canvas = build_canvas(rgb, plan)
+    """Run every tile of ``plan`` and stitch: float32 (box rows, box columns), north-up.
+
+    ``image``: the model's input for the whole map, uint8 ``(1801, 3600, C)`` north-up with
+    ``C = model.n_channels`` (the RGB map itself for an RGB model, else
+    :func:`.channels.model_input` of it).
+    """
+    canvas = build_canvas(image, plan)
     stitcher = Stitcher.for_plan(stitch, plan)
     for batch in _batches(plan, batch_size):
         if len(batch) == 1:
@@ -149,6 +162,7 @@ def predict(
     polar_offset: float | None = None,
     batch_size: int = 1,
     tile_out: int | None = None,
+    background: Background | None = None,
 ) -> np.ndarray:
     """Cloud probability of one map.
 
@@ -163,29 +177,42 @@ def predict(
             metadata (the offset it was validated with), else 3.
         batch_size: tiles per onnxruntime call.
         tile_out: output tile size (4 mod the model's align: 16 at depth 4); default: see :func:`plan_for`.
+        background: the map's background composite (:mod:`.background`), for a model whose
+            channels need one (``model.spec.needs_background``); ``ls`` also feeds ``sinls`` / ``cosls``.
 
     Returns:
         float32 (1801, 3600), north-up: -999 outside the box and on invalid pixels, else the
         cloud probability in [0, 1].
+
+    Raises:
+        ChannelError: the model's channels need a background (or Ls) that was not given.
     """
     check_map(rgb)
     offset = model.info.polar_offset if polar_offset is None else polar_offset
     box_bounds = map_bounds(rgb, ls, bounds, offset)
+    image = model_input(rgb, parse_spec(model.info.input_channels), background, ls)
     if box_bounds is None:
         return np.full((MAP_HEIGHT, MAP_WIDTH), INVALID, np.float32)
     plan = plan_for(model, box_bounds, stitch, tile_out)
-    return place_box(rgb, predict_box(model, rgb, plan, stitch, batch_size), box_bounds)
+    return place_box(rgb, predict_box(model, image, plan, stitch, batch_size), box_bounds)
 
 
-def predict_whole_pass(model: CloudModel, rgb: np.ndarray, bounds: Bounds | Sequence[int]) -> np.ndarray:
+def predict_whole_pass(
+    model: CloudModel,
+    rgb: np.ndarray,
+    bounds: Bounds | Sequence[int],
+    background: Background | None = None,
+    ls: float | None = None,
+) -> np.ndarray:
     """The box predicted by ONE pass of the model over its whole padded canvas (no tiles).
 
     The reference ``seamless`` stitching must equal: float32 (box rows, box columns), north-up.
-    Costs much more memory than tiles; meant for tests and measurements.
+    Costs much more memory than tiles; meant for tests and measurements.  ``background`` and
+    ``ls`` as in :func:`predict`, for models with extra channels.
     """
     box = as_bounds(bounds)
     plan = plan_tiles(box, "seamless", model.info.tile_out, model.info.margin, model.info.align)
-    canvas = build_canvas(rgb, plan)
+    canvas = build_canvas(model_input(rgb, parse_spec(model.info.input_channels), background, ls), plan)
     whole = model.run(canvas[None])[0]
     return np.ascontiguousarray(whole[: box.height, : box.width])
 

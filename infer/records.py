@@ -6,9 +6,10 @@ Every run writes three JSON files into ``OUT``:
   longer erases the record of the 25-map run before it);
 * ``cm-infer-run.json``: a copy of the latest run's record (what existing scripts read);
 * ``cm-infer-contents.json``: what ``OUT`` holds, merged over every run: one entry per mask
-  written (source map, Ls, model, the run that wrote it) and the maps whose latest attempt
-  failed (with the reason), dropped once a later run writes them.  Updates are serialised
-  with a lock on the ``OUT`` folder, so concurrent runs on one ``OUT`` do not lose each other's entries.
+  written (source map, Ls, model, the background composite its input used, the run that
+  wrote it) and the maps whose latest attempt failed (with the reason), dropped once a later
+  run writes them.  Updates are serialised with a lock on the ``OUT`` folder, so concurrent
+  runs on one ``OUT`` do not lose each other's entries.
 """
 
 from __future__ import annotations
@@ -56,7 +57,9 @@ def run_record(
     warmup_s: float,
     roots: Sequence[str | Path] = (),
 ) -> dict[str, Any]:
-    """The record of one run (JSON-ready): plan, model, versions, per-map results, timings."""
+    """The record of one run (JSON-ready): plan, model, versions, per-map results (each with the
+    background composite it used, if any), the background composites of the run's first pass
+    (``backgrounds``: built, reused, given or failed, per subphase), timings."""
     from .doctor import versions
 
     ordered = report.results
@@ -86,6 +89,7 @@ def run_record(
         "skipped": [
             {"source": r.source, "output": r.output, "reason": r.reason} for r in ordered if r.status == "skipped"
         ],
+        "backgrounds": [asdict(c) for c in report.composites],
         "failures": [{"source": None, "reason": e} for e in report.input_errors]
         + [{"source": r.source, "reason": r.reason} for r in ordered if r.status == "failed"],
         "timings": {
@@ -144,6 +148,10 @@ def merge_contents(contents: dict[str, Any], record: dict[str, Any]) -> dict[str
                     model_version=record["model"]["version"],
                     binary=record["plan"]["binary"],
                 )
+                if m.get("background"):
+                    entry["background"] = m["background"]
+                else:
+                    entry.pop("background", None)
             masks[key] = entry
         elif m["status"] == "failed":
             failed[key] = {"source": m["source"], "reason": m["reason"], "run_id": record["run_id"]}

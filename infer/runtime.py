@@ -27,7 +27,7 @@ Example::
     from mars_cloudmask.infer.runtime import load_model
     model = load_model("cloudmask.onnx", provider="auto")   # once per run
     print(model.provider, model.precision, model.info.threshold)
-    probs = model.run(tiles)        # uint8 (N, 668, 668, 3) -> float32 (N, 484, 484)
+    probs = model.run(tiles)        # uint8 (N, 668, 668, C) -> float32 (N, 484, 484); C = model.n_channels
 """
 
 from __future__ import annotations
@@ -446,7 +446,8 @@ class CloudModel:
     """A cloudmask ONNX model on one backend (onnxruntime CUDA / CPU, or OpenVINO), loaded once.
 
     Attributes:
-        path: the model file.  info: its :class:`ModelInfo`.  provider: ``"cuda"``,
+        path: the model file.  info: its :class:`ModelInfo`.  spec: its input
+        :class:`~.channels.ChannelSpec` (``n_channels`` per pixel).  provider: ``"cuda"``,
         ``"openvino"`` or ``"cpu"`` (onnxruntime), what really runs.  precision: ``"fp32"`` or
         ``"bf16"``, what really runs.  providers: the session's provider list (``["OpenVINO CPU"]``
         for OpenVINO).
@@ -482,8 +483,14 @@ class CloudModel:
         self.threads = threads
         self.spinning = spinning
         self.info = ModelInfo.from_metadata(self.backend.meta, self.path)
-        self.backend.check_io(self.path, self.info.channel_count(self.path))
+        self.spec = self.info.channel_spec(self.path)
+        self.backend.check_io(self.path, self.spec.n_channels)
         self._probe()
+
+    @property
+    def n_channels(self) -> int:
+        """Input channels per pixel: 3 (RGB) + the extras of :attr:`spec`."""
+        return self.spec.n_channels
 
     @property
     def provider(self) -> str:
@@ -504,9 +511,8 @@ class CloudModel:
 
     def _probe(self) -> None:
         n = 2 * self.info.margin + 4  # smallest input whose output is 4 px: a cheap probe
-        channels = self.info.channel_count(self.path)
         try:
-            y = self.backend.run(np.zeros((1, n, n, channels), np.uint8))
+            y = self.backend.run(np.zeros((1, n, n, self.n_channels), np.uint8))
         except Exception as exc:
             raise ModelError(
                 f"{self.path}: a {n} x {n} input fails ({_first_line(exc)}); dynamic H, W required"
@@ -518,7 +524,14 @@ class CloudModel:
             )
 
     def run(self, tiles: np.ndarray) -> np.ndarray:
-        """Probabilities for a batch of tiles: uint8 ``(N, H, W, 3)`` -> float32 ``(N, H-2m, W-2m)``."""
+        """Probabilities for a batch of tiles: uint8 ``(N, H, W, C)`` -> float32 ``(N, H-2m, W-2m)``,
+        ``C`` = :attr:`n_channels` (3 for an RGB model; the per-map input of
+        :func:`.channels.model_input` otherwise).  ValueError for another channel count."""
+        if tiles.ndim != 4 or tiles.shape[-1] != self.n_channels:
+            raise ValueError(
+                f"{self.path}: tiles of shape {tuple(tiles.shape)}, the model takes (N, H, W, {self.n_channels}) "
+                f"({self.spec.text})"
+            )
         return self.backend.run(np.ascontiguousarray(tiles))[..., 0]
 
     @property

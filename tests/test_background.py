@@ -90,3 +90,45 @@ def test_files_round_trip_through_cf_netcdf_south_up_on_disk(map_tree, tmp_path)
         assert ds["latitude"][0] < 0  # row 0 on disk is the south
         np.testing.assert_array_equal(ds["count"][:][::-1], bg.count)
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["bg.ncdf"]  # nothing half-written beside it
+
+
+def test_reading_some_percentiles_attributes_unreadable_maps_and_the_fingerprint(tmp_path):
+    from mars_cloudmask.infer.background import composite_of_readable, read_attrs, sources_fingerprint
+    from tests.synthetic import write_map
+
+    # 2 x 2 JPEGs: read_map refuses them (not 3600 x 1801), so none is readable
+    unreadable = [write_map(tmp_path / f"m{k}.jpg", tiny_map([[40 + 10 * k, 60]]).repeat(2, 0)) for k in range(2)]
+    bg = composite([tiny_map([[40, 50]]), tiny_map([[60, 70]])], qs=(10, 30, 50))
+    path = write_netcdf(bg, tmp_path / "bg.nc", attrs={"sources_fingerprint": "abc", "skipped_maps": ""})
+    only = read_netcdf(path, [30])
+    assert sorted(only.percentiles) == [30] and only.n_maps == 2
+    with pytest.raises(KeyError, match=r"background has percentiles \[10, 30, 50\], not \[90\]"):
+        read_netcdf(path, [90, 10])
+    attrs = read_attrs(path)
+    assert attrs["percentiles"] == [10, 30, 50] and attrs["sources_fingerprint"] == "abc"
+    with pytest.raises(ValueError, match=r"none of its 2 maps is readable \(first: .*m0\.jpg: image is 2 x 2"):
+        composite_of_readable(unreadable, [10])
+    # the fingerprint follows names, sizes and times
+    before = sources_fingerprint(unreadable)
+    assert sources_fingerprint(unreadable) == before and sources_fingerprint(unreadable[:1]) != before
+    unreadable[1].write_bytes(unreadable[1].read_bytes() + b"\0")
+    assert sources_fingerprint(unreadable) != before
+
+
+def test_composite_files_are_read_and_written_under_the_netcdf_lock(tmp_path):
+    """netCDF-C and HDF5 are not thread-safe: a composite read in the reader thread while the
+    writer thread writes a mask must wait for it (netcdf.NETCDF_LOCK), as mask I/O does."""
+    import threading
+
+    from mars_cloudmask.infer.background import read_attrs
+    from mars_cloudmask.infer.netcdf import NETCDF_LOCK
+
+    path = write_netcdf(composite([tiny_map([[40, 50]])], qs=(10,)), tmp_path / "bg.nc")
+    for call in (lambda: read_netcdf(path), lambda: read_attrs(path), lambda: write_netcdf(read_netcdf(path), path)):
+        finished = threading.Event()
+        worker = threading.Thread(target=lambda c=call, e=finished: (c(), e.set()))
+        with NETCDF_LOCK:
+            worker.start()
+            assert not finished.wait(0.3)  # blocked while another thread holds the lock
+        assert finished.wait(10)
+        worker.join()

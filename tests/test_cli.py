@@ -265,3 +265,65 @@ def test_precision_and_provider_reach_the_record_and_bad_pairs_exit_2(tiny_model
     assert record["provider"] == "openvino" and record["precision"] == "fp32" and "OPENVINO fp32" in res.output
     bad = cm_infer(map_tree, "--out", tmp_path / "b", "--model", tiny_model, "--provider", "cpu", "--precision", "bf16")
     assert bad.exit_code == EXIT_FATAL and "bf16" in bad.output and not (tmp_path / "b").exists()
+
+
+@pytest.fixture(scope="module")
+def five_model(tmp_path_factory) -> Path:
+    """A tiny model with 5 input channels (rgb, bdiff10, bdiff50)."""
+    from tests.tiny_model import make_tiny_unet_onnx
+
+    return make_tiny_unet_onnx(tmp_path_factory.mktemp("five") / "five.onnx", channels="rgb,bdiff10,bdiff50")
+
+
+def test_a_channel_model_writes_masks_and_a_composite_then_a_rerun_reuses_it(five_model, tmp_path):
+    write_map_tree(tmp_path / "maps", days=(1, 2))
+    out = tmp_path / "out"
+    res = cm_infer(tmp_path / "maps", "--out", out, "--model", five_model, "--provider", "cpu")
+    assert res.exit_code == 0, res.output
+    composite = out / "P" / "P01" / "background_P01.nc"
+    assert "input channels rgb,bdiff10,bdiff50" in res.output
+    assert f"background built: {composite} (2 maps of {tmp_path / 'maps' / 'P' / 'P01'}" in res.output
+    assert len(list(out.rglob("cloudmask_*.ncdf"))) == 2 and composite.is_file()
+    stamp = composite.stat().st_mtime_ns
+    (out / "P" / "P01" / "cloudmasks" / "cloudmask_P01_day02.ncdf").unlink()
+    again = cm_infer(tmp_path / "maps", "--out", out, "--model", five_model, "--provider", "cpu")
+    assert again.exit_code == 0 and "done 1, skipped 1" in again.output
+    assert f"background reused: {composite}" in again.output and composite.stat().st_mtime_ns == stamp
+
+
+def test_background_option_one_map_and_its_refusals(five_model, tiny_model, tmp_path):
+    from mars_cloudmask.infer.background import composite_of_files, write_netcdf
+
+    day1 = write_map_tree(tmp_path / "maps", days=(1, 2))[0]
+    write_map_tree(tmp_path / "maps", subphase="P02", days=(1,))
+    given = write_netcdf(composite_of_files([day1], [10, 50]), tmp_path / "bg.nc")
+    out = tmp_path / "out"
+    one = cm_infer(day1, "--out", out, "--model", five_model, "--provider", "cpu", "--background", given)
+    assert one.exit_code == 0, one.output
+    assert f"background given: {given} (--background)" in one.output
+    assert not (out / "P" / "P01" / "background_P01.nc").exists()
+    record = json.loads((out / "cm-infer-run.json").read_text())
+    assert record["plan"]["background"] == str(given) and record["maps"][0]["background"] == str(given)
+    refusals = [
+        (tiny_model, tmp_path / "maps" / "P" / "P01", "input channels 'rgb' need no background composite"),
+        (five_model, tmp_path / "maps", "the maps come from 2 folders"),
+    ]
+    for model, root, message in refusals:
+        res = cm_infer(root, "--out", tmp_path / "refused", "--model", model, "--background", given)
+        assert res.exit_code == EXIT_FATAL and message in res.output, res.output
+        assert len([line for line in res.output.splitlines() if line.startswith("cm-infer: error:")]) == 1
+        assert not (tmp_path / "refused").exists()
+
+
+def test_an_unreadable_subphase_fails_each_map_with_one_line_and_exit_1(five_model, tmp_path):
+    write_map_tree(tmp_path / "maps", days=(1,))
+    bad = write_map_tree(tmp_path / "maps", subphase="P02", days=(1, 2))
+    for p in bad:
+        p.write_bytes(b"not a jpeg")
+    res = cm_infer(tmp_path / "maps", "--out", tmp_path / "out", "--model", five_model, "--provider", "cpu")
+    assert res.exit_code == EXIT_FAILED
+    assert "done 1, skipped 0, failed 2" in res.output
+    folder = bad[0].parent
+    for p in bad:
+        line = f"FAILED: {p}: background composite of {folder} cannot be built: none of its 2 maps is readable"
+        assert sum(1 for x in res.output.splitlines() if x.startswith(line)) == 2  # as it happens, and in the summary

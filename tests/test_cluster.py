@@ -267,3 +267,42 @@ def test_cm_infer_dask_option(two_workers, tiny_model, maps_and_reference, tmp_p
     assert_same_masks(out, reference)
     bad = CliRunner().invoke(app, args + ["--dask", "local:0"])
     assert bad.exit_code == EXIT_FATAL and "expected local or local:N" in bad.output
+
+
+def test_a_channel_model_gets_one_composite_task_per_subphase_then_its_maps(two_workers, tmp_path):
+    from mars_cloudmask.infer.background import read_netcdf
+    from tests.tiny_model import make_tiny_unet_onnx
+
+    five = make_tiny_unet_onnx(tmp_path / "five.onnx", seed=2, channels="rgb,bdiff10,bdiff50")
+    root = tmp_path / "maps"
+    write_map_tree(root, subphase="P01", days=(1, 2))
+    write_map_tree(root, subphase="P02", days=(1, 2), seed=10)
+    reference = tmp_path / "local"
+    local = run(find_maps(root), load_model(five, provider="cpu", threads=1), InferOptions(out=reference))
+    assert local.ok and len(local.composites) == 2, (
+        local.counts(),
+        local.input_errors,
+        local.not_processed,
+        local.record_error,
+        [r.reason for r in local.by_status("failed")],
+    )
+    out = tmp_path / "out"
+    report = run_on_dask(
+        find_maps(root), five, InferOptions(out=out), two_workers.scheduler_address, threads=1, provider="cpu"
+    )
+    assert report.counts() == {"done": 4, "skipped": 0, "failed": 0}
+    record = json.loads((out / RUN_RECORD).read_text())
+    assert record["dask"]["background_tasks"] == 2
+    assert [(Path(b["path"]).name, b["status"], b["n_maps"]) for b in record["backgrounds"]] == [
+        ("background_P01.nc", "built", 2),
+        ("background_P02.nc", "built", 2),
+    ]
+    assert_same_masks(out, reference)
+    for sub in ("P01", "P02"):
+        mine, theirs = (read_netcdf(o / "P" / sub / f"background_{sub}.nc") for o in (out, reference))
+        np.testing.assert_array_equal(mine.count, theirs.count)
+        np.testing.assert_array_equal(mine.plane(50), theirs.plane(50))
+    assert {m["background"] for m in record["maps"]} == {
+        str(out / "P" / sub / f"background_{sub}.nc") for sub in ("P01", "P02")
+    }
+    assert hidden_files(out) == []

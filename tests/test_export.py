@@ -262,3 +262,79 @@ def test_a_model_of_another_depth_exports_its_geometry_and_runs_in_cm_infer(tmp_
     prob = predict(load_onnx(out, provider="cpu"), read_map(day1), bounds=(0, 3600, 300, 1500))
     inside = prob[300:1500]
     assert ((inside >= 0) & (inside <= 1) | (inside == -999)).all() and (inside >= 0).mean() > 0.5
+
+
+CHANNELS = "rgb,bdiff10,sinls"  # 5 input channels: a background one and a season one
+
+
+@pytest.fixture(scope="module")
+def channel_run(tmp_path_factory) -> Path:
+    """A tiny run trained with extra channels (one short epoch): its run.json says CHANNELS."""
+    root = tmp_path_factory.mktemp("export-channels")
+    labelled = write_labelled(root / "P01", days=(1, 2))
+    out = root / "run"
+    train(
+        TrainConfig(
+            data=[str(labelled)],
+            out=str(out),
+            val_days=[2],
+            epochs=1,
+            batch_size=2,
+            steps_per_epoch=2,
+            width=2,
+            depth=4,
+            lr=1e-2,
+            w0=0.5,
+            tile_out=TILE_OUT,
+            channels=CHANNELS,
+            background_maps=[str(labelled / "mdgms")],
+        ),
+        log=lambda _: None,
+    )
+    return out
+
+
+def test_a_channel_run_exports_its_channels_with_parity_and_runs_in_the_runtime(channel_run, tmp_path):
+    from mars_cloudmask.infer.background import composite_of_files
+    from mars_cloudmask.infer.contract import ModelInfo
+    from mars_cloudmask.infer.maps import read_map
+    from mars_cloudmask.infer.predict import predict
+    from mars_cloudmask.infer.runtime import load_model as load_onnx
+
+    out = tmp_path / "five.onnx"
+    day1 = channel_run.parent / "P01" / "mdgms" / "P01day01.jpeg"
+    report = export_command(channel_run, out, name="five", version="3", check_maps=[day1])
+    assert report["parity_tiles"] == {"random": 2, "real": 2}
+    assert max(report["parity_max_abs_diff"].values()) < 1e-4
+    meta = read_metadata(out)
+    assert meta["input_channels"] == CHANNELS and set(meta) >= CONTRACT_KEYS
+    info = ModelInfo.from_metadata(meta, out)
+    assert info.to_metadata() == meta and info.channel_count(out) == 5
+    # the ONNX input is (N, H, W, 5) and agrees with Keras on 5-channel tiles of another size
+    x = random_tiles(1, 236 + 16, seed=7, channels=5)
+    np.testing.assert_allclose(onnx_predict(out, x), load_model(channel_run).predict(x, verbose=0), atol=1e-4)
+    model = load_onnx(out, provider="cpu")
+    assert model.n_channels == 5 and model.spec.text == CHANNELS
+    rgb = read_map(day1)
+    prob = predict(model, rgb, ls=132.9, bounds=(0, 3600, 300, 1500), background=composite_of_files([day1], [10]))
+    inside = prob[300:1500]
+    assert ((inside >= 0) & (inside <= 1) | (inside == -999)).all() and (inside >= 0).mean() > 0.5
+
+
+def test_a_channel_model_without_its_run_json_is_refused_with_one_line(channel_run, tmp_path):
+    import shutil
+
+    alone = tmp_path / "alone.keras"
+    shutil.copyfile(channel_run / "best.keras", alone)
+    with pytest.raises(ValueError, match=r"alone\.keras: the model takes 5 input channels, but there is no run\.json"):
+        export_command(alone, tmp_path / "alone.onnx", threshold=0.5)
+    assert not (tmp_path / "alone.onnx").exists()
+    folder = tmp_path / "run"
+    shutil.copytree(channel_run, folder)
+    run_json = folder / "run.json"
+    record = json.loads(run_json.read_text())
+    record["config"]["channels"] = "rgb,bdiff10"  # 4 channels: not what the model takes
+    run_json.write_text(json.dumps(record))
+    result = CliRunner().invoke(app, [str(folder), "--out", str(tmp_path / "bad.onnx")])
+    assert result.exit_code == 1 and "channels 'rgb,bdiff10' are 4 input channels, the model takes 5" in result.output
+    assert not (tmp_path / "bad.onnx").exists()

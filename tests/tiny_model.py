@@ -3,7 +3,8 @@
 Built with the ``onnx`` package only (no TensorFlow), so tests of ``infer`` can run a real
 onnxruntime session in milliseconds.  The graph has the real net's geometry:
 
-* input 0 ``image``: uint8 NHWC ``(N, H, W, 3)``, dynamic N, H, W (H, W = 12 mod 16);
+* input 0 ``image``: uint8 NHWC ``(N, H, W, C)``, dynamic N, H, W (H, W = 12 mod 16); C = 3, or
+  3 + k for a channel spec (``channels="rgb,bdiff10,bdiff50"``, metadata ``input_channels``);
 * Cast + scale by 1/255 inside the model, then NCHW internally;
 * 4 levels of two valid 3x3 convolutions + ReLU and a 2x2 max-pool, a bottleneck of two
   valid convolutions, 4 up levels (2x2 stride-2 transposed convolution, concatenation with the
@@ -16,6 +17,7 @@ Example::
 
     from tests.tiny_model import make_tiny_unet_onnx
     path = make_tiny_unet_onnx(tmp_path / "tiny.onnx", seed=0)
+    five = make_tiny_unet_onnx(tmp_path / "five.onnx", channels="rgb,bdiff10,bdiff50")  # 5 channels
 """
 
 from __future__ import annotations
@@ -69,7 +71,12 @@ DEFAULT_METADATA = {
 
 
 def make_tiny_unet_onnx(
-    path: str | Path, seed: int = 0, metadata: dict | None = None, width: int = 2, depth: int = DEPTH
+    path: str | Path,
+    seed: int = 0,
+    metadata: dict | None = None,
+    width: int = 2,
+    depth: int = DEPTH,
+    channels: str = "rgb",
 ) -> Path:
     """Write a tiny valid-padded U-Net ONNX file with random weights and return its path.
 
@@ -80,9 +87,15 @@ def make_tiny_unet_onnx(
             a key mapped to None is left out.
         width: filters of the first level (doubled at each level).
         depth: number of poolings; the metadata's margin, align and tile sizes follow it.
+        channels: the input channel spec (:mod:`mars_cloudmask.infer.channels`): the input has
+            its ``n_channels`` and, unless ``rgb``, the metadata says ``input_channels``.
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
+
+    from mars_cloudmask.infer.channels import parse_spec
+
+    n_channels = parse_spec(channels).n_channels
 
     rng = np.random.default_rng(seed)
     nodes: list = []
@@ -122,7 +135,7 @@ def make_tiny_unet_onnx(
     nodes.append(helper.make_node("Mul", ["image_f", const(np.array(1 / 255, np.float32), "scale")], ["scaled"]))
     nodes.append(helper.make_node("Transpose", ["scaled"], ["x0"], perm=[0, 3, 1, 2]))
 
-    x, cin = "x0", 3
+    x, cin = "x0", n_channels
     skips: list[tuple[str, int]] = []
     for level in range(depth):
         cout = width * 2**level
@@ -159,13 +172,15 @@ def make_tiny_unet_onnx(
     graph = helper.make_graph(
         nodes,
         "tiny_unet",
-        [helper.make_tensor_value_info("image", TensorProto.UINT8, ["N", "H", "W", 3])],
+        [helper.make_tensor_value_info("image", TensorProto.UINT8, ["N", "H", "W", n_channels])],
         [helper.make_tensor_value_info("probability", TensorProto.FLOAT, ["N", "Hout", "Wout", 1])],
         initializer=inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="cloudmask-tests")
     model.ir_version = 8  # readable by every onnxruntime >= 1.15
     meta = dict(DEFAULT_METADATA, width=str(width), **(depth_metadata(depth) if depth != DEPTH else {}))
+    if channels != "rgb":
+        meta["input_channels"] = parse_spec(channels).text
     meta.update(metadata or {})
     for key, value in meta.items():
         if value is not None:
