@@ -165,15 +165,17 @@ def prepare_composite(task: CompositeTask) -> CompositeResult:
 
     t0 = time.perf_counter()
     folder, path = Path(task.folder), Path(task.path)
+
+    def failed(reason: str, full_disk: bool = False) -> CompositeResult:
+        return CompositeResult(
+            task.folder, task.path, "failed", reason=reason, seconds=time.perf_counter() - t0, full_disk=full_disk
+        )
+
     try:
         files = map_files(folder)
     except OSError as exc:
-        return CompositeResult(
-            task.folder,
-            task.path,
-            "failed",
-            reason=f"background composite of {folder} cannot be built: cannot list the folder ({exc.strerror or exc})",
-            seconds=time.perf_counter() - t0,
+        return failed(
+            f"background composite of {folder} cannot be built: cannot list the folder ({exc.strerror or exc})"
         )
     fingerprint = sources_fingerprint(files)
     notes: list[str] = []
@@ -197,13 +199,7 @@ def prepare_composite(task: CompositeTask) -> CompositeResult:
     try:
         made = composite_of_readable(files, task.percentiles)
     except ValueError as exc:
-        return CompositeResult(
-            task.folder,
-            task.path,
-            "failed",
-            reason=f"background composite of {folder} cannot be built: {exc}",
-            seconds=time.perf_counter() - t0,
-        )
+        return failed(f"background composite of {folder} cannot be built: {exc}")
     remove_stale_temporaries_of(path)
     try:
         write_netcdf(
@@ -218,12 +214,8 @@ def prepare_composite(task: CompositeTask) -> CompositeResult:
             },
         )
     except OSError as exc:
-        return CompositeResult(
-            task.folder,
-            task.path,
-            "failed",
-            reason=f"background composite of {folder}: cannot write {path} ({exc.strerror or exc})",
-            seconds=time.perf_counter() - t0,
+        return failed(
+            f"background composite of {folder}: cannot write {path} ({exc.strerror or exc})",
             full_disk=exc.errno in FULL_DISK_ERRNOS,
         )
     return CompositeResult(

@@ -43,29 +43,34 @@ CONTRACT_KEYS = {
 }
 
 
+def train_tiny_run(root: Path, epochs: int, steps: int, **config) -> Path:
+    """Train a width-2 run on two synthetic labelled days under ``root``; ``config``: more TrainConfig fields
+    (a callable value is called with the labelled folder)."""
+    labelled = write_labelled(root / "P01", days=(1, 2))
+    out = root / "run"
+    extra = {k: v(labelled) if callable(v) else v for k, v in config.items()}
+    cfg = TrainConfig(
+        data=[str(labelled)],
+        out=str(out),
+        val_days=[2],
+        epochs=epochs,
+        batch_size=2,
+        steps_per_epoch=steps,
+        width=2,
+        depth=4,
+        lr=1e-2,
+        w0=0.5,
+        tile_out=TILE_OUT,
+        **extra,
+    )
+    train(cfg, log=lambda _: None)
+    return out
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
     """A tiny run trained for 2 short epochs (BatchNorm statistics are no longer trivial)."""
-    root = tmp_path_factory.mktemp("export")
-    labelled = write_labelled(root / "P01", days=(1, 2))
-    out = root / "run"
-    train(
-        TrainConfig(
-            data=[str(labelled)],
-            out=str(out),
-            val_days=[2],
-            epochs=2,
-            batch_size=2,
-            steps_per_epoch=3,
-            width=2,
-            depth=4,
-            lr=1e-2,
-            w0=0.5,
-            tile_out=TILE_OUT,
-        ),
-        log=lambda _: None,
-    )
-    return out
+    return train_tiny_run(tmp_path_factory.mktemp("export"), epochs=2, steps=3)
 
 
 def test_export_run_parity_metadata_and_graph(run, tmp_path):
@@ -270,28 +275,13 @@ CHANNELS = "rgb,bdiff10,sinls"  # 5 input channels: a background one and a seaso
 @pytest.fixture(scope="module")
 def channel_run(tmp_path_factory) -> Path:
     """A tiny run trained with extra channels (one short epoch): its run.json says CHANNELS."""
-    root = tmp_path_factory.mktemp("export-channels")
-    labelled = write_labelled(root / "P01", days=(1, 2))
-    out = root / "run"
-    train(
-        TrainConfig(
-            data=[str(labelled)],
-            out=str(out),
-            val_days=[2],
-            epochs=1,
-            batch_size=2,
-            steps_per_epoch=2,
-            width=2,
-            depth=4,
-            lr=1e-2,
-            w0=0.5,
-            tile_out=TILE_OUT,
-            channels=CHANNELS,
-            background_maps=[str(labelled / "mdgms")],
-        ),
-        log=lambda _: None,
+    return train_tiny_run(
+        tmp_path_factory.mktemp("export-channels"),
+        epochs=1,
+        steps=2,
+        channels=CHANNELS,
+        background_maps=lambda labelled: [str(labelled / "mdgms")],
     )
-    return out
 
 
 def test_a_channel_run_exports_its_channels_with_parity_and_runs_in_the_runtime(channel_run, tmp_path):
