@@ -186,7 +186,7 @@ def onnx_scorer(path: str | Path, threads: int = 2) -> Scorer:
     return Scorer(model.run, model.info.margin, model.info.align, lambda p, rgb, k, ls: rgb, str(path))
 
 
-def _p01_days(data: Path, days: Sequence[int]) -> list[tuple[Path, Path, float]]:
+def p01_days(data: Path, days: Sequence[int]) -> list[tuple[Path, Path, float]]:
     """``(map, label, Ls)`` of P01 days: the maps of ``mdgm/P/P01`` (what ``cm-infer`` is run on
     for the model card), the labels of ``labels/P01``."""
     maps, labels = data / "mdgm" / "P" / "P01", data / "labels" / "P01"
@@ -199,7 +199,8 @@ def _p01_days(data: Path, days: Sequence[int]) -> list[tuple[Path, Path, float]]
     return out
 
 
-def _subphase_maps(data: Path, sub: str) -> list[tuple[Path, Path, float]]:
+def subphase_maps(data: Path, sub: str) -> list[tuple[Path, Path, float]]:
+    """``(map, original's mask, Ls)`` of each map of ``mdgm/P/<sub>`` that has a mask in ``reference/P/<sub>``."""
     folder = data / "mdgm" / "P" / sub
     table = read_ls_table(folder / f"{sub}_ls.txt")
     out = []
@@ -247,11 +248,11 @@ def evaluate_model(
     ``threshold``: score everything at this one instead of the validation days' F1-best.
     """
     data = Path(data)
-    val = _histograms(scorer, _p01_days(data, val_days), "label", polar_offset)
+    val = _histograms(scorer, p01_days(data, val_days), "label", polar_offset)
     chosen = val.best_threshold()
     threshold = chosen if threshold is None else threshold
     per_day: dict[str, Histograms] = {}
-    test = _histograms(scorer, _p01_days(data, test_days), "label", polar_offset, per_day)
+    test = _histograms(scorer, p01_days(data, test_days), "label", polar_offset, per_day)
     result: dict[str, Any] = {
         "model": scorer.name,
         "threshold": threshold,
@@ -269,7 +270,7 @@ def evaluate_model(
     if subphases is None:
         subphases = sorted(p.name for p in (data / "mdgm" / "P").iterdir() if p.is_dir() and p.name != "P01")
     for sub in subphases:
-        items = _subphase_maps(data, sub)
+        items = subphase_maps(data, sub)
         if not items:
             continue
         s = _histograms(scorer, items, "mdgm", polar_offset).scores(threshold)
