@@ -14,6 +14,12 @@ extra channel is uint8, north-up, the map's shape, so the model takes one uint8
   learn where clouds usually are, which does not transfer across seasons; for comparison arms).
 - ``sinls`` / ``cosls``: the map's season, ``128 + 127 x sin(Ls)`` (``cos``) rounded, constant
   over the map (with ``lat`` and weak targets of every season: geography learnt per season).
+- ``blocal``: the pixel's blue minus the local median of the same map's blue, stored as
+  ``128 + difference`` like ``bdiffQ``: the median over the valid pixels of each 1-degree
+  cell (10 x 10 px), then over the 31 cells of its row of cells (+-15 degrees of longitude,
+  wrapping at 180 E), interpolated bilinearly back to pixels (:func:`local_median_blue`).
+  Contrast against the same day's ground around it, beyond the net's 92 px of context; needs
+  no composite and no position.  128 where the pixel has no data or no cell near it has.
 - ``cosi``: cosine of the solar incidence angle of each row at MARCI's local time (about
   15:00) for the map's Ls, ``128 + 127 x cos i`` rounded (negative: the sun is down).
   Illumination is physics, but within one season it is a function of latitude: it transfers
@@ -34,11 +40,16 @@ from .geometry import row_to_lat, valid_pixels
 
 RGB = "rgb"
 DEFAULT_SPEC = RGB
-_EXTRA = re.compile(r"^(?P<kind>bdiff|bratio)(?P<q>\d{1,2})$|^(?P<lat>lat)$|^(?P<season>sinls|cosls)$|^(?P<cosi>cosi)$")
+_EXTRA = re.compile(
+    r"^(?P<kind>bdiff|bratio)(?P<q>\d{1,2})$|^(?P<lat>lat)$|^(?P<season>sinls|cosls)$|^(?P<cosi>cosi)$"
+    r"|^(?P<local>blocal)$"
+)
 DIFF_ZERO = 128
 RATIO_ONE = 64
 OBLIQUITY_DEG = 25.19  # Mars' axial tilt: solar declination = asin(sin(25.19 deg) sin(Ls))
 LOCAL_TIME_H = 15.0  # MARCI's afternoon orbit: the MDGM's local solar time (hours), about 15:00
+LOCAL_CELL = 10  # px: blocal's cells, 1 degree on a side
+LOCAL_HALF_CELLS = 15  # blocal's window: this many cells either side along the row (+-15 degrees)
 
 
 class ChannelError(ValueError):
@@ -83,7 +94,7 @@ def parse_spec(text: str) -> ChannelSpec:
         if not _EXTRA.match(name):
             raise ChannelError(
                 f"channel spec {text!r}: unknown channel {name!r} "
-                "(known: bdiffQ, bratioQ with Q a percentile 0-99, lat, sinls, cosls, cosi)"
+                "(known: bdiffQ, bratioQ with Q a percentile 0-99, blocal, lat, sinls, cosls, cosi)"
             )
     if len(set(extras)) != len(extras):
         raise ChannelError(f"channel spec {text!r}: a channel is listed twice")
@@ -109,6 +120,60 @@ def blue_ratio(rgb: np.ndarray, background: np.ndarray) -> np.ndarray:
     out = np.clip(np.rint(ratio * RATIO_ONE), 0, 255).astype(np.uint8)
     out[~valid] = RATIO_ONE
     return out
+
+
+def _nan_median_last(a: np.ndarray) -> np.ndarray:
+    """Median over the last axis ignoring NaN (NaN where all are): a sort, NaN last, instead of
+    ``np.nanmedian`` (several times slower on many short rows)."""
+    s = np.sort(a, axis=-1)
+    n = np.isfinite(s).sum(axis=-1)
+    lo = np.take_along_axis(s, np.maximum((n - 1) // 2, 0)[..., None], axis=-1)[..., 0]
+    hi = np.take_along_axis(s, (n // 2)[..., None], axis=-1)[..., 0] if s.shape[-1] else lo
+    hi = np.where(n // 2 < s.shape[-1], hi, lo)
+    out = (lo + hi) / 2
+    out[n == 0] = np.nan
+    return out
+
+
+def _bilinear_wrap(cells: np.ndarray, shape: tuple[int, int], cell: int) -> np.ndarray:
+    """float32 ``shape``: ``cells`` (one value per ``cell`` x ``cell`` block, NaN no data) interpolated
+    bilinearly at pixel centres, wrapping in longitude; NaN corners are left out of the weights."""
+    h, w = shape
+    ny, nx = cells.shape
+    py = np.clip((np.arange(h) + 0.5) / cell - 0.5, 0, ny - 1)
+    px = (np.arange(w) + 0.5) / cell - 0.5
+    y0 = np.minimum(np.floor(py).astype(np.int64), ny - 1)
+    y1 = np.minimum(y0 + 1, ny - 1)
+    fy = (py - y0).astype(np.float32)[:, None]
+    x0f = np.floor(px).astype(np.int64)
+    fx = (px - x0f).astype(np.float32)[None, :]
+    x0, x1 = x0f % nx, (x0f + 1) % nx
+    num = np.zeros(shape, np.float32)
+    den = np.zeros(shape, np.float32)
+    for rows, wy in ((y0, 1 - fy), (y1, fy)):
+        for cols, wx in ((x0, 1 - fx), (x1, fx)):
+            v = cells[rows][:, cols]
+            wgt = wy * wx * np.isfinite(v)
+            num += wgt * np.nan_to_num(v)
+            den += wgt
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.maximum(den, 1e-12), np.nan).astype(np.float32)
+
+
+def local_median_blue(rgb: np.ndarray, cell: int = LOCAL_CELL, half_cells: int = LOCAL_HALF_CELLS) -> np.ndarray:
+    """float32 (H, W) north-up: the local median of the map's valid blue (data numbers), NaN where
+    no cell near the pixel has data.  Per ``cell`` x ``cell`` block the median of its valid pixels;
+    then per block the median of the ``2 half_cells + 1`` blocks of its row of blocks centred on
+    it (wrapping in longitude; blocks without data left out); then bilinear back to pixels."""
+    h, w = rgb.shape[:2]
+    ny, nx = -(-h // cell), -(-w // cell)
+    b = np.full((ny * cell, nx * cell), np.nan, np.float32)
+    b[:h, :w] = np.where(valid_pixels(rgb), rgb[..., 2].astype(np.float32), np.nan)
+    cells = _nan_median_last(b.reshape(ny, cell, nx, cell).transpose(0, 2, 1, 3).reshape(ny, nx, cell * cell))
+    k = min(half_cells, (nx - 1) // 2)
+    padded = np.concatenate([cells[:, nx - k :], cells, cells[:, :k]], axis=1) if k else cells
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * k + 1, axis=1)  # (ny, nx, 2k+1)
+    return _bilinear_wrap(_nan_median_last(windows), (h, w), cell)
 
 
 def latitude_channel(shape: tuple[int, int]) -> np.ndarray:
@@ -156,6 +221,9 @@ def extra_channels(
             raise ChannelError(f"unknown channel {name!r}")
         if m["lat"]:
             planes.append(latitude_channel((h, w)))
+            continue
+        if m["local"]:
+            planes.append(blue_difference(rgb, local_median_blue(rgb)))
             continue
         if m["season"] or m["cosi"]:
             if ls is None:

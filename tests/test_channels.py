@@ -10,6 +10,7 @@ from mars_cloudmask.infer.channels import (
     ChannelError,
     extra_channels,
     latitude_channel,
+    local_median_blue,
     model_input,
     parse_spec,
 )
@@ -119,3 +120,34 @@ def test_incidence_channel_is_row_wise_and_needs_ls():
     assert x.shape == (1, 1, 1)
     with pytest.raises(ChannelError, match="cosi needs the map's Ls"):
         extra_channels(rgb_of([[100]]), parse_spec("rgb,cosi"))
+
+
+def test_local_median_of_a_uniform_map_is_its_blue_and_blocal_is_neutral():
+    rgb = rgb_of([[120] * 40] * 20)
+    np.testing.assert_allclose(local_median_blue(rgb, cell=4, half_cells=2), 120.0)
+    assert (extra_channels(rgb, parse_spec("rgb,blocal")) == 128).all()
+
+
+def test_local_median_ignores_a_small_bright_cloud_and_pixels_without_data():
+    blue = np.full((8, 40), 100)
+    blue[0:4, 8:12] = 220  # one bright cell among the 5 of its window
+    blue[4:8, 20:24] = 0  # one cell without data
+    rgb = rgb_of(blue.tolist())
+    med = local_median_blue(rgb, cell=4, half_cells=2)
+    np.testing.assert_allclose(med, 100.0)  # median of 5 cells, 1 of them bright; the empty cell left out
+    out = extra_channels(rgb, parse_spec("rgb,blocal"))[..., 0]  # full-size cells (10 px): same here
+    assert out[1, 9] == 128 + 120 and out[6, 21] == 128  # the cloud stands out; no data is neutral
+
+
+def test_local_median_wraps_in_longitude_and_leaves_rows_far_from_data_nan():
+    # cells of 3 px (pixel 3j + 1 is cell j's centre), 3 rows of cells x 10 columns:
+    # top row 100, middle row 50 + 10 x column, bottom row no data
+    blue = np.zeros((9, 30), int)
+    blue[0:3] = 100
+    blue[3:6] = np.repeat(50 + 10 * np.arange(10), 3)
+    med = local_median_blue(rgb_of(blue.tolist()), cell=3, half_cells=1)
+    assert med[4, 1] == pytest.approx(60.0)  # cell 0 sees cells 9, 0, 1 (140, 50, 60): wrapped
+    assert med[4, 13] == pytest.approx(90.0)  # cell 4 sees 80, 90, 100
+    assert med[1, 4] == pytest.approx(100.0)
+    assert med[6, 13] == pytest.approx(90.0)  # between a middle cell and an empty one: the empty is left out
+    assert np.isnan(med[7:]).all()  # pixel centres at or beyond the empty row's centres

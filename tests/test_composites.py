@@ -40,10 +40,10 @@ def composite_path(out: Path, subphase: str = "P01", phase: str = "P") -> Path:
     return out / phase / subphase / f"background_{subphase}.nc"
 
 
-def by_hand(model, map_path: Path, ls: float, background) -> np.ndarray:
+def by_hand(model, map_path: Path, ls: float, background, channels: str = CHANNELS) -> np.ndarray:
     """The mask of one map computed without the engine: model_input, the tiled predict, place_box."""
     rgb = read_map(map_path)
-    image = model_input(rgb, parse_spec(CHANNELS), background, ls)
+    image = model_input(rgb, parse_spec(channels), background, ls)
     bounds = map_bounds(rgb, ls, None, model.info.polar_offset)
     box = predict_box(model, image, plan_for(model, bounds, "seamless"), "seamless")
     mask = place_box(rgb, box, bounds)
@@ -210,3 +210,17 @@ def test_two_folders_that_would_write_one_composite_both_fail(five, tmp_path):
             "would both write the background composite" in r.reason
             and str(composite_path(tmp_path / "out")) in r.reason
         )
+
+
+def test_a_model_with_a_same_map_channel_needs_no_composite(tmp_path):
+    """``blocal`` is made from the map alone: no first pass, no composite file, masks as by hand."""
+    model = load_model(make_tiny_unet_onnx(tmp_path / "local.onnx", seed=2, channels="rgb,blocal"), provider="cpu")
+    assert model.n_channels == 4 and not model.spec.needs_background
+    paths = write_map_tree(tmp_path / "maps", days=(1, 2))
+    out = tmp_path / "out"
+    report = run(find_maps(tmp_path / "maps"), model, InferOptions(out=out))
+    assert report.ok and report.counts()["done"] == 2 and not report.composites
+    assert not composite_path(out).exists()
+    day2 = read_mask(out / "P" / "P01" / "cloudmasks" / "cloudmask_P01_day02.ncdf")
+    np.testing.assert_array_equal(day2, predict(model, read_map(paths[1]), ls=132.9))
+    np.testing.assert_array_equal(day2, by_hand(model, paths[1], 132.9, None, channels="rgb,blocal"))

@@ -94,7 +94,8 @@ def train_command(
         "--channels",
         help=(
             "Input channels: 'rgb' or e.g. 'rgb,bdiff10,bdiff50' (blue minus the background's 10th/50th percentile), "
-            "'bratioQ', 'lat', 'sinls', 'cosls', 'cosi' (solar incidence at 15:00)."
+            "'bratioQ', 'blocal' (blue minus its +-15 degree local median, same map), 'lat', 'sinls', "
+            "'cosls', 'cosi' (solar incidence at 15:00)."
         ),
     ),
     background_maps: list[Path] = typer.Option(
