@@ -147,7 +147,7 @@ def screen_set(
 
 
 def summary_line(result: dict[str, Any]) -> str:
-    """``colour: test F1 0.817 | P05 0.803 P09 0.216 ...`` for one :func:`screen_set` result."""
+    """``colour: test F1 0.8209 | agreement P05 0.819 P09 0.250 ...`` for one :func:`screen_set` result."""
     agree = " ".join(f"{s} {a['f1']:.3f}" for s, a in result["agreement"].items())
     return f"{result['set']}: test F1 {result['test']['f1']:.4f} | agreement {agree}"
 
