@@ -128,11 +128,8 @@ def _nan_median_last(a: np.ndarray) -> np.ndarray:
     s = np.sort(a, axis=-1)
     n = np.isfinite(s).sum(axis=-1)
     lo = np.take_along_axis(s, np.maximum((n - 1) // 2, 0)[..., None], axis=-1)[..., 0]
-    hi = np.take_along_axis(s, (n // 2)[..., None], axis=-1)[..., 0] if s.shape[-1] else lo
-    hi = np.where(n // 2 < s.shape[-1], hi, lo)
-    out = (lo + hi) / 2
-    out[n == 0] = np.nan
-    return out
+    hi = np.take_along_axis(s, np.minimum(n // 2, s.shape[-1] - 1)[..., None], axis=-1)[..., 0]
+    return np.where(n > 0, (lo + hi) / 2, np.nan)
 
 
 def _bilinear_wrap(cells: np.ndarray, shape: tuple[int, int], cell: int) -> np.ndarray:
@@ -156,8 +153,7 @@ def _bilinear_wrap(cells: np.ndarray, shape: tuple[int, int], cell: int) -> np.n
             wgt = wy * wx * np.isfinite(v)
             num += wgt * np.nan_to_num(v)
             den += wgt
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, num / np.maximum(den, 1e-12), np.nan).astype(np.float32)
+    return np.where(den > 0, num / np.maximum(den, 1e-12), np.nan).astype(np.float32)
 
 
 def local_median_blue(rgb: np.ndarray, cell: int = LOCAL_CELL, half_cells: int = LOCAL_HALF_CELLS) -> np.ndarray:
