@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import json
 
-from mars_cloudmask.train_kit.arms import Arm, agreement_table, fraction_table, judge, main, summary_table
+from mars_cloudmask.train_kit.arms import (
+    Arm,
+    agreement_table,
+    arm_family,
+    fraction_table,
+    judge,
+    main,
+    seed_table,
+    summary_table,
+)
 
 
 def _result(agreement: dict[str, float], val=0.85, test=0.84) -> dict:
@@ -38,6 +47,20 @@ def test_tables_show_each_arm_and_bracket_trained_subphases():
     assert "| P02 | 0.880 | 0.870 | [0.910] |" in per_sub
     assert "| P05 | 0.790 | - | - |" in per_sub
     assert "| weak | 0.0100 / 0.0020 | - |" in fraction_table([a, b])
+
+
+def test_seed_table_groups_the_seeds_of_one_arm_and_splits_steady_from_seed_dependent_losses():
+    assert arm_family("v3-rgb-s1") == "v3-rgb" and arm_family("v3-rgb") == "v3-rgb"
+    s0 = Arm("v3-bdiff-s0", _result({"P02": 0.80, "P05": 0.70}, val=0.84, test=0.82))
+    s1 = Arm("v3-bdiff-s1", _result({"P02": 0.87, "P05": 0.74}, val=0.86, test=0.83))
+    rgb = Arm("v3-rgb-s0", _result({"P02": 0.88, "P05": 0.80}))
+    table = seed_table([s0, rgb, s1], REFERENCE)
+    # P05 is below 0.79 - 0.03 in both seeds, P02 below 0.88 - 0.03 in seed 0 only
+    row = "| v3-bdiff | 2 | 0.8400, 0.8600 -> 0.8500 | 0.8200, 0.8300 -> 0.8250 | 0.7500, 0.8050 -> 0.7775"
+    row += " | P05 | P02 |"
+    assert row in table
+    assert "| v3-rgb | 1 | 0.8500 | 0.8400 | 0.8400 | none | - |" in table
+    assert table.index("v3-bdiff") < table.index("v3-rgb")  # first-seen order
 
 
 def test_main_reads_run_folders_and_the_card(tmp_path, capsys):

@@ -8,6 +8,7 @@ import pytest
 
 pytest.importorskip("sklearn")
 
+from mars_cloudmask.infer.channels import extra_channels, parse_spec  # noqa: E402
 from mars_cloudmask.infer.geometry import INVALID, row_to_lat  # noqa: E402
 from mars_cloudmask.infer.maps import read_map  # noqa: E402
 from mars_cloudmask.infer.netcdf import write_mask  # noqa: E402
@@ -55,6 +56,15 @@ def test_pixel_features_add_position_or_illumination_per_row():
     assert cosi[900] > 0.5 and cosi[1800] < 0  # Ls 140: lit at the equator at 15:00, the south pole in its night
     with pytest.raises(ValueError, match="unknown feature set"):
         pixel_features(rgb, valid, 140.0, "altitude")
+
+
+def test_blocal_set_is_the_unets_channel_as_a_feature():
+    rgb = np.full((40, 60, 3), 100, np.uint8)
+    rgb[10, 20, 2] = 160  # one bright pixel: 60 DN above the local median of 100
+    f = pixel_features(rgb, np.ones((40, 60), bool), 140.0, "blocal")
+    assert f.shape == (40, 60, 7)
+    np.testing.assert_array_equal(f[..., 6], extra_channels(rgb, parse_spec("rgb,blocal"))[..., 0])
+    assert f[10, 20, 6] == 128 + 60 and f[0, 0, 6] == 128
 
 
 def write_data_root(root):

@@ -11,6 +11,7 @@ Pure functions over dictionaries; :func:`main` is the command line.
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,6 +84,41 @@ def summary_table(arms: Sequence[Arm], reference: Mapping[str, float], margin: f
     return "\n".join(lines) + "\n"
 
 
+def arm_family(name: str) -> str:
+    """The arm a run belongs to: its name without a trailing seed suffix (``v3-rgb-s1`` -> ``v3-rgb``)."""
+    return re.sub(r"-s\d+$", "", name)
+
+
+def seed_table(arms: Sequence[Arm], reference: Mapping[str, float], margin: float = MARGIN) -> str:
+    """Markdown, one row per arm family (runs named ``ARM-sN``): its number of seeds, their val F1, test
+    F1 and unseen agreement median (each as ``values -> mean``), and the unseen subphases below version 2 - margin
+    in every seed and in some seed only.  Families in first-seen order."""
+    families: dict[str, list[Arm]] = {}
+    for arm in arms:
+        families.setdefault(arm_family(arm.name), []).append(arm)
+    lines = [
+        "| arm | seeds | val F1 16-17 | test F1 18-20 | agreement median (unseen) "
+        f"| below version 2 - {margin}: every seed | some seeds only |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+
+    def cell(values: Sequence[float]) -> str:
+        joined = ", ".join(f"{v:.4f}" for v in values)
+        return joined if len(values) == 1 else f"{joined} -> {statistics.fmean(values):.4f}"
+
+    for family, runs in families.items():
+        verdicts = [judge(a, reference, margin) for a in runs]
+        belows = [set(v["below_reference"]) for v in verdicts]
+        every = set.intersection(*belows)
+        some = set.union(*belows) - every
+        lines.append(
+            f"| {family} | {len(runs)} | {cell([a.result['val']['f1'] for a in runs])} "
+            f"| {cell([a.result['test']['f1'] for a in runs])} | {cell([v['unseen_median'] for v in verdicts])} "
+            f"| {', '.join(sorted(every)) or 'none'} | {', '.join(sorted(some)) or '-'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def agreement_table(arms: Sequence[Arm], reference: Mapping[str, float]) -> str:
     """Markdown: agreement F1 per subphase (rows) for version 2 and each arm; [x] = trained on."""
     subs = sorted(set(reference) | {s for a in arms for s in a.result["agreement"]})
@@ -118,10 +154,12 @@ def fraction_table(arms: Sequence[Arm], subphases: Sequence[str] = FRACTION_SUBP
 
 
 def report(eval_paths: Sequence[str | Path], card_path: str | Path) -> str:
-    """The three tables for ``eval_paths`` against the card at ``card_path``."""
+    """The four tables for ``eval_paths`` against the card at ``card_path``: per run, per arm over its
+    seeds, agreement per subphase, cloud fractions."""
     arms = [Arm.load(p) for p in eval_paths]
     reference = reference_agreement(json.loads(Path(card_path).read_text()))
-    return "\n".join([summary_table(arms, reference), agreement_table(arms, reference), fraction_table(arms)])
+    tables = [summary_table(arms, reference), seed_table(arms, reference), agreement_table(arms, reference)]
+    return "\n".join([*tables, fraction_table(arms)])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

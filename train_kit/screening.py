@@ -17,6 +17,10 @@ Feature sets (all per pixel, north-up maps):
   the same latitude, no composite and no position;
 - ``local``: the same against the median of the row's :data:`LOCAL_BLOCK` columns around it
   (a 30 degree stretch of the latitude line);
+- ``blocal``: colour + the U-Net's ``blocal`` channel itself (blue minus the smooth local
+  median of :func:`~mars_cloudmask.infer.channels.local_median_blue`, built by
+  :func:`~mars_cloudmask.infer.channels.extra_channels`): what the trees say of the input the
+  arm ``v3-blocal`` trains on, with no second definition of local contrast;
 - ``lat``: colour + latitude (position: what the issue measured not to transfer);
 - ``cosi``: colour + cos of the solar incidence at MARCI's 15:00 for the map's Ls.
 
@@ -36,14 +40,14 @@ import numpy as np
 import typer
 
 from mars_cloudmask.infer.atomic import write_text_atomic
-from mars_cloudmask.infer.channels import cos_incidence
+from mars_cloudmask.infer.channels import cos_incidence, extra_channels, parse_spec
 from mars_cloudmask.infer.geometry import INVALID, bounds_from_ls, row_to_lat, valid_pixels
 from mars_cloudmask.infer.maps import read_map
 
 from .baselines import colour_features, fit_gbt, fit_probability_threshold
 from .evaluate import Histograms, p01_days, read_truth, subphase_maps
 
-FEATURE_SETS = ("colour", "zonal", "local", "lat", "cosi")
+FEATURE_SETS = ("colour", "zonal", "local", "blocal", "lat", "cosi")
 LOCAL_BLOCK = 300  # columns: 30 degrees of longitude at 0.1 degree per column
 SUBPHASES = ("P05", "P09", "P10", "P14", "P17")  # the issue's agreement table
 
@@ -84,6 +88,8 @@ def pixel_features(rgb: np.ndarray, valid: np.ndarray, ls: float, name: str) -> 
         return colour
     if name in ("zonal", "local"):
         extra = contrast_features(rgb, valid, None if name == "zonal" else LOCAL_BLOCK)
+    elif name == "blocal":
+        extra = extra_channels(rgb, parse_spec("rgb,blocal")).astype(np.float32)
     elif name in ("lat", "cosi"):
         lat = row_to_lat(np.arange(h, dtype=np.float64))
         col = lat if name == "lat" else cos_incidence(lat, ls)
