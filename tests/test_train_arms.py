@@ -51,16 +51,19 @@ def test_tables_show_each_arm_and_bracket_trained_subphases():
 
 def test_seed_table_groups_the_seeds_of_one_arm_and_splits_steady_from_seed_dependent_losses():
     assert arm_family("v3-rgb-s1") == "v3-rgb" and arm_family("v3-rgb") == "v3-rgb"
-    s0 = Arm("v3-bdiff-s0", _result({"P02": 0.80, "P05": 0.70}, val=0.84, test=0.82))
-    s1 = Arm("v3-bdiff-s1", _result({"P02": 0.87, "P05": 0.74}, val=0.86, test=0.83))
-    rgb = Arm("v3-rgb-s0", _result({"P02": 0.88, "P05": 0.80}))
-    table = seed_table([s0, rgb, s1], REFERENCE)
+    s0 = Arm("v3-bdiff-s0", _result({"P02": 0.80, "P05": 0.70, "P11": 0.86}, val=0.84, test=0.82))
+    s1 = Arm("v3-bdiff-s1", _result({"P02": 0.87, "P05": 0.74, "P11": 0.90}, val=0.86, test=0.83))
+    weak = Arm("v3-weak-s0", _result({"P02": 0.88, "P05": 0.80, "P11": 0.99}), frozenset({"P11"}))
+    table = seed_table([s0, weak, s1], REFERENCE)
+    # the median is over P02 and P05 (P11 is a weak target of one run): version 2 (0.88 + 0.79) / 2
+    assert "agreement median (2 subphases unseen by all)" in table
+    assert "| version 2 (card) | 1 | - | - | 0.8350 | - | - |" in table
     # P05 is below 0.79 - 0.03 in both seeds, P02 below 0.88 - 0.03 in seed 0 only
     row = "| v3-bdiff | 2 | 0.8400, 0.8600 -> 0.8500 | 0.8200, 0.8300 -> 0.8250 | 0.7500, 0.8050 -> 0.7775"
     row += " | P05 | P02 |"
     assert row in table
-    assert "| v3-rgb | 1 | 0.8500 | 0.8400 | 0.8400 | none | - |" in table
-    assert table.index("v3-bdiff") < table.index("v3-rgb")  # first-seen order
+    assert "| v3-weak | 1 | 0.8500 | 0.8400 | 0.8400 | none | - |" in table
+    assert table.index("v3-bdiff") < table.index("v3-weak")  # first-seen order
 
 
 def test_main_reads_run_folders_and_the_card(tmp_path, capsys):

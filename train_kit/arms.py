@@ -90,30 +90,38 @@ def arm_family(name: str) -> str:
 
 
 def seed_table(arms: Sequence[Arm], reference: Mapping[str, float], margin: float = MARGIN) -> str:
-    """Markdown, one row per arm family (runs named ``ARM-sN``): its number of seeds, their val F1, test
-    F1 and unseen agreement median (each as ``values -> mean``), and the unseen subphases below version 2 - margin
-    in every seed and in some seed only.  Families in first-seen order."""
+    """Markdown, one row per arm family (runs named ``ARM-sN``): its number of seeds, their val F1,
+    test F1 and agreement median (each as ``values -> mean``), and the unseen subphases below
+    version 2 - margin in every seed and in some seeds only.  The median is over the subphases
+    that no run given trained on, the same set for every row and for version 2 (first row), so
+    that arms with and without weak targets compare.  Families in first-seen order."""
     families: dict[str, list[Arm]] = {}
     for arm in arms:
         families.setdefault(arm_family(arm.name), []).append(arm)
-    lines = [
-        "| arm | seeds | val F1 16-17 | test F1 18-20 | agreement median (unseen) "
-        f"| below version 2 - {margin}: every seed | some seeds only |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
+    common = sorted(set.intersection(*(set(a.result["agreement"]) - a.trained_on for a in arms))) if arms else []
+
+    def common_median(agreement: Mapping[str, float]) -> float:
+        values = [agreement[s] for s in common if s in agreement]
+        return statistics.median(values) if values else float("nan")
 
     def cell(values: Sequence[float]) -> str:
         joined = ", ".join(f"{v:.4f}" for v in values)
         return joined if len(values) == 1 else f"{joined} -> {statistics.fmean(values):.4f}"
 
+    lines = [
+        f"| arm | seeds | val F1 16-17 | test F1 18-20 | agreement median ({len(common)} subphases unseen by all) "
+        f"| below version 2 - {margin}: every seed | some seeds only |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        f"| version 2 (card) | 1 | - | - | {common_median(reference):.4f} | - | - |",
+    ]
     for family, runs in families.items():
-        verdicts = [judge(a, reference, margin) for a in runs]
-        belows = [set(v["below_reference"]) for v in verdicts]
+        belows = [set(judge(a, reference, margin)["below_reference"]) for a in runs]
         every = set.intersection(*belows)
         some = set.union(*belows) - every
+        medians = [common_median({s: r["f1"] for s, r in a.result["agreement"].items()}) for a in runs]
         lines.append(
             f"| {family} | {len(runs)} | {cell([a.result['val']['f1'] for a in runs])} "
-            f"| {cell([a.result['test']['f1'] for a in runs])} | {cell([v['unseen_median'] for v in verdicts])} "
+            f"| {cell([a.result['test']['f1'] for a in runs])} | {cell(medians)} "
             f"| {', '.join(sorted(every)) or 'none'} | {', '.join(sorted(some)) or '-'} |"
         )
     return "\n".join(lines) + "\n"
