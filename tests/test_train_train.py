@@ -360,6 +360,15 @@ def test_extra_channels_train_are_recorded_and_must_match_on_resume(labelled, tm
         train(tiny(labelled, run, epochs=2, steps_per_epoch=2, background_maps=maps), log=lambda _: None)
 
 
+def test_channels_that_need_only_the_map_and_its_ls_train_without_background_maps(labelled, tmp_path):
+    """--channels rgb,cosi,blocal: illumination from each labelled day's Ls, local contrast from the map itself."""
+    from mars_cloudmask.train_kit.model import input_channels
+
+    run = tmp_path / "cosi"
+    train(tiny(labelled, run, epochs=1, steps_per_epoch=2, channels="rgb,cosi,blocal"), log=lambda _: None)
+    assert input_channels(load_model(run)) == 5
+
+
 def test_a_background_channel_without_background_maps_is_refused_before_training(labelled, tmp_path):
     with pytest.raises(DataError, match="need a background: give --background-maps"):
         train(tiny(labelled, tmp_path / "nobg", channels="rgb,bdiff10"), log=lambda _: None)
