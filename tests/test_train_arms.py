@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from mars_cloudmask.train_kit.arms import (
     Arm,
     agreement_table,
@@ -77,3 +79,22 @@ def test_main_reads_run_folders_and_the_card(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| v3-weak-s0 | 0.50 | 0.8500 | 0.8400 (0.830, 0.850) | 0.6000 (1) | P05 |" in out
     assert "[0.900]" in out
+
+
+def test_main_plots_test_f1_against_agreement_when_asked(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    evals = []
+    for name, test in (("v3-rgb-s0", 0.82), ("v3-rgb-s1", 0.83), ("v3-lat-s0", 0.86)):
+        run = tmp_path / name
+        run.mkdir()
+        (run / "eval.json").write_text(json.dumps(_result({"P02": 0.88, "P05": 0.7}, test=test)))
+        evals.append(str(run / "eval.json"))
+    card = tmp_path / "card.json"
+    rows = {s: {"f1": f} for s, f in REFERENCE.items()}
+    card.write_text(json.dumps({"agreement_with_original": rows, "labels": {"test": {"model": {"f1": 0.848}}}}))
+    png = tmp_path / "arms.png"
+    assert main([*evals, "--card", str(card), "--plot", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    names = ["arms.png", "card.json", "v3-lat-s0", "v3-rgb-s0", "v3-rgb-s1"]  # no temporary left
+    assert sorted(p.name for p in tmp_path.iterdir()) == names
+    assert "| v3-rgb | 2 |" in capsys.readouterr().out

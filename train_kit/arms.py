@@ -98,7 +98,7 @@ def seed_table(arms: Sequence[Arm], reference: Mapping[str, float], margin: floa
     families: dict[str, list[Arm]] = {}
     for arm in arms:
         families.setdefault(arm_family(arm.name), []).append(arm)
-    common = sorted(set.intersection(*(set(a.result["agreement"]) - a.trained_on for a in arms))) if arms else []
+    common = common_unseen(arms)
 
     def common_median(agreement: Mapping[str, float]) -> float:
         values = [agreement[s] for s in common if s in agreement]
@@ -161,6 +161,64 @@ def fraction_table(arms: Sequence[Arm], subphases: Sequence[str] = FRACTION_SUBP
     return "\n".join(lines) + "\n"
 
 
+def common_unseen(arms: Sequence[Arm]) -> list[str]:
+    """The subphases scored for every arm and trained on by none (sorted)."""
+    if not arms:
+        return []
+    return sorted(set.intersection(*(set(a.result["agreement"]) - a.trained_on for a in arms)))
+
+
+def plot_arms(
+    arms: Sequence[Arm],
+    reference: Mapping[str, float],
+    path: Path,
+    target_f1: float = 0.88,
+    reference_test_f1: float | None = None,
+) -> None:
+    """Write ``path`` (PNG, atomically): each run's test F1 (P01 days 18-20, x) against its agreement
+    median over :func:`common_unseen` (y); one colour per arm family, its seeds joined by a line.
+    Dashed: version 2's agreement median on the same subphases and (if given) its test F1; dotted:
+    the target F1.  Up and right is better; the issue asks for the box right of the target and
+    not below version 2."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mars_cloudmask.infer.atomic import atomic_path
+
+    subs = common_unseen(arms)
+
+    def median_of(agreement: Mapping[str, float]) -> float:
+        return statistics.median([agreement[s] for s in subs if s in agreement])
+
+    families: dict[str, list[Arm]] = {}
+    for arm in arms:
+        families.setdefault(arm_family(arm.name), []).append(arm)
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for i, (family, runs) in enumerate(families.items()):
+        xs = [a.result["test"]["f1"] for a in runs]
+        ys = [median_of({s: r["f1"] for s, r in a.result["agreement"].items()}) for a in runs]
+        colour = f"C{i % 10}"
+        ax.plot(xs, ys, "o-", color=colour, label=f"{family} ({len(runs)} seed{'s' if len(runs) > 1 else ''})")
+        ax.annotate(family, (xs[-1], ys[-1]), textcoords="offset points", xytext=(5, 4), fontsize=8, color=colour)
+    ax.axhline(median_of(reference), color="k", ls="--", lw=1, label="version 2: agreement median")
+    if reference_test_f1 is not None:
+        ax.axvline(
+            reference_test_f1, color="k", ls="--", lw=1, alpha=0.5, label=f"version 2: test F1 {reference_test_f1:.3f}"
+        )
+    ax.axvline(target_f1, color="r", ls=":", lw=1.5, label=f"target test F1 {target_f1}")
+    ax.set_xlabel("test F1 against the labels, P01 days 18-20")
+    ax.set_ylabel(f"agreement F1 with the original, median of {len(subs)} subphases no arm trained on")
+    ax.set_title("Model version 3 arms (width 8): gain on P01 against agreement elsewhere")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
 def report(eval_paths: Sequence[str | Path], card_path: str | Path) -> str:
     """The four tables for ``eval_paths`` against the card at ``card_path``: per run, per arm over its
     seeds, agreement per subphase, cloud fractions."""
@@ -177,11 +235,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mars_cloudmask.train_kit.arms", description=__doc__)
     parser.add_argument("evals", nargs="+", type=Path, help="eval.json files written by train_kit.evaluate")
     parser.add_argument("--card", type=Path, required=True, help="the reference model's card (JSON)")
+    parser.add_argument("--plot", type=Path, help="also write test F1 against agreement as a PNG here")
     args = parser.parse_args(argv)
     missing = [p for p in [*args.evals, args.card] if not p.is_file()]
     if missing:
         parser.error(f"no such file: {missing[0]}")
     print(report(args.evals, args.card), end="")
+    if args.plot:
+        card = json.loads(args.card.read_text())
+        test_f1 = card.get("labels", {}).get("test", {}).get("model", {}).get("f1")
+        plot_arms([Arm.load(p) for p in args.evals], reference_agreement(card), args.plot, reference_test_f1=test_f1)
     return 0
 
 
