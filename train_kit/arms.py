@@ -89,20 +89,31 @@ def arm_family(name: str) -> str:
     return re.sub(r"-s\d+$", "", name)
 
 
+def families(arms: Sequence[Arm]) -> dict[str, list[Arm]]:
+    """Runs grouped by :func:`arm_family`, families and their seeds in first-seen order."""
+    out: dict[str, list[Arm]] = {}
+    for arm in arms:
+        out.setdefault(arm_family(arm.name), []).append(arm)
+    return out
+
+
+def median_over(agreement: Mapping[str, float], subphases: Sequence[str]) -> float:
+    """Median of ``agreement`` (subphase -> F1) over ``subphases`` it has; NaN if none."""
+    values = [agreement[s] for s in subphases if s in agreement]
+    return statistics.median(values) if values else float("nan")
+
+
+def _f1s(arm: Arm) -> dict[str, float]:
+    return {s: r["f1"] for s, r in arm.result["agreement"].items()}
+
+
 def seed_table(arms: Sequence[Arm], reference: Mapping[str, float], margin: float = MARGIN) -> str:
     """Markdown, one row per arm family (runs named ``ARM-sN``): its number of seeds, their val F1,
     test F1 and agreement median (each as ``values -> mean``), and the unseen subphases below
     version 2 - margin in every seed and in some seeds only.  The median is over the subphases
     that no run given trained on, the same set for every row and for version 2 (first row), so
     that arms with and without weak targets compare.  Families in first-seen order."""
-    families: dict[str, list[Arm]] = {}
-    for arm in arms:
-        families.setdefault(arm_family(arm.name), []).append(arm)
     common = common_unseen(arms)
-
-    def common_median(agreement: Mapping[str, float]) -> float:
-        values = [agreement[s] for s in common if s in agreement]
-        return statistics.median(values) if values else float("nan")
 
     def cell(values: Sequence[float]) -> str:
         joined = ", ".join(f"{v:.4f}" for v in values)
@@ -112,13 +123,13 @@ def seed_table(arms: Sequence[Arm], reference: Mapping[str, float], margin: floa
         f"| arm | seeds | val F1 16-17 | test F1 18-20 | agreement median ({len(common)} subphases unseen by all) "
         f"| below version 2 - {margin}: every seed | some seeds only |",
         "| --- | --- | --- | --- | --- | --- | --- |",
-        f"| version 2 (card) | 1 | - | - | {common_median(reference):.4f} | - | - |",
+        f"| version 2 (card) | 1 | - | - | {median_over(reference, common):.4f} | - | - |",
     ]
-    for family, runs in families.items():
+    for family, runs in families(arms).items():
         belows = [set(judge(a, reference, margin)["below_reference"]) for a in runs]
         every = set.intersection(*belows)
         some = set.union(*belows) - every
-        medians = [common_median({s: r["f1"] for s, r in a.result["agreement"].items()}) for a in runs]
+        medians = [median_over(_f1s(a), common) for a in runs]
         lines.append(
             f"| {family} | {len(runs)} | {cell([a.result['val']['f1'] for a in runs])} "
             f"| {cell([a.result['test']['f1'] for a in runs])} | {cell(medians)} "
@@ -178,8 +189,8 @@ def plot_arms(
     """Write ``path`` (PNG, atomically): each run's test F1 (P01 days 18-20, x) against its agreement
     median over :func:`common_unseen` (y); one colour per arm family, its seeds joined by a line.
     Dashed: version 2's agreement median on the same subphases and (if given) its test F1; dotted:
-    the target F1.  Up and right is better; the issue asks for the box right of the target and
-    not below version 2."""
+    the target F1.  Up and right is better; the agreement target itself is per subphase
+    (:func:`judge`), which a median cannot show."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -188,21 +199,14 @@ def plot_arms(
     from mars_cloudmask.infer.atomic import atomic_path
 
     subs = common_unseen(arms)
-
-    def median_of(agreement: Mapping[str, float]) -> float:
-        return statistics.median([agreement[s] for s in subs if s in agreement])
-
-    families: dict[str, list[Arm]] = {}
-    for arm in arms:
-        families.setdefault(arm_family(arm.name), []).append(arm)
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    for i, (family, runs) in enumerate(families.items()):
+    for i, (family, runs) in enumerate(families(arms).items()):
         xs = [a.result["test"]["f1"] for a in runs]
-        ys = [median_of({s: r["f1"] for s, r in a.result["agreement"].items()}) for a in runs]
+        ys = [median_over(_f1s(a), subs) for a in runs]
         colour = f"C{i % 10}"
         ax.plot(xs, ys, "o-", color=colour, label=f"{family} ({len(runs)} seed{'s' if len(runs) > 1 else ''})")
         ax.annotate(family, (xs[-1], ys[-1]), textcoords="offset points", xytext=(5, 4), fontsize=8, color=colour)
-    ax.axhline(median_of(reference), color="k", ls="--", lw=1, label="version 2: agreement median")
+    ax.axhline(median_over(reference, subs), color="k", ls="--", lw=1, label="version 2: agreement median")
     if reference_test_f1 is not None:
         ax.axvline(
             reference_test_f1, color="k", ls="--", lw=1, alpha=0.5, label=f"version 2: test F1 {reference_test_f1:.3f}"
@@ -223,7 +227,11 @@ def report(eval_paths: Sequence[str | Path], card_path: str | Path) -> str:
     """The four tables for ``eval_paths`` against the card at ``card_path``: per run, per arm over its
     seeds, agreement per subphase, cloud fractions."""
     arms = [Arm.load(p) for p in eval_paths]
-    reference = reference_agreement(json.loads(Path(card_path).read_text()))
+    return tables_for(arms, reference_agreement(json.loads(Path(card_path).read_text())))
+
+
+def tables_for(arms: Sequence[Arm], reference: Mapping[str, float]) -> str:
+    """:func:`report`'s four tables for runs already loaded."""
     tables = [summary_table(arms, reference), seed_table(arms, reference), agreement_table(arms, reference)]
     return "\n".join([*tables, fraction_table(arms)])
 
@@ -240,11 +248,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     missing = [p for p in [*args.evals, args.card] if not p.is_file()]
     if missing:
         parser.error(f"no such file: {missing[0]}")
-    print(report(args.evals, args.card), end="")
+    arms = [Arm.load(p) for p in args.evals]
+    card = json.loads(args.card.read_text())
+    reference = reference_agreement(card)
+    print(tables_for(arms, reference), end="")
     if args.plot:
-        card = json.loads(args.card.read_text())
         test_f1 = card.get("labels", {}).get("test", {}).get("model", {}).get("f1")
-        plot_arms([Arm.load(p) for p in args.evals], reference_agreement(card), args.plot, reference_test_f1=test_f1)
+        plot_arms(arms, reference, args.plot, reference_test_f1=test_f1)
     return 0
 
 
