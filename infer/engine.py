@@ -36,6 +36,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import queue
@@ -44,11 +45,11 @@ import signal
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, ContextManager, Iterator, Protocol, Sequence
 
 import numpy as np
 
@@ -350,6 +351,9 @@ class RunState:
     def __init__(self) -> None:
         self.stop = threading.Event()
         self.halted: str | None = None
+        # executors wrap "a mask is published and counted" in this, so that a signal waits for
+        # the count; the run sets it to its signal guard's ``held`` (a no-op outside a run)
+        self.critical: Callable[[], ContextManager[None]] = contextlib.nullcontext
 
     def halt(self, reason: str) -> None:
         """Stop starting new maps (a full disk...); ``reason`` goes into the summary."""
@@ -593,8 +597,9 @@ class SequentialExecutor:
         for item in stages.composite_pass(items, finish):
             if stages.state.stop.is_set():
                 return
-            result, written = stages.run_item_with_mask(item)
-            finish(item.index, result)
+            with stages.state.critical():  # a signal stops the run after the map in hand is counted
+                result, written = stages.run_item_with_mask(item)
+                finish(item.index, result)
             if written is not None:
                 stages.saved(*written)
 
@@ -637,18 +642,20 @@ class ThreadedExecutor:
 
         def settle(block: bool) -> None:
             while pending and (block or pending[0][3].done() or len(pending) > self.prefetch):
-                item, loaded, tiles, fut, timings, mask = pending.popleft()
-                try:
-                    out = fut.result()
-                except Exception as exc:
-                    finish(item.index, stages.failed(item, exc, timings))
-                else:
-                    if isinstance(out, MapResult):
-                        finish(item.index, out)
+                wait(pending[0][3:4])  # a signal here leaves the item pending for the final settle
+                with stages.state.critical():  # taken off the queue and counted, or neither
+                    item, loaded, tiles, fut, timings, mask = pending.popleft()
+                    try:
+                        out = fut.result()
+                    except Exception as exc:
+                        finish(item.index, stages.failed(item, exc, timings))
                     else:
-                        timings["write_s"] = out
-                        finish(item.index, stages.done(item, loaded, tiles, timings))
-                        stages.saved(loaded, mask)
+                        if isinstance(out, MapResult):
+                            finish(item.index, out)
+                        else:
+                            timings["write_s"] = out
+                            finish(item.index, stages.done(item, loaded, tiles, timings))
+                            stages.saved(loaded, mask)
 
         def timed_save(loaded: LoadedMap, mask: np.ndarray) -> float:
             t = time.perf_counter()
@@ -703,11 +710,28 @@ class _SignalGuard:
     def __init__(self) -> None:
         self.previous: dict[int, Any] = {}
         self.received: int | None = None
+        self.holding = 0
+        self.deferred: int | None = None
 
     def _handler(self, signum: int, frame: Any) -> None:
         if self.received is None:
             self.received = signum
-            raise _Signalled(signum)
+            if self.holding:
+                self.deferred = signum  # raised when the held section ends
+            else:
+                raise _Signalled(signum)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Defer a signal that arrives inside this section to its end (sections are short)."""
+        self.holding += 1
+        try:
+            yield
+        finally:
+            self.holding -= 1
+            if not self.holding and self.deferred is not None:
+                signum, self.deferred = self.deferred, None
+                raise _Signalled(signum)
 
     def __enter__(self) -> "_SignalGuard":
         if threading.current_thread() is threading.main_thread():
@@ -779,6 +803,7 @@ def run(
     items: list[WorkItem] = []
     interrupted: int | None = None
     with _SignalGuard() as guard:
+        state.critical = guard.held
         try:
             for i, job in enumerate(jobs):
                 got = triage(i, job, plan)

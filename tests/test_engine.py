@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import signal
 import sys
 import types
 from pathlib import Path
@@ -19,6 +20,7 @@ from mars_cloudmask.infer.engine import (
     RunInterrupted,
     SequentialExecutor,
     Stages,
+    ThreadedExecutor,
     WorkItem,
     run,
     run_folder,
@@ -183,6 +185,30 @@ def test_an_interrupted_run_leaves_only_whole_files_and_a_rerun_finishes(model, 
     report = run(jobs, model, InferOptions(out=out))
     assert report.counts() == {"done": 3 - len(written), "skipped": len(written), "failed": 0}
     assert len(ncdf_files(out)) == 3
+
+
+@pytest.mark.parametrize("executor", [SequentialExecutor, ThreadedExecutor])
+def test_a_signal_between_a_write_and_its_report_is_held_until_the_map_is_counted(
+    model, tmp_path, monkeypatch, executor
+):
+    """SIGINT arriving after a mask is published but before it is counted (CI caught this race):
+    the record must still count every mask on disk."""
+    write_map_tree(tmp_path / "maps", days=(1, 2, 3))
+    out = tmp_path / "out"
+    real_done = Stages.done
+
+    def done_then_signal(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # lands while the mask is written but not yet reported
+        return real_done(self, *args, **kwargs)
+
+    monkeypatch.setattr(Stages, "done", done_then_signal)
+    with pytest.raises(RunInterrupted) as stopped:
+        run(find_maps(tmp_path / "maps"), model, InferOptions(out=out), executor=executor())
+    written = ncdf_files(out)
+    record = json.loads((out / RUN_RECORD).read_text())
+    assert 1 <= len(written) < 3 and record["interrupted"] == "SIGINT"
+    assert record["counts"]["done"] == len(written) == stopped.value.report.counts()["done"]
+    assert sorted(record["outputs"]) == [str(p) for p in written]
 
 
 def test_the_stage_runner_is_the_per_map_unit_with_a_picklable_plan(model, map_tree, tmp_path):
