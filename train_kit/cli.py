@@ -271,6 +271,77 @@ def evaluate_command(
     console.print(f"{out}: agreement median {result['agreement_median']}", highlight=False)
 
 
+cv_app = typer.Typer(
+    add_completion=False,
+    help="Cross-validation over labelled days: train every candidate recipe per fold, score the held-out days.",
+)
+
+
+@cv_app.command("run")
+def cv_run_command(
+    recipes: Path = typer.Argument(..., help="Recipes JSON: base TrainConfig fields and one entry per candidate."),
+    data: Path = typer.Option(..., "--data", help="The data root (labels/P01 trains, mdgm/P/P01 maps are scored)."),
+    runs: Path = typer.Option(..., "--runs", help="Folder of the fold runs (<runs>/<candidate>/fold<k>; resumed)."),
+    results: Path = typer.Option(..., "--results", help="Results JSON (per-day out-of-fold histograms; resumed)."),
+    folds: int = typer.Option(4, "--folds", help="Number of folds (day i of the sorted days goes to fold i mod k)."),
+    days: str = typer.Option("1-20", "--days", help="Labelled days to cross-validate over."),
+    only: str = typer.Option("", "--only", help="Comma-separated candidates to run (default: all)."),
+    fold: str = typer.Option("", "--fold", help="Fold numbers to run, e.g. '0' or '0-1' (default: all)."),
+) -> None:
+    """Train and score every (fold, candidate) missing from RESULTS, fold by fold; resumable at any point."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from rich.console import Console
+
+    from .checkpoint import CheckpointError
+    from .crossval import Recipes, run_cv
+    from .data import DataError
+
+    console = Console(stderr=True, width=200)
+    try:
+        rec = Recipes.read(recipes)
+        day_list = parse_days(days, "--days")
+        fold_list = parse_days(fold, "--fold") or None
+        names = [s.strip() for s in only.split(",") if s.strip()] or None
+        run_cv(rec, data, runs, results, folds, day_list, names, fold_list,
+               log=lambda msg: console.print(msg, highlight=False, soft_wrap=True))
+    except (DataError, CheckpointError, ValueError) as exc:
+        console.print(f"[red]error:[/] {exc}", soft_wrap=True, highlight=False)
+        raise typer.Exit(1) from None
+
+
+@cv_app.command("report")
+def cv_report_command(
+    results: Path = typer.Argument(..., help="Results JSON written by 'cm-cv run'."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the summary as JSON here."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Draw the reliability diagram to this PNG."),
+) -> None:
+    """Print per-fold F1 at each candidate's pooled out-of-fold threshold, mean, spread and per-day pairs."""
+    from rich.console import Console
+
+    from .crossval import format_summary, plot_reliability, read_results, summarise
+
+    console = Console(stderr=True, width=200)
+    try:
+        res = read_results(results)
+    except ValueError as exc:
+        console.print(f"[red]error:[/] {exc}", soft_wrap=True, highlight=False)
+        raise typer.Exit(1) from None
+    if not res:
+        console.print(f"[red]error:[/] {results}: no finished folds", highlight=False)
+        raise typer.Exit(1)
+    summary = summarise(res)
+    print(format_summary(summary))
+    if json_out is not None:
+        import json
+
+        from mars_cloudmask.infer.atomic import write_text_atomic
+
+        write_text_atomic(json_out, json.dumps(summary, indent=2) + "\n")
+    if plot is not None:
+        plot_reliability(res, plot)
+        console.print(f"{plot}: reliability diagram", highlight=False)
+
+
 def main() -> None:
     """Console-script entry point of cm-train."""
     app()
@@ -279,3 +350,8 @@ def main() -> None:
 def average_main() -> None:
     """Console-script entry point of cm-average."""
     average_app()
+
+
+def cv_main() -> None:
+    """Console-script entry point of cm-cv."""
+    cv_app()
