@@ -24,6 +24,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         spec = VariantSpec.from_json(json.loads(spec_path.read_text()))
+        if spec.engine == "keras":  # TensorFlow's start-up lines say nothing a user can act on
+            from mars_cloudmask.train_kit.tf_logs import quiet_tensorflow
+
+            quiet_tensorflow()
         result = {"ok": True, **measure_variant(spec)}
         status = 0
     except Exception as exc:  # reported to the parent as one line, with the traceback on stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Optional
 
@@ -194,7 +193,9 @@ def export(
     meta: list[str] = typer.Option([], "--meta", help="Extra metadata KEY=VALUE (repeatable)."),
 ) -> None:
     """Export a Keras cloud-mask model to ONNX with the contract metadata, and check parity."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from mars_cloudmask.train_kit.tf_logs import start_tensorflow
+
+    start_tensorflow("cm-export")
     from rich.console import Console
 
     from mars_cloudmask.train_kit.checkpoint import CheckpointError

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from mars_cloudmask.infer.contract import DEFAULT_TILE_OUT
+
+from .tf_logs import start_tensorflow
 
 app = typer.Typer(add_completion=False, help="Train the cloud-mask U-Net on labelled maps.")
 
@@ -116,7 +117,7 @@ def train_command(
     ),
 ) -> None:
     """Train (or resume) a run; checkpoints, metrics.json and curves.png go to --out."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    start_tensorflow("cm-train")
     from rich.console import Console
     from rich.markup import escape
 
@@ -195,7 +196,7 @@ def average_command(
     ),
 ) -> None:
     """Write RUN/average-A-B[-bn].keras (mean weights) and its validation scores RUN/average-A-B[-bn].json."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    start_tensorflow("cm-average")
     from rich.console import Console
 
     from .averaging import average_epochs, average_name
@@ -247,7 +248,7 @@ def evaluate_command(
     ),
 ) -> None:
     """Validation F1 (days 16-17) and its best threshold, test F1 (18-20) at it, agreement with reference/."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    start_tensorflow("python -m mars_cloudmask.train_kit.evaluate")
     from rich.console import Console
 
     from .evaluate import evaluate_model, keras_scorer, onnx_scorer, write_result
@@ -289,7 +290,7 @@ def cv_run_command(
     fold: str = typer.Option("", "--fold", help="Fold numbers to run, e.g. '0' or '0-1' (default: all)."),
 ) -> None:
     """Train and score every (fold, candidate) missing from RESULTS, fold by fold; resumable at any point."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    start_tensorflow("cm-cv")
     from rich.console import Console
 
     from .checkpoint import CheckpointError
