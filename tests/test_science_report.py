@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote_to_bytes, urlsplit
 
 import numpy as np
 import pytest
@@ -183,3 +186,76 @@ def test_the_page_renders_in_headless_chromium(tmp_path):
     assert magenta.sum() > 150 * 60  # the quicklook thumbnail loaded from its relative path
     blue = np.all(np.abs(pixels.astype(int) - (0x1F, 0x77, 0xB4)) < 8, axis=-1)
     assert blue.sum() > 3 * 10  # the plotted points of MY 28
+
+
+# --------------------------------------------------------------------------- hostile names (issue 32.1, 32.14)
+class LinkCollector(HTMLParser):
+    """Every href and src value of a page, as the browser sees them (entities decoded)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.links += [v or "" for k, v in attrs if k in ("href", "src")]
+
+
+HOSTILE_FOLDERS = [
+    "javascript:alert(document.domain)",
+    "data:text,hi",
+    'x"><script>alert(1)</script>',
+    "a b#c?d%41e&f",
+    "Ærø Ls°",
+]
+
+
+def hostile_run(out: Path) -> list[Path]:
+    """One mask and quicklook per hostile phase folder, listed in a run record; the mask paths."""
+    from PIL import Image
+
+    masks, maps = [], []
+    for k, folder in enumerate(HOSTILE_FOLDERS):
+        name = f"P0{k}_day01"
+        mask = write_mask(
+            out / folder / "P01" / "cloudmasks" / f"cloudmask_{name}.ncdf",
+            mask_with(0.25),
+            {"solar_longitude": 10.0 + k, "mars_year": 28, "map_name": name, "threshold": 0.5},
+        )
+        Image.new("RGB", (90, 45), MAGENTA).save(mask.with_suffix(".png"))
+        masks.append(mask)
+        maps.append({"name": name, "source": f"/maps/{folder}/P01/{name}.jpg", "output": str(mask), "status": "done"})
+    record = {
+        "started": "2026-12-01T07:00:00+00:00",
+        "finished": "2026-12-01T07:01:00+00:00",
+        "out": str(out),
+        "counts": {"done": len(maps)},
+        "maps": maps,
+    }
+    (out / "cm-infer-run.json").write_text(json.dumps(record))
+    return masks
+
+
+def assert_links_safe(out: Path, page: str, expected: set[Path]) -> None:
+    """Every href and src is a relative path without a scheme that names a file in OUT; together
+    they name every file of ``expected``."""
+    collector = LinkCollector()
+    collector.feed(page)
+    assert collector.links, "the page links nothing"
+    targets = set()
+    for link in collector.links:
+        parts = urlsplit(link)
+        assert parts.scheme == "" and parts.netloc == "" and not parts.query and not parts.fragment, link
+        assert not link.startswith("/") and ":" not in link.split("/")[0], link
+        target = out / os.fsdecode(unquote_to_bytes(parts.path))
+        assert target.is_file(), (link, target)
+        assert target.resolve().is_relative_to(out.resolve()), link
+        targets.add(target)
+    assert expected <= targets, expected - targets
+
+
+def test_every_href_and_src_is_a_safe_relative_path_under_hostile_folder_names(tmp_path):
+    out = tmp_path / "OUT"
+    masks = hostile_run(out)
+    page = write_report(out).read_text(encoding="utf-8")
+    assert_links_safe(out, page, set(masks) | {m.with_suffix(".png") for m in masks})
+    assert "<script>alert(1)" not in page and "javascript:" not in page.replace("javascript%3A", "")

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 
@@ -104,6 +106,31 @@ def _relative(out: Path, path: Path) -> str:
         return path.resolve().relative_to(out.resolve()).as_posix()
     except ValueError:
         return path.resolve().as_uri()
+
+
+SCHEME_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+"""A path segment a browser would read as a URL scheme (``javascript:``, ``data:``, ``C:``)."""
+
+
+def _raw_bytes(text: str) -> bytes:
+    """The bytes a name stands for: a file name's own bytes (undecodable ones kept by Python as
+    lone surrogates), else UTF-8 with any other lone surrogate replaced."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace")
+
+
+def link(relative: str) -> str:
+    """An ``href`` / ``src`` value for a POSIX path relative to OUT, safe in an HTML attribute:
+    every segment percent-encoded from its bytes (``:``, ``#``, ``?``, ``%``, quotes, spaces,
+    non-ASCII), and ``./`` before a first segment that looks like a URL scheme, so the browser
+    can only read it as a relative path."""
+    segments = relative.split("/")
+    encoded = "/".join(quote(_raw_bytes(s), safe="") for s in segments)
+    if SCHEME_LIKE.match(segments[0]) or relative.startswith("/"):
+        encoded = "./" + encoded.lstrip("/")
+    return html.escape(encoded, quote=True)
 
 
 def mask_fractions(path: Path) -> tuple[float | None, float | None, float | None, int | None, str | None]:
@@ -353,11 +380,12 @@ def render_html(data: ReportData) -> str:
     for r in rows:
         cls = {"failed": "failed", "bad mask": "bad", "missing": "missing"}.get(r.status, "")
         thumb = (
-            f'<a href="{e(r.thumbnail)}"><img class="thumb" src="{e(r.thumbnail)}" alt="quicklook of {e(r.name)}"></a>'
+            f'<a href="{link(r.thumbnail)}" title="the full quicklook">'
+            f'<img class="thumb" src="{link(r.thumbnail)}" alt="quicklook of {e(r.name)}"></a>'
             if r.thumbnail
             else ""
         )
-        name = f'<a href="{e(r.mask)}">{e(r.name)}</a>' if r.mask else e(r.name)
+        name = f'<a href="{link(r.mask)}">{e(r.name)}</a>' if r.mask else e(r.name)
         status = e(r.status) + (f"<br><small>{e(r.reason)}</small>" if r.reason else "")
         out.append(
             f'<tr class="{cls}"><td>{thumb}</td><td>{name}</td>'
