@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -259,3 +261,86 @@ def test_every_href_and_src_is_a_safe_relative_path_under_hostile_folder_names(t
     page = write_report(out).read_text(encoding="utf-8")
     assert_links_safe(out, page, set(masks) | {m.with_suffix(".png") for m in masks})
     assert "<script>alert(1)" not in page and "javascript:" not in page.replace("javascript%3A", "")
+
+
+# --------------------------------------------------------------------------- hostile run records (issue 32.2)
+XSS = "<img src=x onerror=alert(1)>"
+
+
+def hostile_record(out: Path) -> Path:
+    """A run whose record carries markup in every text field, a string ``ls`` and mixed-type
+    ``mars_year`` values; the record's path."""
+    maps = []
+    for day, ls, year in [(1, "abc", XSS), (2, 140.0, 28), (3, 150.0, "29"), (4, True, 28.5)]:
+        name = f"P01_day0{day}"
+        path = write_mask(
+            out / "P" / "P01" / "cloudmasks" / f"cloudmask_{name}.ncdf",
+            mask_with(0.25),
+            {"solar_longitude": 100.0 + day, "mars_year": 28, "map_name": name, "threshold": 0.5},
+        )
+        maps.append({"name": name, "source": XSS, "output": str(path), "status": "done", "ls": ls, "mars_year": year})
+    maps.append({"name": XSS, "status": XSS, "reason": XSS, "source": XSS, "output": XSS})
+    maps.append({"name": ["not", "a", "name"], "status": "done"})
+    record = {
+        "started": XSS,
+        "finished": {"x": XSS},
+        "out": str(out),
+        "provider": XSS,
+        "precision": XSS,
+        "model": {"name": XSS, "version": XSS, "sha256": XSS, "session_providers": [XSS]},
+        "counts": {XSS: XSS, "done": 4},
+        "interrupted": XSS,
+        "maps": maps,
+        "failures": [{"source": XSS, "reason": XSS}, "not a failure"],
+    }
+    path = out / "cm-infer-run.json"
+    path.write_text(json.dumps(record))
+    return path
+
+
+def test_run_record_values_are_escaped_and_type_checked(tmp_path):
+    from mars_cloudmask.infer.science.report import report_page
+
+    out = tmp_path / "OUT"
+    record = hostile_record(out)
+    path, problems = report_page(out)
+    page = path.read_text(encoding="utf-8")
+    assert XSS not in page and "<img src=x" not in page and html.escape(XSS) in page
+    collector = LinkCollector()
+    collector.feed(page)
+    tags = re.findall(r"<([a-zA-Z]+)", page)
+    assert "script" not in tags and tags.count("img") == 0  # no quicklooks here, and no injected image
+    rows = {r.name: r for r in collect_report(out).rows}
+    # the bad values are dropped (the mask's own Ls and year are used) and each is named once
+    assert rows["P01_day01"].ls == pytest.approx(101.0) and rows["P01_day01"].mars_year == 28
+    assert rows["P01_day03"].mars_year == 28 and rows["P01_day04"].ls == pytest.approx(104.0)
+    assert rows["P01_day02"].ls == pytest.approx(140.0)
+    assert all(str(record) in p for p in problems), problems
+    for words in (
+        "P01_day01: ls",
+        "P01_day01: mars_year",
+        "P01_day03: mars_year",
+        "P01_day04: ls",
+        "P01_day04: mars_year",
+        "finished",
+        "counts",
+    ):
+        assert sum(words in p for p in problems) == 1, (words, problems)
+    assert all("\n" not in p for p in problems)
+
+
+def test_cm_report_names_the_record_with_bad_values_in_one_line_and_carries_on(tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from mars_cloudmask.infer.science.cube_cli import report_command
+
+    out = tmp_path / "OUT"
+    record = hostile_record(out)
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app.command()(report_command)
+    res = CliRunner().invoke(app, [str(out)])
+    assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    assert str(record) in res.output and "ls 'abc' is not a number" in res.output.replace("\n", "")
+    assert (out / "index.html").is_file()

@@ -2,8 +2,9 @@
 ``OUT/index.html``).
 
 Thin Typer shells over :func:`stack.build_cube` and :func:`report.write_report`.  Errors are
-one line per file on stderr; exit status 0 when everything was used, 1 when some masks were
-left out (the cube holds the rest), 2 when nothing could be written.
+one line per file on stderr; exit status 0 when everything was used, 1 when some masks (cm-stack)
+or run-record values (cm-report) were left out (the cube or page holds the rest), 2 when nothing
+could be written.
 """
 
 from __future__ import annotations
@@ -69,17 +70,20 @@ def report_command(
     run: Path = typer.Argument(..., help="A cm-infer output folder."),
 ) -> None:
     """Write RUN/index.html: one row per map, failures, cloud fraction against Ls, the model and provider."""
-    from .report import write_report
+    from .report import report_page
 
     if not run.is_dir():
         _fail(f"{run}: no such folder")
         raise typer.Exit(2)
     try:
-        path = write_report(run)
+        path, problems = report_page(run)
     except OSError as exc:
         _fail(f"{run}: cannot write the report ({' '.join(str(exc).split())})")
         raise typer.Exit(2) from None
+    for line in problems:
+        _fail(line)
     console.print(str(path), highlight=False)
+    raise typer.Exit(1 if problems else 0)
 
 
 def _run(command) -> None:

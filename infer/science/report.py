@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,35 +61,227 @@ class ReportData:
     failures: list[tuple[str, str]] = field(default_factory=list)
     """(source, reason) of the failed maps and inputs."""
     models: list[dict[str, str]] = field(default_factory=list)
-    """Distinct (model name, version, sha256, provider) over the runs."""
+    """Distinct (model name, version, sha256, provider, precision) over the runs."""
     runs: list[dict[str, Any]] = field(default_factory=list)
     """started, finished, counts of each run record read."""
     problems: list[str] = field(default_factory=list)
-    """Records that could not be read."""
+    """One line per record, or value in a record, that could not be used."""
 
 
-def read_run_records(out: Path) -> tuple[list[dict[str, Any]], list[str]]:
+RECORD_LIMIT = 256 * 2**20
+"""Largest run record read (bytes): a record of 100,000 maps is about 60 MB."""
+
+
+def printable(text: str) -> str:
+    """``text`` on one line: control characters (newlines, escapes) shown as Python escapes."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """A record value in a problem line: its repr on one line, cut to ``limit`` characters."""
+    text = printable(repr(value))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@dataclass
+class MapEntry:
+    """One map of a run record, its values type-checked (None: absent or refused)."""
+
+    name: str
+    status: str
+    source: str | None = None
+    output: str | None = None
+    ls: float | None = None
+    """Solar longitude (deg)."""
+    mars_year: int | None = None
+    reason: str | None = None
+
+
+@dataclass
+class RunEntry:
+    """One run record, its values type-checked."""
+
+    path: Path
+    started: str | None = None
+    finished: str | None = None
+    interrupted: str | None = None
+    out: str | None = None
+    """The run's OUT as the run saw it (absolute)."""
+    counts: dict[str, int] = field(default_factory=dict)
+    model: dict[str, str] = field(default_factory=dict)
+    """name, version, sha256 (first 12 hex digits), provider, precision."""
+    maps: list[MapEntry] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    """(source, reason); the source is ``(input)`` for a failure of no single map."""
+
+
+class _Checker:
+    """Type checks of one record's values; each refusal is one line naming the record."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.problems: list[str] = []
+
+    def refuse(self, where: str, value: Any, wanted: str) -> None:
+        self.problems.append(f"{self.path}: {where} {_shown(value)} is not {wanted} (ignored)")
+
+    def text(self, value: Any, where: str) -> str | None:
+        """A string, or None (absent, or refused when of another type)."""
+        if value is None or isinstance(value, str):
+            return value
+        self.refuse(where, value, "text")
+        return None
+
+    def number(self, value: Any, where: str) -> float | None:
+        """A finite real number (not a boolean), or None."""
+        if value is None:
+            return None
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+        self.refuse(where, value, "a number")
+        return None
+
+    def whole(self, value: Any, where: str) -> int | None:
+        """A whole number (not a boolean), or None."""
+        if value is None:
+            return None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        self.refuse(where, value, "a whole number")
+        return None
+
+
+def _map_entry(check: _Checker, k: int, raw: Any) -> MapEntry | None:
+    """One ``maps`` item of a record, or None when it has no usable name."""
+    if not isinstance(raw, dict):
+        check.refuse(f"maps[{k}]", raw, "an object")
+        return None
+    name = check.text(raw.get("name"), f"maps[{k}] name")
+    if not name:
+        return None
+    where = f"map {printable(name)}:"
+    return MapEntry(
+        name=name,
+        status=check.text(raw.get("status"), f"{where} status") or "?",
+        source=check.text(raw.get("source"), f"{where} source"),
+        output=check.text(raw.get("output"), f"{where} output"),
+        ls=check.number(raw.get("ls"), f"{where} ls"),
+        mars_year=check.whole(raw.get("mars_year"), f"{where} mars_year"),
+        reason=check.text(raw.get("reason"), f"{where} reason"),
+    )
+
+
+def _model_of(check: _Checker, raw: dict[str, Any]) -> dict[str, str]:
+    """The model description of a record: name, version, sha256 (12 digits), provider, precision."""
+    model = raw.get("model")
+    if not isinstance(model, dict):
+        if model is not None:
+            check.refuse("model", model, "an object")
+        model = {}
+    provider = check.text(raw.get("provider"), "provider") or check.text(model.get("provider"), "model provider")
+    provider = provider or "?"
+    session = model.get("session_providers")
+    if isinstance(session, list) and session:
+        names = [check.text(p, "model session_providers") for p in session]
+        provider += f" ({', '.join(n for n in names if n)})"
+    precision = check.text(raw.get("precision"), "precision") or check.text(model.get("precision"), "model precision")
+    return {
+        "name": check.text(model.get("name"), "model name") or "?",
+        "version": check.text(model.get("version"), "model version") or "?",
+        "sha256": (check.text(model.get("sha256"), "model sha256") or "")[:12],
+        "provider": provider,
+        "precision": precision or "?",
+    }
+
+
+def _counts_of(check: _Checker, raw: Any) -> dict[str, int]:
+    """The ``counts`` of a record: status -> whole number, other entries refused in one line."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        check.refuse("counts", raw, "an object")
+        return {}
+    good = {k: v for k, v in raw.items() if isinstance(v, int) and not isinstance(v, bool)}
+    bad = {k: v for k, v in raw.items() if k not in good}
+    if bad:
+        check.refuse("counts", bad, "status: whole number")
+    return good
+
+
+def _failures_of(check: _Checker, raw: Any) -> list[tuple[str, str]]:
+    """The ``failures`` of a record as (source, reason)."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        check.refuse("failures", raw, "a list")
+        return []
+    failures = []
+    for k, f in enumerate(raw):
+        if not isinstance(f, dict):
+            check.refuse(f"failures[{k}]", f, "an object")
+            continue
+        source = check.text(f.get("source"), f"failures[{k}] source") or "(input)"
+        failures.append((source, check.text(f.get("reason"), f"failures[{k}] reason") or ""))
+    return failures
+
+
+def parse_run_record(path: Path, raw: dict[str, Any]) -> tuple[RunEntry, list[str]]:
+    """A run record (parsed JSON) as a :class:`RunEntry`; a value of the wrong type is left out
+    with one line naming ``path``."""
+    check = _Checker(path)
+    maps = raw.get("maps")
+    if maps is not None and not isinstance(maps, list):
+        check.refuse("maps", maps, "a list")
+        maps = None
+    entry = RunEntry(
+        path=path,
+        started=check.text(raw.get("started"), "started"),
+        finished=check.text(raw.get("finished"), "finished"),
+        interrupted=check.text(raw.get("interrupted"), "interrupted"),
+        out=check.text(raw.get("out"), "out"),
+        counts=_counts_of(check, raw.get("counts")),
+        model=_model_of(check, raw),
+        maps=[e for k, m in enumerate(maps or []) if (e := _map_entry(check, k, m)) is not None],
+        failures=_failures_of(check, raw.get("failures")),
+    )
+    return entry, check.problems
+
+
+def _load_json_object(path: Path) -> dict[str, Any]:
+    """A record file's JSON object.  Raises ValueError (not an object, too large) or OSError."""
+    size = path.stat().st_size
+    if size > RECORD_LIMIT:
+        raise ValueError(f"{size} bytes, more than the {RECORD_LIMIT // 2**20} MiB a record may have")
+    record = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(record, dict):
+        raise ValueError("not a JSON object")
+    return record
+
+
+def read_run_records(out: Path) -> tuple[list[RunEntry], list[str]]:
     """The run records in OUT, oldest first, duplicates (the same run in both places) once;
-    and one line per record that cannot be read."""
+    and one line per record, or value in a record, that cannot be used."""
     paths = [out / RUN_RECORD] if (out / RUN_RECORD).is_file() else []
     history = out / RUN_HISTORY
     if history.is_dir():
-        paths += sorted(history.glob("*.json"))
-    records, problems, seen = [], [], set()
+        paths += sorted(p for p in history.glob("*.json") if p.is_file())
+    records: list[RunEntry] = []
+    problems: list[str] = []
+    seen: set[str] = set()
     for path in paths:
         try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(record, dict):
-                raise ValueError("not a JSON object")
+            raw = _load_json_object(path)
         except (OSError, ValueError) as exc:
             problems.append(f"{path}: unreadable run record ({' '.join(str(exc).split())})")
             continue
-        key = (record.get("started"), record.get("finished"), json.dumps(record.get("command")))
+        key = json.dumps([raw.get("started"), raw.get("finished"), raw.get("command")])
         if key in seen:
             continue
         seen.add(key)
+        record, record_problems = parse_run_record(path, raw)
         records.append(record)
-    records.sort(key=lambda r: (str(r.get("finished") or ""), str(r.get("started") or "")))
+        problems += record_problems
+    records.sort(key=lambda r: (r.finished or "", r.started or ""))
     return records, problems
 
 
@@ -162,48 +355,32 @@ def collect_report(out: str | Path) -> ReportData:
     out = Path(out)
     records, problems = read_run_records(out)
     data = ReportData(out, problems=problems)
-    latest: dict[str, dict[str, Any]] = {}
+    latest: dict[str, MapEntry] = {}
     failures: dict[str, str] = {}
     for record in records:
-        counts = record.get("counts") or {}
         data.runs.append(
             {
-                "started": record.get("started"),
-                "finished": record.get("finished"),
-                "counts": counts,
-                "interrupted": record.get("interrupted"),
+                "started": record.started,
+                "finished": record.finished,
+                "counts": record.counts,
+                "interrupted": record.interrupted,
             }
         )
-        model = record.get("model") or {}
-        provider = str(record.get("provider") or model.get("provider") or "?")
-        session = model.get("session_providers")
-        if isinstance(session, list) and session:
-            provider += f" ({', '.join(map(str, session))})"
-        desc = {
-            "name": str(model.get("name", "?")),
-            "version": str(model.get("version", "?")),
-            "sha256": str(model.get("sha256", ""))[:12],
-            "provider": provider,
-        }
-        if desc not in data.models:
-            data.models.append(desc)
-        for m in record.get("maps") or []:
-            if not isinstance(m, dict) or "name" not in m:
-                continue
-            if m.get("status") != "skipped" or m["name"] not in latest:
-                latest[m["name"]] = m
-        for f in record.get("failures") or []:
-            if isinstance(f, dict):
-                failures[str(f.get("source") or "(input)")] = str(f.get("reason") or "")
+        if record.model not in data.models:
+            data.models.append(record.model)
+        for m in record.maps:
+            if m.status != "skipped" or m.name not in latest:
+                latest[m.name] = m
+        failures.update(record.failures)
     # a later success clears an earlier failure of the same map
     for m in latest.values():
-        if m.get("status") != "failed":
-            failures.pop(str(m.get("source")), None)
+        if m.status != "failed" and m.source is not None:
+            failures.pop(m.source, None)
     data.failures = sorted(failures.items())
     listed: set[Path] = set()
     for name, m in sorted(latest.items()):
-        row = MapRow(name, str(m.get("status", "?")), m.get("ls"), m.get("mars_year"), reason=m.get("reason"))
-        mask = _resolve(out, m.get("output"))
+        row = MapRow(name, m.status, m.ls, m.mars_year, reason=m.reason)
+        mask = _resolve(out, m.output)
         if mask is not None and row.status != "failed":
             listed.add(mask.resolve())
             _fill_from_mask(out, row, mask)
@@ -300,7 +477,8 @@ def svg_plot(points: list[tuple[float, float, int | None]], width: int = 720, he
         ly = top + 14 + 18 * i
         parts.append(f'<circle cx="{left + pw + 16}" cy="{ly - 4}" r="4" fill="{colour}"/>')
         parts.append(
-            f'<text x="{left + pw + 26}" y="{ly}" font-size="12">MY {year if year is not None else "?"}</text>'
+            f'<text x="{left + pw + 26}" y="{ly}" font-size="12">'
+            f"MY {html.escape(str(year if year is not None else '?'))}</text>"
         )
     if not points:
         parts.append(
@@ -358,7 +536,7 @@ def render_html(data: ReportData) -> str:
             + "<br>".join(
                 f"run {e(str(r['started']))} &ndash; {e(str(r['finished']))}: "
                 + ", ".join(f"{e(str(k))} {e(str(v))}" for k, v in (r["counts"] or {}).items())
-                + (" (interrupted)" if r.get("interrupted") else "")
+                + (f" (interrupted: {e(r['interrupted'])})" if r.get("interrupted") else "")
                 for r in data.runs
             )
             + "</p>"
@@ -389,7 +567,7 @@ def render_html(data: ReportData) -> str:
         status = e(r.status) + (f"<br><small>{e(r.reason)}</small>" if r.reason else "")
         out.append(
             f'<tr class="{cls}"><td>{thumb}</td><td>{name}</td>'
-            f'<td class="num">{"" if r.mars_year is None else r.mars_year}</td>'
+            f'<td class="num">{"" if r.mars_year is None else e(str(r.mars_year))}</td>'
             f'<td class="num">{_fmt(r.ls, 1)}</td><td class="num">{_fmt(r.cloud_fraction)}</td>'
             f'<td class="num">{_fmt(r.valid_fraction)}</td><td>{status}</td></tr>'
         )
@@ -397,8 +575,9 @@ def render_html(data: ReportData) -> str:
     return "\n".join(out)
 
 
-def write_report(out: str | Path) -> Path:
-    """Write ``OUT/index.html`` (atomically) and return its path.
+def report_page(out: str | Path) -> tuple[Path, list[str]]:
+    """Write ``OUT/index.html`` (atomically); its path, and one line per record or value in a
+    record that could not be used (the page lists them too).
 
     Raises:
         FileNotFoundError: OUT is not a folder.
@@ -408,8 +587,14 @@ def write_report(out: str | Path) -> Path:
     out = Path(out)
     if not out.is_dir():
         raise FileNotFoundError(f"{out}: no such folder")
-    page = render_html(collect_report(out)).encode("utf-8")
+    data = collect_report(out)
+    page = render_html(data).encode("utf-8")
     path = out / REPORT_NAME
     with atomic_path(path) as tmp:
         tmp.write_bytes(page)
-    return path
+    return path, data.problems
+
+
+def write_report(out: str | Path) -> Path:
+    """Write ``OUT/index.html`` (:func:`report_page`) and return its path."""
+    return report_page(out)[0]
