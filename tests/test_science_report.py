@@ -344,3 +344,54 @@ def test_cm_report_names_the_record_with_bad_values_in_one_line_and_carries_on(t
     assert res.exit_code == 1 and "Traceback" not in res.output, res.output
     assert str(record) in res.output and "ls 'abc' is not a number" in res.output.replace("\n", "")
     assert (out / "index.html").is_file()
+
+
+# --------------------------------------------------------------------------- names that are not ASCII (issue 32.14)
+def odd_named_run(out: Path) -> dict[str, Path]:
+    """Masks (cloud 0.25, each with a quicklook) under a folder whose name is not UTF-8, a
+    Unicode folder and name, and a file name that is not UTF-8; display name -> mask path."""
+    from PIL import Image
+
+    src = write_mask(out / "src.ncdf", mask_with(0.25), {"solar_longitude": 10.0, "mars_year": 28, "threshold": 0.5})
+    masks = {
+        "P01_day01": out / os.fsdecode(b"P\xff\xfe") / "P01" / "cloudmask_P01_day01.ncdf",
+        "Ærø_day01": out / "Ærø" / "cloudmask_Ærø_day01.ncdf",
+        "P02_\ufffdt\ufffd": out / "R" / os.fsdecode(b"cloudmask_P02_\xe9t\xe9.ncdf"),
+    }
+    for mask in masks.values():
+        mask.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(src, mask)
+        Image.new("RGB", (90, 45), MAGENTA).save(mask.with_suffix(".png"))
+    src.unlink()
+    return masks
+
+
+def test_names_that_are_not_utf8_or_not_ascii_render_and_link(tmp_path):
+    out = tmp_path / "OUT"
+    masks = odd_named_run(out)
+    page = write_report(out).read_text(encoding="utf-8")  # the page was not writable before
+    for shown in masks:
+        assert f">{shown}</a>" in page, shown
+    rows = collect_report(out).rows
+    assert len(rows) == 3 and all(r.cloud_fraction == pytest.approx(0.25) for r in rows), rows
+    assert_links_safe(out, page, set(masks.values()) | {m.with_suffix(".png") for m in masks.values()})
+
+
+def test_cm_report_prints_names_escaped_on_one_line_each(tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from mars_cloudmask.infer.science.cube_cli import report_command
+
+    out = tmp_path / os.fsdecode(b"OUT[bold]\xff")
+    out.mkdir()
+    maps = [{"name": "[/red]P01\nforged: line", "status": "done", "ls": "x"}]
+    (out / "cm-infer-run.json").write_text(json.dumps({"maps": maps}))
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app.command()(report_command)
+    res = CliRunner().invoke(app, [str(out)])
+    assert res.exit_code == 1 and res.exception is None or isinstance(res.exception, SystemExit), res.exception
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 2 and not any(line.startswith("forged") for line in lines), lines
+    assert "[/red]P01\\nforged: line" in lines[0].replace(" \n", "") and "OUT[bold]\ufffd" in lines[0], lines
+    assert lines[1].endswith("index.html") and "OUT[bold]\ufffd" in lines[1], lines

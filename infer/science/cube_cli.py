@@ -13,13 +13,22 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 console = Console()
 err_console = Console(stderr=True)
 
 
+def _shown(text: str) -> str:
+    """``text`` safe to print on one line: undecodable name bytes as U+FFFD, control characters
+    as escapes, rich markup (``[bold]`` in a folder name) shown as written."""
+    from .report import printable, readable
+
+    return escape(printable(readable(text)))
+
+
 def _fail(message: str) -> None:
-    err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[red]error:[/red] {_shown(message)}", highlight=False, soft_wrap=True)
 
 
 def _output_problem(out: Path) -> str | None:
@@ -82,7 +91,7 @@ def report_command(
         raise typer.Exit(2) from None
     for line in problems:
         _fail(line)
-    console.print(str(path), highlight=False)
+    console.print(_shown(str(path)), highlight=False, soft_wrap=True)
     raise typer.Exit(1 if problems else 0)
 
 

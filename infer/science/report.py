@@ -18,9 +18,11 @@ import html
 import json
 import math
 import re
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 from urllib.parse import quote
 
 import numpy as np
@@ -75,6 +77,11 @@ RECORD_LIMIT = 256 * 2**20
 def printable(text: str) -> str:
     """``text`` on one line: control characters (newlines, escapes) shown as Python escapes."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def readable(text: str) -> str:
+    """``text`` as it can be shown: bytes of a file name that are not UTF-8 as U+FFFD."""
+    return _raw_bytes(text).decode("utf-8", "replace")
 
 
 def _shown(value: Any, limit: int = 60) -> str:
@@ -326,17 +333,40 @@ def link(relative: str) -> str:
     return html.escape(encoded, quote=True)
 
 
+@contextmanager
+def _netcdf_path(path: Path) -> Iterator[Path]:
+    """``path`` as netCDF can open it: itself, or a symlink with an ASCII name when the name's
+    bytes are not UTF-8 (netCDF4 encodes every path as UTF-8)."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        with tempfile.TemporaryDirectory(prefix="cm-report-") as tmp:
+            alias = Path(tmp) / f"mask{path.suffix.encode('ascii', 'replace').decode()}"
+            alias.symlink_to(path.absolute())
+            yield alias
+        return
+    yield path
+
+
 def mask_fractions(path: Path) -> tuple[float | None, float | None, float | None, int | None, str | None]:
     """``(cloud fraction, valid fraction, ls, mars_year, problem)`` of one mask file."""
+    with _netcdf_path(path) as readable_path:
+        return _mask_fractions(path, readable_path)
+
+
+def _mask_fractions(
+    path: Path, readable_path: Path
+) -> tuple[float | None, float | None, float | None, int | None, str | None]:
     from ..netcdf import check_mask_file, read_attrs, read_mask, read_time_coords
 
     try:  # one read of a good mask; check_mask_file only says why a bad one fails
-        attrs = read_attrs(path)
-        values = read_mask(path)
+        attrs = read_attrs(readable_path)
+        values = read_mask(readable_path)
     except Exception:  # noqa: BLE001 - any failure to read makes the mask bad
         values = None
     if values is None or values.shape != (MAP_HEIGHT, MAP_WIDTH):
-        return None, None, None, None, check_mask_file(path) or f"{path}: unreadable mask"
+        problem = check_mask_file(readable_path)
+        return None, None, None, None, (problem or f"{path}: unreadable mask").replace(str(readable_path), str(path))
     try:
         thr = float(attrs.get("threshold", DEFAULT_THRESHOLD))
     except (TypeError, ValueError):
@@ -344,7 +374,10 @@ def mask_fractions(path: Path) -> tuple[float | None, float | None, float | None
     valid = values > INVALID + 0.5
     n_valid = int(np.count_nonzero(valid))
     cloud = float(np.count_nonzero(valid & (values >= thr)) / n_valid) if n_valid else None
-    when = read_time_coords(path)
+    try:
+        when = read_time_coords(readable_path)
+    except Exception:  # noqa: BLE001 - a mask without readable time coordinates has no Ls here
+        return cloud, n_valid / values.size, None, None, None
     return cloud, n_valid / values.size, when.ls, when.mars_year, None
 
 
@@ -506,7 +539,10 @@ img.thumb { width: 200px; height: auto; display: block; }
 
 def render_html(data: ReportData) -> str:
     """The report page as one self-contained HTML string (no scripts, no external resources)."""
-    e = html.escape
+
+    def e(text: str) -> str:
+        return html.escape(readable(text))
+
     rows = data.rows
     counts: dict[str, int] = {}
     for r in rows:
