@@ -68,6 +68,7 @@ def make_run(out: Path) -> Path:
         "started": "2026-12-01T07:00:00+00:00",
         "finished": "2026-12-01T07:01:00+00:00",
         "command": ["cm-infer", "/maps", "--out", str(out)],
+        "out": str(out),
         "provider": "CPUExecutionProvider",
         "model": {"name": "cloudmask-unet", "version": "1.2.3", "sha256": "abcdef0123456789"},
         "counts": {"done": 3, "skipped": 0, "failed": 1},
@@ -395,3 +396,42 @@ def test_cm_report_prints_names_escaped_on_one_line_each(tmp_path):
     assert len(lines) == 2 and not any(line.startswith("forged") for line in lines), lines
     assert "[/red]P01\\nforged: line" in lines[0].replace(" \n", "") and "OUT[bold]\ufffd" in lines[0], lines
     assert lines[1].endswith("index.html") and "OUT[bold]\ufffd" in lines[1], lines
+
+
+# --------------------------------------------------------------------------- a moved or copied OUT (issue 32.9)
+def test_a_copied_or_moved_out_is_read_from_where_it_is_now(tmp_path):
+    original = make_run(tmp_path / "OUT")
+    copy = tmp_path / "COPY"
+    shutil.copytree(original, copy)
+    # the original changes after the copy: the copy's page must not show it
+    write_mask(
+        original / "P" / "P01" / "cloudmasks" / "cloudmask_P01_day02.ncdf",
+        mask_with(0.875),
+        {"solar_longitude": 140.0, "mars_year": 28, "map_name": "P01_day02", "threshold": 0.912},
+    )
+    rows = collect_report(copy).rows
+    assert [r.name for r in rows] == ["P01_day01", "P01_day02", "P01_day03", "P01_day04"]  # no row twice
+    assert [r.status for r in rows] == ["done", "done", "done", "failed"]
+    assert rows[1].cloud_fraction == pytest.approx(0.5) and rows[1].mask == "P/P01/cloudmasks/cloudmask_P01_day02.ncdf"
+    page = write_report(copy).read_text(encoding="utf-8")
+    assert str(original) not in page
+    masks = {copy / "P" / "P01" / "cloudmasks" / f"cloudmask_P01_day0{d}.ncdf" for d in (1, 2, 3)}
+    assert_links_safe(copy, page, masks)
+    moved = tmp_path / "MOVED"
+    original.rename(moved)
+    rows = collect_report(moved).rows
+    assert [r.status for r in rows] == ["done", "done", "done", "failed"]
+    assert rows[1].cloud_fraction == pytest.approx(0.875) and rows[1].mask is not None
+
+
+def test_a_record_naming_a_mask_outside_out_is_not_read_or_linked(tmp_path):
+    out = tmp_path / "OUT"
+    elsewhere = write_mask(tmp_path / "elsewhere" / "cloudmask_P09_day01.ncdf", mask_with(0.5), {"threshold": 0.5})
+    maps = [{"name": "P09_day01", "output": str(elsewhere), "status": "done"}]
+    out.mkdir()
+    (out / "cm-infer-run.json").write_text(json.dumps({"out": str(out), "maps": maps}))
+    (row,) = collect_report(out).rows
+    assert row.cloud_fraction is None and row.mask is None and row.status == "missing"
+    assert str(elsewhere) in row.reason and "not in" in row.reason
+    page = write_report(out).read_text(encoding="utf-8")
+    assert "href=" not in page and "src=" not in page

@@ -17,11 +17,12 @@ from __future__ import annotations
 import html
 import json
 import math
+import os
 import re
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Iterator
 from urllib.parse import quote
 
@@ -292,20 +293,25 @@ def read_run_records(out: Path) -> tuple[list[RunEntry], list[str]]:
     return records, problems
 
 
-def _resolve(out: Path, path: str | None) -> Path | None:
-    if not path:
+def relative_output(out: Path, run_out: str | None, output: str) -> str | None:
+    """Where a record's mask lies in OUT, as a POSIX path relative to OUT; None when it lies
+    outside.  An absolute path is taken relative to the run's own OUT (``run_out``, where the
+    folder was when the run wrote it: it may have been moved or copied since), else to OUT as it
+    is now; a relative one is relative to OUT."""
+    path = PurePath(output)
+    if path.is_absolute():
+        bases = ([PurePath(run_out)] if run_out and PurePath(run_out).is_absolute() else []) + [
+            PurePath(os.path.abspath(out))
+        ]
+        for base in bases:
+            if path.is_relative_to(base):
+                path = path.relative_to(base)
+                break
+        else:
+            return None
+    if not path.parts or ".." in path.parts:
         return None
-    p = Path(path)
-    if p.is_absolute() or p.exists():
-        return p
-    return out / p
-
-
-def _relative(out: Path, path: Path) -> str:
-    try:
-        return path.resolve().relative_to(out.resolve()).as_posix()
-    except ValueError:
-        return path.resolve().as_uri()
+    return path.as_posix()
 
 
 SCHEME_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
@@ -390,6 +396,8 @@ def collect_report(out: str | Path) -> ReportData:
     data = ReportData(out, problems=problems)
     latest: dict[str, MapEntry] = {}
     failures: dict[str, str] = {}
+    where: dict[str, str | None] = {}
+    """map name -> its mask relative to OUT, from the record of its latest entry"""
     for record in records:
         data.runs.append(
             {
@@ -404,6 +412,7 @@ def collect_report(out: str | Path) -> ReportData:
         for m in record.maps:
             if m.status != "skipped" or m.name not in latest:
                 latest[m.name] = m
+                where[m.name] = relative_output(out, record.out, m.output) if m.output else None
         failures.update(record.failures)
     # a later success clears an earlier failure of the same map
     for m in latest.values():
@@ -413,10 +422,12 @@ def collect_report(out: str | Path) -> ReportData:
     listed: set[Path] = set()
     for name, m in sorted(latest.items()):
         row = MapRow(name, m.status, m.ls, m.mars_year, reason=m.reason)
-        mask = _resolve(out, m.output)
-        if mask is not None and row.status != "failed":
-            listed.add(mask.resolve())
-            _fill_from_mask(out, row, mask)
+        relative = where[name]
+        if relative is not None and row.status != "failed":
+            listed.add((out / relative).resolve())
+            _fill_from_mask(out, row, relative)
+        elif m.output and row.status in ("done", "skipped"):
+            row.status, row.reason = "missing", f"{m.output}: mask not in {out} (not read)"
         data.rows.append(row)
     try:
         on_disk = find_mask_files(out)
@@ -426,7 +437,7 @@ def collect_report(out: str | Path) -> ReportData:
         if mask.resolve() in listed:
             continue
         row = MapRow(map_name_of(mask), "on disk")
-        _fill_from_mask(out, row, mask)
+        _fill_from_mask(out, row, mask.relative_to(out).as_posix())
         data.rows.append(row)
     data.rows.sort(
         key=lambda r: (r.mars_year if r.mars_year is not None else 9999, r.ls if r.ls is not None else 999.0, r.name)
@@ -434,12 +445,14 @@ def collect_report(out: str | Path) -> ReportData:
     return data
 
 
-def _fill_from_mask(out: Path, row: MapRow, mask: Path) -> None:
+def _fill_from_mask(out: Path, row: MapRow, relative: str) -> None:
+    """Fractions, Ls, year and quicklook of ``row`` from its mask ``OUT/relative``."""
+    mask = out / relative
     if not mask.exists():
         if row.status in ("done", "skipped"):
             row.status, row.reason = "missing", f"{mask}: mask not found"
         return
-    row.mask = _relative(out, mask)
+    row.mask = relative
     cloud, valid, ls, year, problem = mask_fractions(mask)
     if problem is not None:
         row.status, row.reason = "bad mask", problem
@@ -449,7 +462,7 @@ def _fill_from_mask(out: Path, row: MapRow, mask: Path) -> None:
     row.mars_year = row.mars_year if row.mars_year is not None else year
     png = mask.with_suffix(".png")
     if png.is_file():
-        row.thumbnail = _relative(out, png)
+        row.thumbnail = PurePath(relative).with_suffix(".png").as_posix()
 
 
 # --------------------------------------------------------------------------- rendering (pure)
