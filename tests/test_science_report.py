@@ -126,12 +126,26 @@ def test_masks_without_a_record_and_bad_masks_get_rows(tmp_path):
 
 
 def test_svg_plot_places_points_by_ls_and_fraction():
-    svg = svg_plot([(0.0, 0.0, 28), (180.0, 0.4, 28), (90.0, 0.2, 29)], width=416, height=360)
-    # plot area: x from 56 to 306 (250 px for 360 deg), y from 16 (top, fraction 0.4) to 316 (0)
-    assert '<circle cx="56.0" cy="316.0"' in svg and '<circle cx="181.0" cy="16.0"' in svg
+    svg = svg_plot([(10.0, 0.0, 28), (350.0, 0.4, 28), (90.0, 0.2, 29)], width=416, height=360)
+    # a run that spans the year keeps 0..360: x from 56 to 306 (250 px for 360 deg), y from 16 (0.4) to 316 (0)
+    assert '<circle cx="62.9" cy="316.0"' in svg and '<circle cx="299.1" cy="16.0"' in svg
     assert '<circle cx="118.5" cy="166.0"' in svg
-    assert ">0.10</text>" in svg and ">0.40</text>" in svg
+    assert ">0.10</text>" in svg and ">0.40</text>" in svg and ">0</text>" in svg and ">360</text>" in svg
     assert "MY 28" in svg and "MY 29" in svg
+
+
+def test_the_ls_axis_fits_a_run_that_covers_part_of_the_year():
+    svg = svg_plot([(132.5, 0.25, 28), (140.0, 0.5, 28), (150.0, 0.125, 28)], width=416, height=360)
+    ticks = [float(t) for t in re.findall(r'font-size="12">([0-9.]+)</text>', svg) if "." not in t]
+    assert ticks[0] <= 132.5 and ticks[-1] >= 150.0 and ticks[-1] - ticks[0] <= 30, ticks
+    assert ">0</text>" not in svg and ">360</text>" not in svg
+    # 132.5 and 150 lie inside the plot area (56..306), at their share of the fitted axis
+    xs = [float(v) for v in re.findall(r'<circle cx="([0-9.]+)" cy="[0-9.]+" r="3.5"', svg)]
+    span = ticks[-1] - ticks[0]
+    assert xs[0] == pytest.approx(56 + 250 * (132.5 - ticks[0]) / span, abs=0.06)
+    assert xs[2] == pytest.approx(56 + 250 * (150.0 - ticks[0]) / span, abs=0.06)
+    one = svg_plot([(132.5, 0.25, 28)], width=416, height=360)  # a single map: an axis around it
+    assert ">0</text>" not in one and '<circle cx="56.0"' not in one and '<circle cx="306.0"' not in one
 
 
 def chromium() -> str:
@@ -435,3 +449,44 @@ def test_a_record_naming_a_mask_outside_out_is_not_read_or_linked(tmp_path):
     assert str(elsewhere) in row.reason and "not in" in row.reason
     page = write_report(out).read_text(encoding="utf-8")
     assert "href=" not in page and "src=" not in page
+
+
+# --------------------------------------------------------------------------- what the page says (issue 35)
+def test_the_page_says_the_threshold_precision_and_links_thumbnails_to_quicklooks(tmp_path):
+    out = make_run(tmp_path / "OUT")
+    record = json.loads((out / "cm-infer-run.json").read_text())
+    record["precision"] = "bf16"
+    (out / "cm-infer-run.json").write_text(json.dumps(record))
+    page = write_report(out).read_text(encoding="utf-8")
+    assert "<th>precision</th>" in page and "<td>bf16</td>" in page
+    assert re.search(r"threshold[^<]*<b>0\.912</b>", page), "the fractions' threshold is not stated"
+    thumb = "P/P01/cloudmasks/cloudmask_P01_day01.png"
+    assert f'<a href="{thumb}"' in page and f'src="{thumb}"' in page
+    assert page.index(f'<a href="{thumb}"') < page.index(f'src="{thumb}"')  # the image sits in the link
+    write_mask(out / "P" / "P01" / "cloudmasks" / "cloudmask_P01_day09.ncdf", mask_with(0.5), {"threshold": 0.47})
+    page = write_report(out).read_text(encoding="utf-8")
+    assert "thresholds differ" in page and "0.47 (1 mask)" in page and "0.912 (3 masks)" in page
+
+
+def test_a_quicklook_only_rerun_is_not_read_as_maps_done(tmp_path):
+    out = make_run(tmp_path / "OUT")
+    first = json.loads((out / "cm-infer-run.json").read_text())
+    maps = [
+        {**m, "timings": {"extras_s": 0.5}, "notes": ["quicklook made from the existing mask"]}
+        for m in first["maps"]
+        if m["status"] == "done"
+    ]
+    rerun = {
+        **first,
+        "started": "2026-12-02T07:00:00+00:00",
+        "finished": "2026-12-02T07:00:10+00:00",
+        "counts": {"done": 3, "skipped": 0, "failed": 0},
+        "maps": maps,
+        "failures": [],
+    }
+    (out / "cm-infer-runs" / "2026-12-02T070000.json").write_text(json.dumps(rerun))
+    page = write_report(out).read_text(encoding="utf-8")
+    runs = re.findall(r"run 2026-12-02T07:00:00[^<]*", page)
+    assert len(runs) == 1 and "3 quicklooks from existing masks" in runs[0] and "done 3" not in runs[0], runs
+    rows = {r.name: r for r in collect_report(out).rows}
+    assert rows["P01_day02"].status == "done" and rows["P01_day02"].cloud_fraction == pytest.approx(0.5)

@@ -23,7 +23,7 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 from urllib.parse import quote
 
 import numpy as np
@@ -53,6 +53,8 @@ class MapRow:
     thumbnail: str | None = None
     """Quicklook PNG path relative to OUT."""
     reason: str | None = None
+    threshold: float | None = None
+    """The mask's threshold attribute the cloud fraction used (None: none, the default used)."""
 
 
 @dataclass
@@ -103,6 +105,9 @@ class MapEntry:
     """Solar longitude (deg)."""
     mars_year: int | None = None
     reason: str | None = None
+    from_existing: str | None = None
+    """What a rerun made from the existing mask without predicting (``quicklook``, ``map
+    copies``), None when the map was predicted (or not done)."""
 
 
 @dataclass
@@ -168,15 +173,34 @@ def _map_entry(check: _Checker, k: int, raw: Any) -> MapEntry | None:
     if not name:
         return None
     where = f"map {printable(name)}:"
+    status = check.text(raw.get("status"), f"{where} status") or "?"
     return MapEntry(
         name=name,
-        status=check.text(raw.get("status"), f"{where} status") or "?",
+        status=status,
         source=check.text(raw.get("source"), f"{where} source"),
         output=check.text(raw.get("output"), f"{where} output"),
         ls=check.number(raw.get("ls"), f"{where} ls"),
         mars_year=check.whole(raw.get("mars_year"), f"{where} mars_year"),
         reason=check.text(raw.get("reason"), f"{where} reason"),
+        from_existing=_made_from_existing(raw) if status == "done" else None,
     )
+
+
+FROM_EXISTING = " made from the existing mask"
+"""How cm-infer's note names what a rerun made from an existing mask (``engine.triage``)."""
+
+
+def _made_from_existing(raw: dict[str, Any]) -> str | None:
+    """What a done map's entry made from its existing mask (its timings hold ``extras_s``, the
+    extras-only step, and no prediction), None when it was predicted."""
+    timings = raw.get("timings")
+    if not isinstance(timings, dict) or "extras_s" not in timings:
+        return None
+    notes = raw.get("notes")
+    for note in notes if isinstance(notes, list) else []:
+        if isinstance(note, str) and note.endswith(FROM_EXISTING):
+            return note[: -len(FROM_EXISTING)]
+    return "extras"
 
 
 def _model_of(check: _Checker, raw: dict[str, Any]) -> dict[str, str]:
@@ -354,15 +378,40 @@ def _netcdf_path(path: Path) -> Iterator[Path]:
     yield path
 
 
-def mask_fractions(path: Path) -> tuple[float | None, float | None, float | None, int | None, str | None]:
-    """``(cloud fraction, valid fraction, ls, mars_year, problem)`` of one mask file."""
+@dataclass
+class MaskFigures:
+    """What the page shows of one mask file (None: unknown)."""
+
+    cloud_fraction: float | None = None
+    """Cloudy share of the valid pixels, a pixel cloudy at ``threshold`` or above."""
+    valid_fraction: float | None = None
+    """Valid share of all 1801 x 3600 pixels."""
+    ls: float | None = None
+    """Solar longitude (deg), from the mask's time coordinates."""
+    mars_year: int | None = None
+    threshold: float = DEFAULT_THRESHOLD
+    threshold_given: bool = False
+    """False: the mask has no usable ``threshold`` attribute and the default was used."""
+    problem: str | None = None
+    """Why the mask cannot be read (one line naming it); the other fields are then None."""
+
+
+def mask_fractions(path: Path) -> MaskFigures:
+    """Cloud and valid fractions, Ls, year and threshold of one mask file (:class:`MaskFigures`)."""
     with _netcdf_path(path) as readable_path:
         return _mask_fractions(path, readable_path)
 
 
-def _mask_fractions(
-    path: Path, readable_path: Path
-) -> tuple[float | None, float | None, float | None, int | None, str | None]:
+def _mask_threshold(attrs: dict[str, Any]) -> float | None:
+    """The mask's ``threshold`` attribute when it is a number in [0, 1], else None."""
+    try:
+        thr = float(attrs["threshold"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return thr if 0.0 <= thr <= 1.0 else None
+
+
+def _mask_fractions(path: Path, readable_path: Path) -> MaskFigures:
     from ..netcdf import check_mask_file, read_attrs, read_mask, read_time_coords
 
     try:  # one read of a good mask; check_mask_file only says why a bad one fails
@@ -371,20 +420,24 @@ def _mask_fractions(
     except Exception:  # noqa: BLE001 - any failure to read makes the mask bad
         values = None
     if values is None or values.shape != (MAP_HEIGHT, MAP_WIDTH):
-        problem = check_mask_file(readable_path)
-        return None, None, None, None, (problem or f"{path}: unreadable mask").replace(str(readable_path), str(path))
-    try:
-        thr = float(attrs.get("threshold", DEFAULT_THRESHOLD))
-    except (TypeError, ValueError):
-        thr = DEFAULT_THRESHOLD
+        problem = check_mask_file(readable_path) or f"{path}: unreadable mask"
+        return MaskFigures(problem=problem.replace(str(readable_path), str(path)))
+    given = _mask_threshold(attrs)
+    thr = DEFAULT_THRESHOLD if given is None else given
     valid = values > INVALID + 0.5
     n_valid = int(np.count_nonzero(valid))
-    cloud = float(np.count_nonzero(valid & (values >= thr)) / n_valid) if n_valid else None
+    figures = MaskFigures(
+        cloud_fraction=float(np.count_nonzero(valid & (values >= thr)) / n_valid) if n_valid else None,
+        valid_fraction=n_valid / values.size,
+        threshold=thr,
+        threshold_given=given is not None,
+    )
     try:
         when = read_time_coords(readable_path)
     except Exception:  # noqa: BLE001 - a mask without readable time coordinates has no Ls here
-        return cloud, n_valid / values.size, None, None, None
-    return cloud, n_valid / values.size, when.ls, when.mars_year, None
+        return figures
+    figures.ls, figures.mars_year = when.ls, when.mars_year
+    return figures
 
 
 def collect_report(out: str | Path) -> ReportData:
@@ -405,6 +458,7 @@ def collect_report(out: str | Path) -> ReportData:
                 "finished": record.finished,
                 "counts": record.counts,
                 "interrupted": record.interrupted,
+                "from_existing": _tally(m.from_existing for m in record.maps if m.from_existing),
             }
         )
         if record.model not in data.models:
@@ -445,6 +499,14 @@ def collect_report(out: str | Path) -> ReportData:
     return data
 
 
+def _tally(values: Iterable[str]) -> dict[str, int]:
+    """How often each value occurs, in first-seen order."""
+    tally: dict[str, int] = {}
+    for v in values:
+        tally[v] = tally.get(v, 0) + 1
+    return tally
+
+
 def _fill_from_mask(out: Path, row: MapRow, relative: str) -> None:
     """Fractions, Ls, year and quicklook of ``row`` from its mask ``OUT/relative``."""
     mask = out / relative
@@ -453,13 +515,14 @@ def _fill_from_mask(out: Path, row: MapRow, relative: str) -> None:
             row.status, row.reason = "missing", f"{mask}: mask not found"
         return
     row.mask = relative
-    cloud, valid, ls, year, problem = mask_fractions(mask)
-    if problem is not None:
-        row.status, row.reason = "bad mask", problem
+    figures = mask_fractions(mask)
+    if figures.problem is not None:
+        row.status, row.reason = "bad mask", figures.problem
         return
-    row.cloud_fraction, row.valid_fraction = cloud, valid
-    row.ls = row.ls if row.ls is not None else ls
-    row.mars_year = row.mars_year if row.mars_year is not None else year
+    row.cloud_fraction, row.valid_fraction = figures.cloud_fraction, figures.valid_fraction
+    row.threshold = figures.threshold if figures.threshold_given else None
+    row.ls = row.ls if row.ls is not None else figures.ls
+    row.mars_year = row.mars_year if row.mars_year is not None else figures.mars_year
     png = mask.with_suffix(".png")
     if png.is_file():
         row.thumbnail = PurePath(relative).with_suffix(".png").as_posix()
@@ -471,16 +534,46 @@ NICE_TOPS = (0.02, 0.04, 0.08, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0)
 YEAR_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 
 
+LS_STEPS = (1, 2, 5, 10, 15, 30, 45, 60)
+"""Candidate tick steps of the plot's Ls axis (deg)."""
+LS_MAX_TICKS = 6
+"""Most tick intervals on the Ls axis."""
+LS_MIN_SPAN = 10.0
+"""Narrowest Ls axis (deg): a single map sits in the middle of it."""
+LS_FULL_YEAR = 180.0
+"""A run whose maps span more Ls than this (deg) gets the whole year, 0..360."""
+
+
+def ls_axis(ls_values: list[float]) -> tuple[float, float, float]:
+    """``(first, last, step)`` of the plot's Ls axis (deg): 0..360 by 60 for no map or maps that
+    span more than :data:`LS_FULL_YEAR`, else fitted to the maps: the smallest of :data:`LS_STEPS`
+    whose tick-aligned range holds them in at most :data:`LS_MAX_TICKS` intervals, at least
+    :data:`LS_MIN_SPAN` wide."""
+    values = [v % 360.0 for v in ls_values]
+    if not values or max(values) - min(values) > LS_FULL_YEAR:
+        return 0.0, 360.0, 60.0
+    lo, hi = min(values), max(values)
+    pad = max(0.0, LS_MIN_SPAN - (hi - lo)) / 2
+    lo, hi = max(0.0, lo - pad), min(360.0, hi + pad)
+    for step in LS_STEPS:
+        first, last = math.floor(lo / step) * step, math.ceil(hi / step) * step
+        if (last - first) / step <= LS_MAX_TICKS:
+            return float(first), float(last), float(step)
+    return 0.0, 360.0, 60.0
+
+
 def svg_plot(points: list[tuple[float, float, int | None]], width: int = 720, height: int = 300) -> str:
     """Inline SVG scatter of cloud fraction (y, from 0 to the first of :data:`NICE_TOPS` above the largest) against Ls
-    (x, 0..360 deg), one colour per Mars year; ``points`` are ``(ls, cloud fraction, year)``."""
+    (x, deg, :func:`ls_axis`: fitted to the maps, 0..360 for a run spanning the year), one colour per Mars year;
+    ``points`` are ``(ls, cloud fraction, year)``."""
     left, right, top, bottom = 56, 110, 16, 44
     pw, ph = width - left - right, height - top - bottom
     top_value = max([0.0] + [p[1] for p in points])
     ymax = next(v for v in NICE_TOPS if v >= top_value - 1e-12)
+    ls_first, ls_last, ls_step = ls_axis([p[0] for p in points])
 
     def x(ls: float) -> float:
-        return left + pw * (ls % 360.0) / 360.0
+        return left + pw * (ls % 360.0 - ls_first) / (ls_last - ls_first)
 
     def y(f: float) -> float:
         return top + ph * (1 - f / ymax)
@@ -490,15 +583,12 @@ def svg_plot(points: list[tuple[float, float, int | None]], width: int = 720, he
         f'role="img" aria-label="cloud fraction against Ls" class="plot">',
         f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#888"/>',
     ]
-    for tick in range(0, 361, 60):
-        parts.append(
-            f'<line x1="{x(tick) if tick < 360 else left + pw:.1f}" y1="{top + ph}" '
-            f'x2="{x(tick) if tick < 360 else left + pw:.1f}" y2="{top + ph + 5}" stroke="#444"/>'
-        )
-        parts.append(
-            f'<text x="{x(tick) if tick < 360 else left + pw:.1f}" y="{top + ph + 18}" '
-            f'text-anchor="middle" font-size="12">{tick}</text>'
-        )
+    n_ticks = round((ls_last - ls_first) / ls_step)
+    for k in range(n_ticks + 1):
+        tick = ls_first + k * ls_step
+        tx = left + pw * k / n_ticks
+        parts.append(f'<line x1="{tx:.1f}" y1="{top + ph}" x2="{tx:.1f}" y2="{top + ph + 5}" stroke="#444"/>')
+        parts.append(f'<text x="{tx:.1f}" y="{top + ph + 18}" text-anchor="middle" font-size="12">{tick:g}</text>')
     for k in range(5):
         f = ymax * k / 4
         parts.append(f'<line x1="{left - 5}" y1="{y(f):.1f}" x2="{left}" y2="{y(f):.1f}" stroke="#444"/>')
@@ -550,6 +640,45 @@ img.thumb { width: 200px; height: auto; display: block; }
 """
 
 
+def threshold_note(rows: list[MapRow]) -> str:
+    """One HTML sentence saying at which threshold the page's cloud fractions count a pixel
+    cloudy: the masks' ``threshold`` attribute, with how many masks use each when they differ."""
+    read = [r for r in rows if r.valid_fraction is not None]
+    if not read:
+        return ""
+    tally = _tally(f"{r.threshold:g}" if r.threshold is not None else "" for r in read)
+    default = f"{DEFAULT_THRESHOLD:g}"
+    head = "Cloud fraction: the cloudy share of a map&#x27;s valid pixels, a pixel counted cloudy at probability &ge; "
+    if len(tally) == 1:
+        (value,) = tally
+        if not value:
+            return f'<p class="threshold">{head}<b>{default}</b>, the default (the masks have no threshold).</p>'
+        return f'<p class="threshold">{head}threshold <b>{value}</b>, the masks&#x27; own.</p>'
+
+    def item(value: str, n: int) -> str:
+        shown = value or f"{default} (the default: no threshold attribute)"
+        return f"{shown} ({n} mask{'s' * (n != 1)})" if value else f"{n} mask{'s' * (n != 1)} at {shown}"
+
+    listed = ", ".join(item(v, n) for v, n in sorted(tally.items()))
+    return f'<p class="threshold">{head}each mask&#x27;s threshold; the thresholds differ between masks: {listed}.</p>'
+
+
+def run_counts(run: dict[str, Any]) -> str:
+    """A run's counts as words (HTML): a done map that a rerun only gave a quicklook or map
+    copies from its existing mask is counted as that, not as ``done``."""
+    counts = dict(run.get("counts") or {})
+    made = run.get("from_existing") or {}
+    if made and "done" in counts:
+        counts["done"] = max(0, counts["done"] - sum(made.values()))
+        if counts["done"] == 0:
+            del counts["done"]
+    words = [f"{html.escape(readable(str(k)))} {v}" for k, v in counts.items()]
+    for what, n in made.items():
+        thing = what.replace("quicklook", "quicklooks") if n != 1 else what
+        words.append(f"{n} {html.escape(readable(thing))} from existing mask{'s' * (n != 1)}")
+    return ", ".join(words)
+
+
 def render_html(data: ReportData) -> str:
     """The report page as one self-contained HTML string (no scripts, no external resources)."""
 
@@ -571,12 +700,13 @@ def render_html(data: ReportData) -> str:
         + "".join(f"<span>{e(k)}: <b>{v}</b></span>" for k, v in sorted(counts.items()))
         + f"<span>failures: <b>{len(data.failures)}</b></span></p>",
         "<h2>Model</h2>",
-        "<table><tr><th>model</th><th>version</th><th>sha256</th><th>provider</th></tr>",
+        "<table><tr><th>model</th><th>version</th><th>sha256</th><th>provider</th><th>precision</th></tr>",
     ]
-    for m in data.models or [{"name": "(no run record)", "version": "", "sha256": "", "provider": ""}]:
+    no_record = {"name": "(no run record)", "version": "", "sha256": "", "provider": "", "precision": ""}
+    for m in data.models or [no_record]:
         out.append(
             f"<tr><td>{e(m['name'])}</td><td>{e(m['version'])}</td><td><code>{e(m['sha256'])}</code></td>"
-            f"<td>{e(m['provider'])}</td></tr>"
+            f"<td>{e(m['provider'])}</td><td>{e(m['precision'])}</td></tr>"
         )
     out.append("</table>")
     if data.runs:
@@ -584,13 +714,13 @@ def render_html(data: ReportData) -> str:
             "<p>"
             + "<br>".join(
                 f"run {e(str(r['started']))} &ndash; {e(str(r['finished']))}: "
-                + ", ".join(f"{e(str(k))} {e(str(v))}" for k, v in (r["counts"] or {}).items())
+                + run_counts(r)
                 + (f" (interrupted: {e(r['interrupted'])})" if r.get("interrupted") else "")
                 for r in data.runs
             )
             + "</p>"
         )
-    out += ["<h2>Cloud fraction against Ls</h2>", svg_plot(points)]
+    out += ["<h2>Cloud fraction against Ls</h2>", threshold_note(rows), svg_plot(points)]
     out.append(f"<h2>Failures ({len(data.failures)})</h2>")
     if data.failures or data.problems:
         out.append('<table class="failures"><tr><th>source</th><th>reason</th></tr>')
