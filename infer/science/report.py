@@ -1,15 +1,22 @@
 """A static report page of a run: ``OUT/index.html`` (``cm-report OUT``).
 
-One row per map (quicklook thumbnail when a PNG lies beside the mask, name, Ls, cloud and
-valid fractions, status), the failures with their reasons, an inline SVG plot of cloud
-fraction against Ls, and the model, its version and the provider.  The page needs no server
-and no network: no scripts, thumbnails linked by relative path, the plot drawn inline.
+One row per map (quicklook thumbnail linked to the full quicklook when a PNG lies beside the
+mask, name, Ls, cloud and valid fractions, status), the failures with their reasons, an inline
+SVG plot of cloud fraction against Ls (axis fitted to the maps, :func:`ls_axis`), the threshold
+the fractions use, and the model, its version, provider and precision.  The page needs no
+server and no network: no scripts, thumbnails linked by relative path, the plot drawn inline.
 
 Sources: ``OUT/cm-infer-run.json`` and every ``OUT/cm-infer-runs/*.json`` (a run history),
 oldest first; for each map the latest entry that is not "skipped" wins.  Masks found in OUT
 that no record names get a row too (status "on disk").  Fractions are read from the masks:
 cloud fraction = cloudy / valid pixels at the mask's ``threshold`` attribute (0.912 when
 absent), valid fraction = valid / all 1801 x 3600 pixels.
+
+The OUT may come from elsewhere, so nothing read is trusted: every record value is
+type-checked (:func:`parse_run_record`; a wrong one is left out with one line naming the
+record) and HTML-escaped; every link is a path relative to OUT, percent-encoded from the name's
+bytes and never read as a URL scheme (:func:`link`); a record's mask paths are taken relative
+to the run's own OUT, so a moved or copied OUT is read where it is now (:func:`relative_output`).
 """
 
 from __future__ import annotations
