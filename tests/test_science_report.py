@@ -490,3 +490,20 @@ def test_a_quicklook_only_rerun_is_not_read_as_maps_done(tmp_path):
     assert len(runs) == 1 and "3 quicklooks from existing masks" in runs[0] and "done 3" not in runs[0], runs
     rows = {r.name: r for r in collect_report(out).rows}
     assert rows["P01_day02"].status == "done" and rows["P01_day02"].cloud_fraction == pytest.approx(0.5)
+
+
+def test_cm_infer_report_says_which_record_values_it_left_out(tiny_model, map_tree, tmp_path):
+    from typer.testing import CliRunner
+
+    from mars_cloudmask.infer.cli import EXIT_FAILED, app
+
+    out = tmp_path / "OUT"
+    (out / "cm-infer-runs").mkdir(parents=True)
+    old = out / "cm-infer-runs" / "old.json"
+    old.write_text(json.dumps({"finished": "2000", "maps": [{"name": "P01_day01", "status": "done", "ls": "abc"}]}))
+    args = [str(map_tree), "--out", str(out), "--model", str(tiny_model), "--report"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == EXIT_FAILED and "Traceback" not in res.output, res.output
+    lines = [ln for ln in res.output.splitlines() if str(old) in ln]
+    assert len(lines) == 1 and "ls 'abc' is not a number" in lines[0], res.output
+    assert f"report: {out / 'index.html'}" in res.output
