@@ -507,3 +507,24 @@ def test_cm_infer_report_says_which_record_values_it_left_out(tiny_model, map_tr
     lines = [ln for ln in res.output.splitlines() if str(old) in ln]
     assert len(lines) == 1 and "ls 'abc' is not a number" in lines[0], res.output
     assert f"report: {out / 'index.html'}" in res.output
+
+
+def test_collect_report_tells_progress_once_per_mask_read(tmp_path):
+    out = make_run(tmp_path / "OUT")
+    write_mask(out / "extra" / "cloudmask_P02_day01.nc", mask_with(0.5), {"threshold": 0.5})
+    calls: list[tuple[str, int]] = []
+    collect_report(out, progress=lambda name, total: calls.append((name, total)))
+    assert sorted(calls) == [("P01_day01", 4), ("P01_day02", 4), ("P01_day03", 4), ("P02_day01", 4)]
+
+
+def test_two_masks_of_one_map_are_both_shown_and_said_to_be_the_same_map(tmp_path):
+    out = make_run(tmp_path / "OUT")
+    folder = out / "P" / "P01" / "cloudmasks"
+    shutil.copy(folder / "cloudmask_P01_day02.ncdf", folder / "cloudmask_P01_day02.nc")
+    rows = [r for r in collect_report(out).rows if r.name == "P01_day02"]
+    assert len(rows) == 2 and {r.mask for r in rows} == {
+        "P/P01/cloudmasks/cloudmask_P01_day02.ncdf",
+        "P/P01/cloudmasks/cloudmask_P01_day02.nc",
+    }
+    for r in rows:
+        assert r.reason is not None and "2 masks of this map" in r.reason and "cloudmask_P01_day02.nc" in r.reason

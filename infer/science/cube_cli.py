@@ -79,13 +79,20 @@ def report_command(
     run: Path = typer.Argument(..., help="A cm-infer output folder."),
 ) -> None:
     """Write RUN/index.html: one row per map, failures, cloud fraction against Ls, the model and provider."""
+    from .cli import _progress
     from .report import report_page
 
     if not run.is_dir():
         _fail(f"{run}: no such folder")
         raise typer.Exit(2)
     try:
-        path, problems = report_page(run)
+        with _progress() as bar:
+            task = bar.add_task("reading masks", total=None)
+
+            def advance(name: str, total: int) -> None:
+                bar.update(task, advance=1, total=total, description=_shown(name))
+
+            path, problems = report_page(run, progress=advance)
     except OSError as exc:
         _fail(f"{run}: cannot write the report ({' '.join(str(exc).split())})")
         raise typer.Exit(2) from None

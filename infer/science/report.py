@@ -30,7 +30,7 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 from urllib.parse import quote
 
 import numpy as np
@@ -447,8 +447,11 @@ def _mask_fractions(path: Path, readable_path: Path) -> MaskFigures:
     return figures
 
 
-def collect_report(out: str | Path) -> ReportData:
-    """Read the run records and the masks of OUT into a :class:`ReportData`."""
+def collect_report(out: str | Path, progress: Callable[[str, int], None] | None = None) -> ReportData:
+    """Read the run records and the masks of OUT into a :class:`ReportData`.
+
+    ``progress``: called with each map name after its mask is read, and the number of masks to
+    read in all."""
     from ..netcdf import find_mask_files, map_name_of
 
     out = Path(out)
@@ -480,13 +483,15 @@ def collect_report(out: str | Path) -> ReportData:
         if m.status != "failed" and m.source is not None:
             failures.pop(m.source, None)
     data.failures = sorted(failures.items())
+    to_read: list[tuple[MapRow, str]] = []
+    """(row, its mask relative to OUT)"""
     listed: set[Path] = set()
     for name, m in sorted(latest.items()):
         row = MapRow(name, m.status, m.ls, m.mars_year, reason=m.reason)
         relative = where[name]
         if relative is not None and row.status != "failed":
             listed.add((out / relative).resolve())
-            _fill_from_mask(out, row, relative)
+            to_read.append((row, relative))
         elif m.output and row.status in ("done", "skipped"):
             row.status, row.reason = "missing", f"{m.output}: mask not in {out} (not read)"
         data.rows.append(row)
@@ -495,15 +500,33 @@ def collect_report(out: str | Path) -> ReportData:
     except FileNotFoundError:
         on_disk = []
     for mask in on_disk:
-        if mask.resolve() in listed:
-            continue
-        row = MapRow(map_name_of(mask), "on disk")
-        _fill_from_mask(out, row, mask.relative_to(out).as_posix())
-        data.rows.append(row)
+        if mask.resolve() not in listed:
+            row = MapRow(map_name_of(mask), "on disk")
+            to_read.append((row, mask.relative_to(out).as_posix()))
+            data.rows.append(row)
+    for row, relative in to_read:
+        _fill_from_mask(out, row, relative)
+        if progress is not None:
+            progress(row.name, len(to_read))
+    _note_same_map(data.rows)
     data.rows.sort(
         key=lambda r: (r.mars_year if r.mars_year is not None else 9999, r.ls if r.ls is not None else 999.0, r.name)
     )
     return data
+
+
+def _note_same_map(rows: list[MapRow]) -> None:
+    """Say on each row whose map has more than one mask in OUT (``.nc`` beside ``.ncdf``, or
+    in two folders) which masks they are: each is a row of its own."""
+    masks: dict[str, list[str]] = {}
+    for r in rows:
+        if r.mask is not None:
+            masks.setdefault(r.name, []).append(r.mask)
+    for r in rows:
+        same = masks.get(r.name, [])
+        if r.mask is not None and len(same) > 1:
+            note = f"{len(same)} masks of this map in OUT: {', '.join(sorted(same))}"
+            r.reason = f"{r.reason}; {note}" if r.reason else note
 
 
 def _tally(values: Iterable[str]) -> dict[str, int]:
@@ -761,9 +784,10 @@ def render_html(data: ReportData) -> str:
     return "\n".join(out)
 
 
-def report_page(out: str | Path) -> tuple[Path, list[str]]:
+def report_page(out: str | Path, progress: Callable[[str, int], None] | None = None) -> tuple[Path, list[str]]:
     """Write ``OUT/index.html`` (atomically); its path, and one line per record or value in a
-    record that could not be used (the page lists them too).
+    record that could not be used (the page lists them too).  ``progress``: as for
+    :func:`collect_report`.
 
     Raises:
         FileNotFoundError: OUT is not a folder.
@@ -773,7 +797,7 @@ def report_page(out: str | Path) -> tuple[Path, list[str]]:
     out = Path(out)
     if not out.is_dir():
         raise FileNotFoundError(f"{out}: no such folder")
-    data = collect_report(out)
+    data = collect_report(out, progress)
     page = render_html(data).encode("utf-8")
     path = out / REPORT_NAME
     with atomic_path(path) as tmp:
