@@ -528,3 +528,14 @@ def test_two_masks_of_one_map_are_both_shown_and_said_to_be_the_same_map(tmp_pat
     }
     for r in rows:
         assert r.reason is not None and "2 masks of this map" in r.reason and "cloudmask_P01_day02.nc" in r.reason
+
+
+@pytest.mark.parametrize("bad", [47.0, float("nan"), -1.0])
+def test_a_mask_threshold_outside_0_1_is_named_not_used_silently(tmp_path, bad):
+    out = tmp_path / "OUT"
+    write_mask(out / "cloudmask_P03_day01.nc", mask_with(0.5), {"threshold": bad})  # as an edited file has it
+    (row,) = collect_report(out).rows
+    assert row.cloud_fraction == pytest.approx(0.5)  # at the default 0.912: the 0.95 rows are cloud
+    assert row.reason is not None and "threshold attribute" in row.reason and "0.912" in row.reason, row.reason
+    page = write_report(out).read_text(encoding="utf-8")
+    assert "the masks have no threshold" not in page and "threshold attribute" in page

@@ -401,6 +401,8 @@ class MaskFigures:
     """False: the mask has no usable ``threshold`` attribute and the default was used."""
     problem: str | None = None
     """Why the mask cannot be read (one line naming it); the other fields are then None."""
+    note: str | None = None
+    """What a reader should know of a mask that was read (an unusable threshold attribute)."""
 
 
 def mask_fractions(path: Path) -> MaskFigures:
@@ -409,13 +411,21 @@ def mask_fractions(path: Path) -> MaskFigures:
         return _mask_fractions(path, readable_path)
 
 
-def _mask_threshold(attrs: dict[str, Any]) -> float | None:
-    """The mask's ``threshold`` attribute when it is a number in [0, 1], else None."""
+def _mask_threshold(attrs: dict[str, Any]) -> tuple[float | None, str | None]:
+    """The mask's ``threshold`` attribute when it is a number in [0, 1] (else None), and why an
+    attribute that is present cannot be used (else None)."""
+    if "threshold" not in attrs:
+        return None, None
     try:
         thr = float(attrs["threshold"])
-    except (KeyError, TypeError, ValueError):
-        return None
-    return thr if 0.0 <= thr <= 1.0 else None
+    except (TypeError, ValueError):
+        thr = math.nan
+    if 0.0 <= thr <= 1.0:
+        return thr, None
+    return (
+        None,
+        f"threshold attribute {_shown(attrs['threshold'])} is not in [0, 1]: the default {DEFAULT_THRESHOLD:g} used",
+    )
 
 
 def _mask_fractions(path: Path, readable_path: Path) -> MaskFigures:
@@ -429,7 +439,7 @@ def _mask_fractions(path: Path, readable_path: Path) -> MaskFigures:
     if values is None or values.shape != (MAP_HEIGHT, MAP_WIDTH):
         problem = check_mask_file(readable_path) or f"{path}: unreadable mask"
         return MaskFigures(problem=problem.replace(str(readable_path), str(path)))
-    given = _mask_threshold(attrs)
+    given, note = _mask_threshold(attrs)
     thr = DEFAULT_THRESHOLD if given is None else given
     valid = values > INVALID + 0.5
     n_valid = int(np.count_nonzero(valid))
@@ -438,6 +448,7 @@ def _mask_fractions(path: Path, readable_path: Path) -> MaskFigures:
         valid_fraction=n_valid / values.size,
         threshold=thr,
         threshold_given=given is not None,
+        note=note,
     )
     try:
         when = read_time_coords(readable_path)
@@ -551,6 +562,8 @@ def _fill_from_mask(out: Path, row: MapRow, relative: str) -> None:
         return
     row.cloud_fraction, row.valid_fraction = figures.cloud_fraction, figures.valid_fraction
     row.threshold = figures.threshold if figures.threshold_given else None
+    if figures.note:
+        row.reason = f"{row.reason}; {figures.note}" if row.reason else figures.note
     row.ls = row.ls if row.ls is not None else figures.ls
     row.mars_year = row.mars_year if row.mars_year is not None else figures.mars_year
     png = mask.with_suffix(".png")
@@ -682,11 +695,12 @@ def threshold_note(rows: list[MapRow]) -> str:
     if len(tally) == 1:
         (value,) = tally
         if not value:
-            return f'<p class="threshold">{head}<b>{default}</b>, the default (the masks have no threshold).</p>'
+            why = "the masks have no usable threshold attribute"
+            return f'<p class="threshold">{head}<b>{default}</b>, the default ({why}).</p>'
         return f'<p class="threshold">{head}threshold <b>{value}</b>, the masks&#x27; own.</p>'
 
     def item(value: str, n: int) -> str:
-        shown = value or f"{default} (the default: no threshold attribute)"
+        shown = value or f"{default} (the default: no usable threshold attribute)"
         return f"{shown} ({n} mask{'s' * (n != 1)})" if value else f"{n} mask{'s' * (n != 1)} at {shown}"
 
     listed = ", ".join(item(v, n) for v, n in sorted(tally.items()))
