@@ -342,6 +342,7 @@ def test_run_record_values_are_escaped_and_type_checked(tmp_path):
     ):
         assert sum(words in p for p in problems) == 1, (words, problems)
     assert all("\n" not in p for p in problems)
+    assert f"<h2>Run records and values left out ({len(problems)})</h2>" in page and "&ndash; ?: " in page
 
 
 def test_cm_report_names_the_record_with_bad_values_in_one_line_and_carries_on(tmp_path):

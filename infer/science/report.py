@@ -757,7 +757,7 @@ def render_html(data: ReportData) -> str:
         out.append(
             "<p>"
             + "<br>".join(
-                f"run {e(str(r['started']))} &ndash; {e(str(r['finished']))}: "
+                f"run {e(r['started'] or '?')} &ndash; {e(r['finished'] or '?')}: "
                 + run_counts(r)
                 + (f" (interrupted: {e(r['interrupted'])})" if r.get("interrupted") else "")
                 for r in data.runs
@@ -766,13 +766,15 @@ def render_html(data: ReportData) -> str:
         )
     out += ["<h2>Cloud fraction against Ls</h2>", threshold_note(rows), svg_plot(points)]
     out.append(f"<h2>Failures ({len(data.failures)})</h2>")
-    if data.failures or data.problems:
+    if data.failures:
         out.append('<table class="failures"><tr><th>source</th><th>reason</th></tr>')
         out += [f"<tr><td>{e(s)}</td><td>{e(r)}</td></tr>" for s, r in data.failures]
-        out += [f"<tr><td>(run record)</td><td>{e(p)}</td></tr>" for p in data.problems]
         out.append("</table>")
     else:
         out.append("<p>none</p>")
+    if data.problems:
+        out.append(f"<h2>Run records and values left out ({len(data.problems)})</h2>")
+        out.append("<ul>" + "".join(f"<li>{e(p)}</li>" for p in data.problems) + "</ul>")
     out.append(f"<h2>Maps ({len(rows)})</h2>")
     out.append(
         '<table class="maps"><tr><th>quicklook</th><th>map</th><th>MY</th><th>Ls (deg)</th>'
