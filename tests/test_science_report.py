@@ -540,3 +540,18 @@ def test_a_mask_threshold_outside_0_1_is_named_not_used_silently(tmp_path, bad):
     assert row.reason is not None and "threshold attribute" in row.reason and "0.912" in row.reason, row.reason
     page = write_report(out).read_text(encoding="utf-8")
     assert "the masks have no threshold" not in page and "threshold attribute" in page
+
+
+def test_thumbnails_under_hostile_and_odd_names_load_in_headless_chromium(tmp_path):
+    from PIL import Image
+
+    chromium()
+    out = tmp_path / "OUT"
+    n = len(hostile_run(out)) + len(odd_named_run(out))
+    shot = tmp_path / "shot.png"
+    done = run_chromium(write_report(out), tmp_path / "profile", f"--screenshot={shot}", "--window-size=1200,2600")
+    assert shot.is_file(), done.stderr[-2000:]
+    magenta = np.all(np.asarray(Image.open(shot).convert("RGB")) == MAGENTA, axis=-1)
+    rows_with_magenta = np.flatnonzero(magenta.sum(axis=1) > 150)
+    runs = np.split(rows_with_magenta, np.flatnonzero(np.diff(rows_with_magenta) > 1) + 1)
+    assert len(runs) == n, f"{len(runs)} of {n} thumbnails loaded"  # each thumbnail's relative link worked
