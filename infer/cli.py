@@ -270,10 +270,12 @@ def infer(
         except (OutputError, cluster.ClusterError) as exc:
             raise _fatal(str(exc)) from None
     if plan.report:
-        from .science.report import write_report  # a science tool: imported only when asked for
+        from .science.report import report_page  # a science tool: imported only when asked for
 
         try:
-            lines_report = [f"report: {write_report(plan.out)}"]
+            page, left_out = report_page(plan.out)
+            lines_report = [f"FAILED: report page: {line}" for line in left_out] + [f"report: {page}"]
+            status = status or (EXIT_FAILED if left_out else None)
         except (OSError, ValueError) as exc:
             lines_report = [f"FAILED: report page: {' '.join(str(exc).split())}"]
             status = status or EXIT_FAILED

@@ -2,8 +2,9 @@
 ``OUT/index.html``).
 
 Thin Typer shells over :func:`stack.build_cube` and :func:`report.write_report`.  Errors are
-one line per file on stderr; exit status 0 when everything was used, 1 when some masks were
-left out (the cube holds the rest), 2 when nothing could be written.
+one line per file on stderr; exit status 0 when everything was used, 1 when some masks (cm-stack)
+or run-record values (cm-report) were left out (the cube or page holds the rest), 2 when nothing
+could be written.
 """
 
 from __future__ import annotations
@@ -12,13 +13,22 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 console = Console()
 err_console = Console(stderr=True)
 
 
+def _shown(text: str) -> str:
+    """``text`` safe to print on one line: undecodable name bytes as U+FFFD, control characters
+    as escapes, rich markup (``[bold]`` in a folder name) shown as written."""
+    from .report import printable, readable
+
+    return escape(printable(readable(text)))
+
+
 def _fail(message: str) -> None:
-    err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[red]error:[/red] {_shown(message)}", highlight=False, soft_wrap=True)
 
 
 def _output_problem(out: Path) -> str | None:
@@ -69,17 +79,27 @@ def report_command(
     run: Path = typer.Argument(..., help="A cm-infer output folder."),
 ) -> None:
     """Write RUN/index.html: one row per map, failures, cloud fraction against Ls, the model and provider."""
-    from .report import write_report
+    from .cli import _progress
+    from .report import report_page
 
     if not run.is_dir():
         _fail(f"{run}: no such folder")
         raise typer.Exit(2)
     try:
-        path = write_report(run)
+        with _progress() as bar:
+            task = bar.add_task("reading masks", total=None)
+
+            def advance(name: str, total: int) -> None:
+                bar.update(task, advance=1, total=total, description=_shown(name))
+
+            path, problems = report_page(run, progress=advance)
     except OSError as exc:
         _fail(f"{run}: cannot write the report ({' '.join(str(exc).split())})")
         raise typer.Exit(2) from None
-    console.print(str(path), highlight=False)
+    for line in problems:
+        _fail(line)
+    console.print(_shown(str(path)), highlight=False, soft_wrap=True)
+    raise typer.Exit(1 if problems else 0)
 
 
 def _run(command) -> None:
