@@ -65,8 +65,11 @@ def _classes() -> tuple[type, type]:
 
         def on_epoch_end(self, epoch, logs=None):
             logs = dict(logs or {})
-            val = evaluate_tiles(self.model, self.val_x, self.val_y, self.loss_fn, self.cfg.threshold)
             st = self.state
+            if self.val_x is None:  # a refit without validation: the last epoch is the model
+                self._end_unvalidated(epoch, logs)
+                return
+            val = evaluate_tiles(self.model, self.val_x, self.val_y, self.loss_fn, self.cfg.threshold)
             seconds = time.time() - self.t0
             st.wall_seconds += seconds
             record = {
@@ -98,6 +101,24 @@ def _classes() -> tuple[type, type]:
                 f"f1 {val['best_threshold_f1']:.4f} ({seconds:.0f} s){' *best*' if improved else ''}"
                 f"{' early stop' if st.stopped else ''}"
             )
+
+        def _end_unvalidated(self, epoch, logs):
+            st = self.state
+            seconds = time.time() - self.t0
+            st.wall_seconds += seconds
+            record = {"epoch": epoch + 1, "seconds": round(seconds, 1), "lr": float(st.lr),
+                      **{k: float(v) for k, v in logs.items()}}
+            st.end_epoch_unvalidated(epoch)
+            save_model(self.model, self.out / LAST)
+            save_model(self.model, self.out / BEST)
+            if self.cfg.keep_epochs:
+                save_weights(self.model, epoch_weights(self.out, epoch + 1))
+            self.history.append(record)
+            write_json(self.out / HISTORY, self.history)
+            write_state(self.out / STATE, st)
+            write_json(self.out / METRICS, st.metrics(record))
+            plot_curves(self.history, self.out / CURVES)
+            self.log(f"epoch {epoch + 1}: loss {logs.get('loss', float('nan')):.4f}, no validation ({seconds:.0f} s)")
 
     class RichProgress(keras.callbacks.Callback):
         """A rich progress bar per epoch (steps, loss)."""

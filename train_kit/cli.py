@@ -34,7 +34,11 @@ def parse_days(text: str, option: str = "--days") -> list[int]:
 @app.command()
 def train_command(
     data: list[Path] = typer.Option(..., "--data", help="Labelled folder(s) (list_ls.txt, mdgms/, cloudmask/)."),
-    val_days: str = typer.Option(..., "--val-days", help="Validation day numbers, e.g. '16-17'."),
+    val_days: str = typer.Option(
+        ..., "--val-days",
+        help="Validation day numbers, e.g. '16-17'; 'none' for a refit on every day (needs --lr-schedule cosine "
+        "and --patience >= --epochs).",
+    ),
     out: Path = typer.Option(..., "--out", help="Run folder (created; an existing run is resumed)."),
     test_days: str = typer.Option("", "--test-days", help="Day numbers held out from training and validation."),
     epochs: int = typer.Option(50, help="Maximum number of epochs."),
@@ -128,7 +132,10 @@ def train_command(
 
     console = Console(stderr=True, width=200)
     try:
-        val, test = parse_days(val_days, "--val-days"), parse_days(test_days, "--test-days")
+        val = [] if val_days.strip().lower() == "none" else parse_days(val_days, "--val-days")
+        if not val and val_days.strip().lower() != "none":
+            raise ValueError("--val-days: give day numbers (16-17), or 'none' for a refit without validation")
+        test = parse_days(test_days, "--test-days")
     except ValueError as exc:
         console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
         raise typer.Exit(2) from None
@@ -305,6 +312,38 @@ def cv_run_command(
         names = [s.strip() for s in only.split(",") if s.strip()] or None
         run_cv(rec, data, runs, results, folds, day_list, names, fold_list,
                log=lambda msg: console.print(msg, highlight=False, soft_wrap=True))
+    except (DataError, CheckpointError, ValueError) as exc:
+        console.print(f"[red]error:[/] {exc}", soft_wrap=True, highlight=False)
+        raise typer.Exit(1) from None
+
+
+@cv_app.command("refit")
+def cv_refit_command(
+    recipes: Path = typer.Argument(..., help="Recipes JSON, as given to 'cm-cv run'."),
+    candidate: str = typer.Argument(..., help="The candidate the cross-validation chose."),
+    data: Path = typer.Option(..., "--data", help="Labelled folder (list_ls.txt, mdgms/, cloudmask/)."),
+    out: Path = typer.Option(..., "--out", help="Run folder (created; an existing run is resumed)."),
+    days: str = typer.Option("1-20", "--days", help="Labelled days to train on (the others are set aside)."),
+) -> None:
+    """Train the chosen candidate on every day of --days with no validation: its honest estimate is
+    the cross-validation mean (the recipe must choose nothing by validation: cosine, patience >= epochs)."""
+    start_tensorflow("cm-cv")
+    from rich.console import Console
+
+    from .checkpoint import CheckpointError
+    from .crossval import Recipes
+    from .data import DataError, day_number, scan_labelled
+    from .train import train
+
+    console = Console(stderr=True, width=200)
+    try:
+        rec = Recipes.read(recipes)
+        if candidate not in rec.candidates:
+            raise ValueError(f"{candidate}: not a candidate of {recipes} ({', '.join(rec.candidates)})")
+        keep = set(parse_days(days, "--days"))
+        unused = sorted({day_number(s.name) for s in scan_labelled(data)} - keep)
+        train(rec.config(candidate, data, [], out, unused),
+              log=lambda msg: console.print(msg, highlight=False, soft_wrap=True))
     except (DataError, CheckpointError, ValueError) as exc:
         console.print(f"[red]error:[/] {exc}", soft_wrap=True, highlight=False)
         raise typer.Exit(1) from None

@@ -19,7 +19,8 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
     epochs = [h["epoch"] for h in history]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
     a.plot(epochs, [h["loss"] for h in history], label="train loss")
-    a.plot(epochs, [h["val_loss"] for h in history], label="val loss")
+    if all("val_loss" in h for h in history):  # a refit without validation has none
+        a.plot(epochs, [h["val_loss"] for h in history], label="val loss")
     a.set_xlabel("epoch")
     a.set_ylabel("loss (masked weighted BCE + Dice term)")
     a.legend()
@@ -29,7 +30,8 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
         ("val_best_threshold_f1", "--", "val F1 at its best threshold"),
         ("val_iou", ":", "val IoU at the fixed threshold"),
     ):
-        b.plot(epochs, [h[key] for h in history], style, label=label)
+        if all(key in h for h in history):
+            b.plot(epochs, [h[key] for h in history], style, label=label)
     b.set_xlabel("epoch")
     b.set_ylabel("validation score")
     b.legend()

@@ -90,6 +90,11 @@ class RunState:
             self.stopped = True
         return improved
 
+    def end_epoch_unvalidated(self, epoch: int) -> None:
+        """Record the end of ``epoch`` (0-based) of a run without validation: the last epoch is the best."""
+        self.epoch = self.best_epoch = epoch + 1
+        self.wait = self.lr_wait = 0
+
     def metrics(self, last: dict[str, Any]) -> dict[str, Any]:
         """The ``metrics.json`` object after the epoch whose ``history.json`` record is ``last``."""
         return {

@@ -27,7 +27,7 @@ def collect_samples(cfg: TrainConfig) -> tuple[list[Sample], list[Sample], list[
         raise DataError(f"{', '.join(cfg.data)}: no labelled day found")
     rest, test = split_by_day(labelled, cfg.test_days)
     train, val = split_by_day(rest, cfg.val_days)
-    if not val:
+    if cfg.val_days and not val:
         raise DataError(f"none of the validation days {cfg.val_days} is in {', '.join(cfg.data)}")
     if not train:
         raise DataError(f"no training day left in {', '.join(cfg.data)} after taking out validation/test days")

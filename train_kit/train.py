@@ -104,6 +104,24 @@ def _compile(model, cfg: TrainConfig, w0: float) -> None:
     model.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss=run_loss(cfg, w0), metrics=pixel_metrics(cfg.threshold))
 
 
+def check_unvalidated(cfg: TrainConfig) -> None:
+    """A run without validation days (a refit on every labelled day) is allowed only when
+    validation would choose nothing: a cosine schedule (no plateau halving) and early-stopping
+    patience of at least ``epochs``, so the last epoch is the model.
+
+    Raises:
+        ValueError: no validation days, and the schedule or patience would need them.
+    """
+    if cfg.val_days:
+        return
+    if cfg.lr_schedule != "cosine" or cfg.patience < cfg.epochs:
+        raise ValueError(
+            "--val-days none: without validation days nothing can halve the learning rate or stop early; "
+            f"use --lr-schedule cosine and --patience >= --epochs (got {cfg.lr_schedule}, patience "
+            f"{cfg.patience}, epochs {cfg.epochs})"
+        )
+
+
 def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train (or resume) the run in ``cfg.out``; returns the final ``metrics.json`` content.
 
@@ -118,6 +136,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
         check_tile_out(cfg.tile_out, alignment(cfg.depth))
     except ValueError as exc:
         raise ValueError(f"--tile-out {cfg.tile_out} does not fit --depth {cfg.depth}: {exc}") from None
+    check_unvalidated(cfg)
     train_s, val_s, test_s, ref_s = collect_samples(cfg)
     run_inputs(cfg)  # a bad --channels / --background-maps fails before anything is read
     resuming = (out / STATE).is_file()
@@ -138,7 +157,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
     val_maps = load_all(val_s, cfg.tile_out, cfg.depth, inputs=inputs)
     ref_maps = load_all(ref_s, cfg.tile_out, cfg.depth, inputs=inputs)
     w0 = cfg.w0 if cfg.w0 is not None else cloudy_fraction(tm.target for tm in train_maps)
-    val_x, val_y = grid_tiles(val_maps)
+    val_x, val_y = grid_tiles(val_maps) if val_maps else (None, None)
     n_grid = sum(len(tm.origins) for tm in train_maps)
     steps = cfg.steps_per_epoch or max(1, math.ceil(n_grid / cfg.batch_size))
 
@@ -187,7 +206,8 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
         cfg.reference_fraction,
     )
     log(
-        f"w0 {w0:.4f}, {steps} steps of {cfg.batch_size} tiles per epoch, {len(val_x)} validation tiles, "
+        f"w0 {w0:.4f}, {steps} steps of {cfg.batch_size} tiles per epoch, "
+        f"{0 if val_x is None else len(val_x)} validation tiles, "
         f"{model.count_params()} parameters, backend {keras.backend.backend()}"
     )
 
