@@ -155,3 +155,33 @@ def test_save_oof_map_keeps_thousandths_and_invalid(tmp_path: Path):
     q = np.load(tmp_path / "d.npz")["prob_thousandths"]
     assert q.dtype == np.uint16 and q.tolist() == [[0, 470, 1000, 65535]]
     assert not list(tmp_path.glob("*.tmp*"))
+
+
+def test_cm_cv_refit_trains_the_chosen_candidate_on_every_day_without_validation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The refit of issue 31: the chosen recipe, every day of --days, no validation days, the rest set aside."""
+    from typer.testing import CliRunner
+
+    import mars_cloudmask.train_kit.data as data_mod
+    import mars_cloudmask.train_kit.train as train_mod
+    from mars_cloudmask.train_kit.cli import cv_app
+
+    trained = []
+    monkeypatch.setattr(train_mod, "train", lambda cfg, log=print: trained.append(cfg))
+
+    class Day:
+        def __init__(self, d: int) -> None:
+            self.name = f"P01day{d:02d}"
+
+    monkeypatch.setattr(data_mod, "scan_labelled", lambda folder: [Day(d) for d in range(1, 23)])
+    recipes = tmp_path / "r.json"
+    recipes.write_text(json.dumps({"base": {"epochs": 12, "lr_schedule": "cosine", "patience": 12},
+                                   "candidates": {"w8": {"width": 8}, "w16": {"width": 16}}}))
+    where = ["--data", str(tmp_path), "--out", str(tmp_path / "o")]
+    run = CliRunner().invoke(cv_app, ["refit", str(recipes), "w16", *where])
+    assert run.exit_code == 0, run.output
+    (cfg,) = trained
+    assert (cfg.width, cfg.epochs, cfg.val_days, cfg.test_days) == (16, 12, [], [21, 22])
+    bad = CliRunner().invoke(cv_app, ["refit", str(recipes), "w32", *where])
+    assert bad.exit_code == 1 and "w32: not a candidate" in bad.output

@@ -402,3 +402,28 @@ def test_a_channel_run_is_scored_on_whole_maps_with_its_own_inputs(labelled, tmp
     prob = predict_map(image, 135.0, scorer.run_tiles, scorer.margin, scorer.align)
     inside = prob > INVALID + 0.5
     assert inside.sum() > 1_000_000 and 0 <= prob[inside].min() and prob[inside].max() <= 1
+
+
+def test_a_refit_without_validation_days_trains_on_every_day_and_keeps_the_last_epoch(labelled, tmp_path):
+    run = tmp_path / "refit"
+    cfg = tiny(labelled, run, val_days=[], epochs=2, lr_schedule="cosine", patience=2, keep_epochs=False)
+    train(cfg, log=lambda _: None)
+    record = json.loads((run / "run.json").read_text())
+    assert record["split"]["train"] == ["P01day01", "P01day02", "P01day03"] and record["split"]["val"] == []
+    metrics = json.loads((run / METRICS).read_text())
+    assert (metrics["best_epoch"], metrics["epochs_run"], metrics["threshold"]) == (2, 2, None)
+    history = json.loads((run / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2] and not any("val_loss" in h for h in history)
+    assert (run / BEST).is_file() and (run / LAST).is_file() and (run / CURVES).is_file()
+
+
+def test_a_refit_is_refused_where_validation_would_choose_an_epoch(labelled, tmp_path):
+    for kw in ({"lr_schedule": "plateau", "patience": 5}, {"lr_schedule": "cosine", "patience": 1}):
+        with pytest.raises(ValueError, match="--val-days none"):
+            train(tiny(labelled, tmp_path / "x", val_days=[], epochs=3, **kw), log=lambda _: None)
+    assert not (tmp_path / "x").exists()
+
+
+def test_cli_refit_needs_the_word_none(labelled, tmp_path):
+    result = CliRunner().invoke(app, ["--data", str(labelled), "--val-days", "", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "'none'" in result.output

@@ -34,7 +34,10 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
             b.plot(epochs, [h[key] for h in history], style, label=label)
     b.set_xlabel("epoch")
     b.set_ylabel("validation score")
-    b.legend()
+    if b.lines:
+        b.legend()
+    else:
+        b.text(0.5, 0.5, "no validation days (a refit)", ha="center", va="center", transform=b.transAxes)
     b.grid(alpha=0.3)
     fig.tight_layout()
     with atomic_path(path) as tmp:
