@@ -6,6 +6,7 @@ start (missing model or maps, unknown suite, ``--provider cuda`` without CUDA).
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Optional, Tuple
 
@@ -13,6 +14,15 @@ import typer
 
 from .paths import DATA_HELP, data_dir
 from .runner import SUITES
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwinds the run so that the worker is killed and the scratch folder removed."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
 
 app = typer.Typer(add_completion=False, help=__doc__.splitlines()[0], rich_markup_mode=None)
 
@@ -34,15 +44,25 @@ def bench(
         show_default=False,
         help=f"Folder of MDGMs (Dataverse layout) to benchmark on [default: DATA/mdgm, DATA = {DATA_HELP}].",
     ),
-    onnx: Path = typer.Option(..., "--onnx", help="ONNX model (cloudmask contract)."),
+    onnx: Optional[Path] = typer.Option(
+        None,
+        "--onnx",
+        show_default=False,
+        help="ONNX model (cloudmask contract) [default: the shipped model, the one cm-infer runs].",
+    ),
     keras: Optional[Path] = typer.Option(
         None, "--keras", help="The .keras file (or run folder) of the SAME model: the baseline."
     ),
     n_maps: int = typer.Option(3, "--maps", help="Maps in the main, threads suites (spread over the folder)."),
     repeats: int = typer.Option(3, "--repeats", help="Passes over the maps per variant (the median is reported)."),
     suite: str = typer.Option("main", "--suite", help=f"Comma-separated: {','.join(SUITES)} (or 'all')."),
-    provider: str = typer.Option(
-        "cpu", "--provider", help="auto | cuda | openvino | cpu: backend of every variant but the ov-* ones."
+    provider: Optional[str] = typer.Option(
+        None,
+        "--provider",
+        show_default=False,
+        help="auto | cuda | openvino | cpu: backend of every variant but the ov-* ones [default: onnxruntime CPU "
+        "for the ort-*, fp16 and int8 variants, which measure onnxruntime; auto, what cm-infer runs, for the "
+        "scaling and threads suites' default mode].",
     ),
     threads: Optional[int] = typer.Option(None, "--threads", help="onnxruntime intra-op threads (default: all cores)."),
     bounds: Optional[Tuple[int, int, int, int]] = typer.Option(
@@ -80,15 +100,19 @@ def bench(
 
     from rich.console import Console
 
+    from mars_cloudmask.infer.runtime import default_model_path
+
     from .report import markdown, write_results
     from .runner import BenchConfig, BenchError, run_benchmark
 
     console = Console(stderr=True)
+    onnx = onnx if onnx is not None else default_model_path()
     maps = maps if maps is not None else data_dir() / "mdgm"
     labels = labels if labels is not None else data_dir() / "labels" / "P01"
     suites = SUITES if suite.strip() == "all" else tuple(s.strip() for s in suite.split(",") if s.strip())
     box = tuple(bounds) if bounds and all(v is not None for v in bounds) else None
     scratch = workdir or Path(tempfile.mkdtemp(prefix="cm-bench-"))
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         cfg = BenchConfig(
             maps_root=maps,
@@ -97,7 +121,8 @@ def bench(
             n_maps=n_maps,
             repeats=repeats,
             suites=suites,
-            provider=provider,
+            provider=provider or "cpu",
+            mode_provider=provider or "auto",
             threads=threads,
             bounds=box,
             scaling_sizes=_sizes(scaling, "--scaling-sizes"),
@@ -119,7 +144,12 @@ def bench(
     except BenchError as exc:
         typer.echo(f"cm-bench: error: {' '.join(str(exc).split())}", err=True)
         raise typer.Exit(2) from None
+    except Terminated:
+        # run_worker has killed the running worker's process group on the way out
+        typer.echo("cm-bench: stopped by SIGTERM; no results written", err=True)
+        raise typer.Exit(143) from None
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if workdir is None:
             shutil.rmtree(scratch, ignore_errors=True)
     paths = write_results(doc, out, label)

@@ -30,15 +30,17 @@ build the fp16 / int8 files.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import IO, Any, Callable, Sequence
 
 from .machine import fingerprint, load_average, utc_stamp
 from .measure import VariantSpec
@@ -78,6 +80,8 @@ class BenchConfig:
     repeats: int = 3
     suites: tuple[str, ...] = ("main",)
     provider: str = "cpu"
+    mode_provider: str = "auto"
+    """Backend of the scaling and threads suites' default mode: ``auto`` is what cm-infer runs."""
     threads: int | None = None
     bounds: tuple[int, int, int, int] | None = None
     scaling_sizes: tuple[int, ...] = (1, 8, 32)
@@ -136,6 +140,20 @@ def quality_map_paths(all_maps: Sequence[str], n: int) -> list[str]:
 
 
 # --------------------------------------------------------------------------- children
+def run_worker(cmd: list[str], log: IO[str], env: dict[str, str], timeout_s: float) -> int:
+    """Run one worker in its own process group; on a timeout, a signal or any exception in this
+    process (SIGTERM raised as an exception by cm-bench), kill the whole group, so that no worker
+    or cm-infer child it started keeps running.  Returns the worker's exit status."""
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        return proc.wait(timeout=timeout_s)
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+
+
 def run_variant(spec: VariantSpec, workdir: Path, timeout_s: float = 3600.0) -> dict[str, Any]:
     """Measure one variant in a fresh ``python -m mars_cloudmask.benchmarks.worker`` process.
 
@@ -153,7 +171,7 @@ def run_variant(spec: VariantSpec, workdir: Path, timeout_s: float = 3600.0) -> 
     t = time.perf_counter()
     with open(log_path, "w") as log:
         try:
-            subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, timeout=timeout_s, check=False)
+            run_worker(cmd, log, env, timeout_s)
         except subprocess.TimeoutExpired:
             return {
                 "ok": False,
@@ -376,11 +394,11 @@ def scaling_specs(cfg: BenchConfig, all_maps: list[str], work: Path) -> list[Var
             kind="pipeline",
             stitch=DEFAULT_STITCH,
             repeats=1,
-            provider=cfg.provider,
+            provider=cfg.mode_provider,
             threads=cfg.threads,
             bounds=list(cfg.bounds) if cfg.bounds else None,
             out_dir=str(work / "out" / f"scaling-{n}"),
-            note=f"{min(n, len(pool))} maps, one pass",
+            note=f"{min(n, len(pool))} maps, one pass, --provider {cfg.mode_provider}",
         )
         for n in cfg.scaling_sizes
     ]
@@ -397,11 +415,11 @@ def thread_specs(cfg: BenchConfig, maps: list[str], work: Path) -> list[VariantS
             kind="both",
             stitch=DEFAULT_STITCH,
             repeats=cfg.repeats,
-            provider=cfg.provider,
+            provider=cfg.mode_provider,
             threads=t,
             bounds=list(cfg.bounds) if cfg.bounds else None,
             out_dir=str(work / "out" / f"threads-{t}"),
-            note=f"{t} intra-op thread(s)",
+            note=f"{t} intra-op thread(s), --provider {cfg.mode_provider}",
         )
         for t in cfg.thread_counts
     ]

@@ -159,6 +159,58 @@ def test_cli_exits_2_with_one_line_for_a_missing_model(tmp_path, map_tree):
     assert "nope.onnx: ONNX model not found" in result.output
 
 
+def test_cli_defaults_to_the_shipped_model_as_cm_infer_does(tmp_path, monkeypatch):
+    """The README's `cm-bench --suite int8 --workdir DIR` ran into "Missing option '--onnx'"."""
+    from typer.testing import CliRunner
+
+    from mars_cloudmask.benchmarks import cli
+
+    seen = {}
+
+    def fake_run(cfg, progress):
+        seen.update(onnx=cfg.onnx, provider=cfg.provider, mode=cfg.mode_provider)
+        raise BenchError("stop here")
+
+    monkeypatch.setattr("mars_cloudmask.benchmarks.runner.run_benchmark", fake_run)
+    result = CliRunner().invoke(cli.app, [str(tmp_path), "--suite", "int8", "--workdir", str(tmp_path / "w")])
+    assert result.exit_code == 2 and "stop here" in result.output
+    from mars_cloudmask.infer.runtime import default_model_path
+
+    assert seen == {"onnx": default_model_path(), "provider": "cpu", "mode": "auto"}
+    CliRunner().invoke(cli.app, [str(tmp_path), "--provider", "openvino", "--workdir", str(tmp_path / "w")])
+    assert (seen["provider"], seen["mode"]) == ("openvino", "openvino")
+
+
+def test_sigterm_kills_the_worker_and_removes_the_scratch_folder(tmp_path, tiny_model, map_tree):
+    """After SIGTERM, cm-bench's worker ran on for seconds and its temporary folder stayed."""
+    import os
+    import signal
+    import time
+
+    scratch_root = tmp_path / "tmp"
+    scratch_root.mkdir()
+    env = dict(os.environ, TMPDIR=str(scratch_root))
+    cmd = [sys.executable, "-m", "mars_cloudmask.benchmarks", str(map_tree), "--onnx", str(tiny_model),
+           "--suite", "main", "--no-wholemap", "--maps", "1", "--repeats", "50", "--out", str(tmp_path / "res")]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    spec = None
+    while time.monotonic() < deadline and spec is None:  # wait for the first worker to start
+        spec = next(iter(scratch_root.rglob("*.spec.json")), None)
+        time.sleep(0.2)
+    assert spec is not None, proc.communicate(timeout=30)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "stopped by SIGTERM" in err
+    assert list(scratch_root.glob("cm-bench-*")) == []  # the scratch folder is gone
+    time.sleep(0.5)
+    workers = subprocess.run(["pgrep", "-f", str(spec)], capture_output=True, text=True).stdout.split()
+    assert workers == []  # and no worker runs on
+    assert not (tmp_path / "res").exists() or not list((tmp_path / "res").iterdir())
+
+
 # --------------------------------------------------------------------------- smoke: the main suite
 @pytest.fixture(scope="module")
 def tiny_keras(tmp_path_factory) -> Path:
