@@ -30,6 +30,10 @@ DIM = 0.3
 """Brightness kept by an invalid pixel."""
 NO_MAP_GREY = 110
 """Background grey used when no map is given."""
+LEGEND_HEIGHT = 40
+"""Height in px of the legend strip under the quicklook (two lines of text)."""
+LEGEND_BACKGROUND = (24, 24, 24)
+LEGEND_TEXT = (235, 235, 235)
 
 
 def reduce_fraction(flags: np.ndarray, factor: int) -> np.ndarray:
@@ -88,7 +92,44 @@ def composite(
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
-def save_quicklook(png_path: Path, rgb: np.ndarray, mask: np.ndarray, threshold: float) -> Path:
+def legend_lines(caption: str, threshold: float, cloud_fraction: float, invalid_fraction: float) -> tuple[str, str]:
+    """The two text lines of a quicklook's legend: what the picture is, then what its colours mean.
+
+    ``cloud_fraction``: cloudy share of the valid pixels; ``invalid_fraction``: invalid share of
+    the whole map (both in [0, 1]; NaN when undefined, shown as 'n/a')."""
+
+    def pct(v: float) -> str:
+        return "n/a" if not np.isfinite(v) else f"{100 * v:.1f} %"
+
+    head = f"{caption}  |  threshold {threshold:g}" if caption else f"threshold {threshold:g}"
+    key = f"cloud: {pct(cloud_fraction)} of valid pixels        invalid (dimmed): {pct(invalid_fraction)} of the map"
+    return head, key
+
+
+def add_legend(small: np.ndarray, lines: tuple[str, str]) -> np.ndarray:
+    """``small`` (uint8 RGB) with a :data:`LEGEND_HEIGHT` px strip below it: a cloud-tint and a
+    dimmed swatch in front of the second line, the text in Pillow's built-in font."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    h, w = small.shape[:2]
+    im = Image.new("RGB", (w, h + LEGEND_HEIGHT), LEGEND_BACKGROUND)
+    im.paste(Image.fromarray(small, mode="RGB"), (0, 0))
+    draw = ImageDraw.Draw(im)
+    font = ImageFont.load_default(size=13)
+    draw.text((6, h + 3), lines[0], fill=LEGEND_TEXT, font=font)
+    y = h + 22
+    draw.rectangle((6, y + 2, 16, y + 12), fill=CLOUD_TINT)
+    draw.text((22, y), lines[1], fill=LEGEND_TEXT, font=font)
+    # the dimmed swatch sits just before the word 'invalid'
+    x = 22 + draw.textlength(lines[1].split("invalid")[0], font=font) - 14
+    dimmed = tuple(int(c * DIM) for c in (200, 200, 200))
+    draw.rectangle((x, y + 2, x + 10, y + 12), fill=dimmed, outline=(90, 90, 90))
+    return np.asarray(im)
+
+
+def save_quicklook(
+    png_path: Path, rgb: np.ndarray, mask: np.ndarray, threshold: float, caption: str | None = None
+) -> Path:
     """Write the quicklook PNG of one map and its mask, atomically.
 
     Args:
@@ -96,10 +137,13 @@ def save_quicklook(png_path: Path, rgb: np.ndarray, mask: np.ndarray, threshold:
         rgb: uint8 ``(1801, 3600, 3)`` map, north-up.
         mask: float32 ``(1801, 3600)`` north-up; -999 invalid, else probability or 0/1.
         threshold: cloud where ``mask >= threshold``.
+        caption: first legend line, e.g. ``"P01_day16  |  MY 28  |  Ls 133.4"``; default: the
+            PNG's name without ``cloudmask_`` and suffix.
 
     Returns:
-        ``png_path``: 900 x 451 px, clouds tinted :data:`CLOUD_TINT`, invalid pixels dimmed.
-        About 30 ms on this project's CPU (``python -m mars_cloudmask.benchmarks.science``).
+        ``png_path``: 900 x 491 px, the map (900 x 451) with clouds tinted :data:`CLOUD_TINT`
+        and invalid pixels dimmed, over a legend strip (caption, threshold, cloud and invalid
+        fractions).  About 30 ms on this project's CPU (``python -m mars_cloudmask.benchmarks.science``).
     """
     from PIL import Image
 
@@ -109,6 +153,15 @@ def save_quicklook(png_path: Path, rgb: np.ndarray, mask: np.ndarray, threshold:
     cloud = valid & (mask >= threshold)
     small = composite(rgb, valid, [(cloud, CLOUD_TINT)], QUICKLOOK_FACTOR)
     png_path = Path(png_path)
+    n_valid = int(valid.sum())
+    if caption is None:
+        caption = png_path.stem.removeprefix("cloudmask_")
+    lines = legend_lines(
+        caption,
+        threshold,
+        int(cloud.sum()) / n_valid if n_valid else float("nan"),
+        1 - n_valid / valid.size,
+    )
     with atomic_path(png_path) as tmp:
-        Image.fromarray(small, mode="RGB").save(tmp, format="PNG", compress_level=1)
+        Image.fromarray(add_legend(small, lines), mode="RGB").save(tmp, format="PNG", compress_level=1)
     return png_path

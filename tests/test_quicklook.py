@@ -9,7 +9,15 @@ import pytest
 from PIL import Image
 
 from mars_cloudmask.infer.geometry import INVALID, MAP_HEIGHT, MAP_WIDTH
-from mars_cloudmask.infer.quicklook import CLOUD_TINT, QUICKLOOK_FACTOR, composite, save_quicklook
+from mars_cloudmask.infer.quicklook import (
+    CLOUD_TINT,
+    LEGEND_BACKGROUND,
+    LEGEND_HEIGHT,
+    QUICKLOOK_FACTOR,
+    composite,
+    legend_lines,
+    save_quicklook,
+)
 
 
 def grey_map_and_mask() -> tuple[np.ndarray, np.ndarray]:
@@ -27,7 +35,7 @@ def test_quicklook_is_small_with_clouds_tinted_and_invalid_dimmed(tmp_path):
     assert out == tmp_path / "ql" / "P01_day01.png"
     with Image.open(out) as im:
         assert im.format == "PNG" and im.mode == "RGB"
-        assert im.size == (900, 451)  # 3600 x 1801 shrunk 4x
+        assert im.size == (900, 451 + LEGEND_HEIGHT)  # 3600 x 1801 shrunk 4x, over the legend strip
         px = np.asarray(im).astype(int)
     s = QUICKLOOK_FACTOR
     cloud = px[900 // s, 1200 // s]
@@ -39,6 +47,29 @@ def test_quicklook_is_small_with_clouds_tinted_and_invalid_dimmed(tmp_path):
     assert np.abs(cloud - np.array(CLOUD_TINT)).sum() < np.abs(clear - np.array(CLOUD_TINT)).sum()
     assert (invalid < 60).all()  # dimmed to 30 %
     assert not list(out.parent.glob(".*"))  # no temporary file left beside it
+
+
+def test_legend_says_what_the_picture_is_and_what_its_colours_mean():
+    head, key = legend_lines("P01_day16  |  MY 28  |  Ls 133.4", 0.47, 0.1972, 0.0411)
+    assert head == "P01_day16  |  MY 28  |  Ls 133.4  |  threshold 0.47"
+    assert key.startswith("cloud: 19.7 % of valid pixels") and key.endswith("invalid (dimmed): 4.1 % of the map")
+    assert legend_lines("", 0.5, float("nan"), 1.0) == (
+        "threshold 0.5", "cloud: n/a of valid pixels        invalid (dimmed): 100.0 % of the map"
+    )
+
+
+def test_quicklook_carries_a_legend_strip_with_the_cloud_swatch(tmp_path):
+    """A quicklook PNG had no title, Ls, threshold or legend (issue 35): it now ends in a strip
+    whose text is drawn over the legend background and whose swatch is the cloud tint."""
+    rgb, mask = grey_map_and_mask()
+    with Image.open(save_quicklook(tmp_path / "cloudmask_P01_day01.png", rgb, mask, 0.912)) as im:
+        px = np.asarray(im)
+    strip = px[451:]
+    assert strip.shape[0] == LEGEND_HEIGHT
+    assert (strip == np.array(LEGEND_BACKGROUND, np.uint8)).all(axis=-1).mean() > 0.8  # mostly background
+    assert (strip > 200).all(axis=-1).sum() > 100  # light text
+    assert (strip == np.array(CLOUD_TINT, np.uint8)).all(axis=-1).sum() >= 100  # the 11 x 11 px swatch
+    assert (px[:451] != np.array(LEGEND_BACKGROUND, np.uint8)).any(axis=-1).all()  # the map is untouched above
 
 
 def test_quicklook_threshold_decides_what_is_cloud(tmp_path):
