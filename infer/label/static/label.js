@@ -4,7 +4,7 @@
 "use strict";
 (function () {
   const CLEAR = 0, CLOUD = 1, NO_DATA = 2;
-  const COLOURS = { [CLEAR]: [0, 0, 0, 0], [CLOUD]: [0, 220, 255, 255], [NO_DATA]: [120, 40, 140, 150] };
+  const COLOURS = { [CLEAR]: [0, 0, 0, 0], [CLOUD]: [0, 220, 255, 255], [NO_DATA]: [110, 70, 150, 110] };
   const token = new URLSearchParams(location.search).get("token") || "";
   const api = (path) => path + "?token=" + encodeURIComponent(token);
   const $ = (id) => document.getElementById(id);
