@@ -145,3 +145,68 @@ def test_stroke_erase_undo_save_gives_the_expected_label(served, tmp_path):
     assert (saved[900, 1790:1800] == NO_DATA).all()
     diff = np.argwhere(saved != expected)
     assert diff.size == 0, f"{len(diff)} pixels differ, first {diff[:5].tolist()}"
+
+
+def test_lasso_fills_cloud_shift_lasso_clears_and_undo_redo_replays(served, tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def body_attr(d, name: str) -> str | None:
+        return d.find_element(By.TAG_NAME, "body").get_attribute(name)
+
+    driver = browser(tmp_path / "profile")
+    try:
+        driver.get(served.url)
+        WebDriverWait(driver, 60).until(lambda d: body_attr(d, "data-state") != "loading")
+        body = driver.find_element(By.TAG_NAME, "body")
+        body.send_keys("1", "l")
+        rect = driver.execute_script("return document.getElementById('mask').getBoundingClientRect().toJSON()")
+
+        def lasso(x0: int, y0: int, x1: int, y1: int, shift: bool = False) -> tuple[float, float, float, float]:
+            """Drag a rectangle through its corners (client px); returns its corners in map px."""
+            cx0, cy0 = round(rect["left"] + x0), round(rect["top"] + y0)
+            cx1, cy1 = round(rect["left"] + x1), round(rect["top"] + y1)
+            if shift:  # held across the next perform (WebDriver keeps the input state)
+                ActionChains(driver).key_down(Keys.SHIFT).perform()
+            actions = ActionChains(driver)
+            pointer = actions.w3c_actions.pointer_action
+            pointer.move_to_location(cx0, cy0).pointer_down()
+            for x, y in ((cx1, cy0), (cx1, cy1), (cx0, cy1), (cx0, cy0)):
+                pointer.move_to_location(x, y)
+            pointer.pointer_up()
+            actions.perform()
+            if shift:
+                ActionChains(driver).key_up(Keys.SHIFT).perform()
+            return cx0 - rect["left"], cy0 - rect["top"], cx1 - rect["left"], cy1 - rect["top"]
+
+        outer = lasso(1710, 885, 1890, 915)
+        inner = lasso(1750, 890, 1800, 910, shift=True)
+        body.send_keys(Keys.CONTROL, "z")  # the clearing lasso undone...
+        body.send_keys(Keys.CONTROL, "y")  # ...and redone
+        driver.find_element(By.ID, "save").click()
+        WebDriverWait(driver, 60).until(lambda d: body_attr(d, "data-saves") == "1")
+    finally:
+        driver.quit()
+    saved = edit_from_values(read_mask(served.session.labels / "cloudmask" / "cloudmask_P01day05.ncdf"))
+    base = served.session.base
+
+    def inside(box: tuple[float, float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+        """(pixels whose centre is inside by more than half a pixel, pixels within half a pixel of an edge)."""
+        yy, xx = np.mgrid[0:1801, 0:3600] + 0.5
+        x0, y0, x1, y1 = box
+        strict = (xx > x0 + 0.5) & (xx < x1 - 0.5) & (yy > y0 + 0.5) & (yy < y1 - 0.5)
+        loose = (xx > x0 - 0.5) & (xx < x1 + 0.5) & (yy > y0 - 0.5) & (yy < y1 + 0.5)
+        return strict, loose & ~strict
+
+    o_in, o_edge = inside(outer)
+    i_in, i_edge = inside(inner)
+    expected = base.copy()
+    expected[o_in & (base != NO_DATA)] = CLOUD
+    expected[i_in & (base != NO_DATA)] = CLEAR
+    sure = ~(o_edge | i_edge)  # anti-aliased edges: either value
+    assert (expected[sure] != base[sure]).sum() > 3000
+    diff = np.argwhere(sure & (saved != expected))
+    assert diff.size == 0, f"{len(diff)} pixels differ, first {diff[:5].tolist()}"
+    assert (saved[900, 1790:1800] == NO_DATA).all()

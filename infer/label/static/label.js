@@ -15,7 +15,7 @@
   const state = {
     W: 3600, H: 1801, edit: null, image: null, tool: "brush", size: 9, opacity: 50, visible: true,
     scale: 1, tx: 0, ty: 0, undo: [], redo: [], dirty: false, saving: false, saves: 0,
-    stroke: null, lasso: null, pan: null, space: false, pointer: null,
+    stroke: null, lasso: null, pan: null, space: false, shift: false, pointer: null,
   };
 
   // ------------------------------------------------------------------ helpers
@@ -36,6 +36,7 @@
     x0 = Math.max(0, x0); y0 = Math.max(0, y0); x1 = Math.min(state.W, x1); y1 = Math.min(state.H, y1);
     if (x1 > x0 && y1 > y0) mctx.putImageData(state.image, 0, 0, x0, y0, x1 - x0, y1 - y0);
   }
+  function shifted(e) { return e.shiftKey || state.shift; }  // Shift held: the lasso clears
   function toMap(clientX, clientY) {  // client px -> map px (fractional), from the stage transform
     const r = view.getBoundingClientRect();
     return [(clientX - r.left - state.tx) / state.scale, (clientY - r.top - state.ty) / state.scale];
@@ -177,7 +178,7 @@
     if (e.button !== 0) return;
     const [mx, my] = toMap(e.clientX, e.clientY);
     if (state.tool === "lasso") {
-      state.lasso = { points: [[mx, my]], value: e.shiftKey ? CLEAR : CLOUD };
+      state.lasso = { points: [[mx, my]], value: shifted(e) ? CLEAR : CLOUD };
       return;
     }
     const x = Math.floor(mx), y = Math.floor(my), value = state.tool === "brush" ? CLOUD : CLEAR;
@@ -196,7 +197,7 @@
       return;
     }
     if (state.stroke) strokeTo(Math.floor(mx), Math.floor(my));
-    if (state.lasso) { state.lasso.points.push([mx, my]); state.lasso.value = e.shiftKey ? CLEAR : CLOUD; }
+    if (state.lasso) { state.lasso.points.push([mx, my]); state.lasso.value = shifted(e) ? CLEAR : CLOUD; }
     drawOverlay();
   });
   function pointerEnd(e) {
@@ -210,7 +211,7 @@
     if (state.lasso) {
       const l = state.lasso;
       state.lasso = null;
-      fillLasso(l.points, e.shiftKey ? CLEAR : l.value);
+      fillLasso(l.points, shifted(e) ? CLEAR : l.value);
     }
     drawOverlay();
   }
@@ -264,6 +265,7 @@
   document.addEventListener("keydown", (e) => {
     if (e.target instanceof HTMLInputElement && e.target.type !== "range") return;
     const k = e.key, ctrl = e.ctrlKey || e.metaKey;
+    if (k === "Shift") { state.shift = true; return; }
     if (ctrl && (k === "z" || k === "Z")) { e.preventDefault(); if (e.shiftKey) redo(); else undo(); return; }
     if (ctrl && (k === "y" || k === "Y")) { e.preventDefault(); redo(); return; }
     if (ctrl && (k === "s" || k === "S")) { e.preventDefault(); save(); return; }
@@ -284,7 +286,11 @@
     const act = actions[k.length === 1 ? k.toLowerCase() : k] || actions[k];
     if (act) { e.preventDefault(); act(); }
   });
-  document.addEventListener("keyup", (e) => { if (e.key === " ") state.space = false; });
+  document.addEventListener("keyup", (e) => {
+    if (e.key === " ") state.space = false;
+    if (e.key === "Shift") state.shift = false;
+  });
+  window.addEventListener("blur", () => { state.space = false; state.shift = false; });
   window.addEventListener("resize", resizeOverlay);
   window.addEventListener("beforeunload", (e) => { if (state.dirty) { e.preventDefault(); e.returnValue = ""; } });
 
