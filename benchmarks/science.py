@@ -77,7 +77,7 @@ def stats_peak_memory(counts: Sequence[int] = (2, 6)) -> dict[str, Any]:
         one = write_mask(
             Path(tmp) / "src" / "cloudmask_P03_day01.ncdf",
             np.full((MAP_HEIGHT, MAP_WIDTH), 0.5, np.float32),
-            {"ls": 150.0, "mars_year": 28},
+            {"ls": 150.0, "mars_year": 28, "threshold": 0.5},
         )
         for n in counts:
             folder = Path(tmp) / f"n{n}"

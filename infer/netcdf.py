@@ -202,6 +202,36 @@ def clipped_south_up(mask: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(out[::-1])
 
 
+def _only_zero_one(mask: np.ndarray) -> bool:
+    """True when every valid value (finite, not -999) of ``mask`` is 0 or 1 (after clipping)."""
+    valid = np.isfinite(mask) & (mask > INVALID + 0.5)
+    v = np.clip(mask[valid], 0.0, 1.0)
+    return bool(np.all((v == 0.0) | (v == 1.0)))
+
+
+def mask_threshold(
+    path: Path, mask: np.ndarray, in_attrs: Any, given: float | None, *, binary: bool
+) -> float | None:
+    """The threshold :func:`write_mask` records: ``given``, else ``in_attrs`` (the
+    ``threshold`` attribute passed); None only for a 0/1 mask.  Raises ValueError naming
+    ``path`` for a value outside [0, 1], two different values, or a probability mask without one."""
+    values = [v for v in (given, in_attrs) if v is not None]
+    for v in values:
+        x = _number(v)
+        if x is None or not 0.0 <= x <= 1.0:
+            raise ValueError(f"{path}: threshold {v!r} is not a number in [0, 1]")
+    if len(values) == 2 and float(values[0]) != float(values[1]):
+        raise ValueError(f"{path}: threshold={given!r} but attrs['threshold']={in_attrs!r}; give one")
+    if values:
+        return float(values[0])
+    if binary or _only_zero_one(np.asarray(mask, dtype=np.float32)):
+        return None
+    raise ValueError(
+        f"{path}: a probability mask needs its cloud threshold (write_mask(..., threshold=model.info.threshold)); "
+        "without one readers would guess 0.912"
+    )
+
+
 def write_mask(
     path: str | Path,
     mask: np.ndarray,
@@ -209,6 +239,7 @@ def write_mask(
     *,
     binary: bool = False,
     complevel: int = 1,
+    threshold: float | None = None,
 ) -> Path:
     """Write one cloud mask, atomically: built in memory, written to a temporary file in the
     same folder, fsynced, then renamed.
@@ -223,6 +254,11 @@ def write_mask(
             ``map_name`` (else the name in ``path``) also become the scalar coordinates
             ``ls``, ``mars_year``, ``map_name`` and ``time`` (:func:`time_values`).
         binary: the values are thresholded 0/1 (changes ``long_name`` and ``valid_range``).
+        threshold: the model's cloud threshold in [0, 1] (``value >= threshold`` is cloud),
+            recorded as the ``threshold`` attribute (``attrs["threshold"]`` does the same).
+            Required for a probability mask: without it every reader would guess 0.912
+            (docs/spec.md §3) and its figures would differ from ``cm-infer``'s.  A mask whose
+            valid values are all 0 or 1 reads the same at any threshold and needs none.
         complevel: zlib level, with the shuffle filter.  Measured on a real probability mask
             (``python -m mars_cloudmask.benchmarks.netcdf_settings``): level 1 writes in 0.47 s and
             9.8 MB, level 4 in 0.58 s and 9.6 MB, level 9 in 5.5 s and 9.4 MB; without shuffle every
@@ -233,7 +269,8 @@ def write_mask(
         stays open after a failure.
 
     Raises:
-        ValueError: the mask has the wrong shape.
+        ValueError: the mask has the wrong shape, the threshold is not a number in [0, 1] (or
+            differs from ``attrs["threshold"]``), or a probability mask has no threshold.
         OSError: the file cannot be written (disk full...); the message names ``path``.
     """
     import netCDF4
@@ -244,6 +281,9 @@ def write_mask(
     if mask.shape != (MAP_HEIGHT, MAP_WIDTH):
         raise ValueError(f"mask shape {mask.shape}, expected ({MAP_HEIGHT}, {MAP_WIDTH})")
     attrs = dict(attrs or {})
+    thr = mask_threshold(path, mask, attrs.get("threshold"), threshold, binary=binary)
+    if thr is not None:
+        attrs["threshold"] = thr
     ls = _number(attrs.get("solar_longitude", attrs.get("ls")))
     year = _number(attrs.get("mars_year"))
     name = str(attrs.get("map_name") or map_name_of(path))

@@ -73,7 +73,7 @@ def test_a_run_becomes_one_chunked_cube_sorted_in_time_with_its_sources(tmp_path
     out = tmp_path / "OUT"
     write_prob_run(out, 3)
     (out / "P" / "P01" / "cloudmasks" / "cloudmask_P01_day09.ncdf").write_bytes(b"")  # a bad mask
-    write_mask(out / "P" / "P01" / "cloudmasks" / "cloudmask_P01_day08.nc", prob_mask(5))  # no Ls anywhere
+    write_mask(out / "P" / "P01" / "cloudmasks" / "cloudmask_P01_day08.nc", prob_mask(5), threshold=0.912)  # no Ls anywhere
     result = build_cube(out, tmp_path / "cube.nc", time_chunk=2)
     assert result.path == tmp_path / "cube.nc" and result.steps == 3
     assert len(result.errors) == 2, result.errors
@@ -212,3 +212,14 @@ def test_cm_stats_reads_a_cube_and_gives_the_numbers_of_its_folder(tmp_path):
     with netCDF4.Dataset(tmp_path / "from-cube.nc") as a, netCDF4.Dataset(tmp_path / "from-folder.nc") as b:
         for var in ("valid_days", "cloudy_days", "hovmoller_cloud_fraction"):
             np.testing.assert_array_equal(a[var][:], b[var][:])
+
+
+def test_a_mask_without_its_mars_year_is_named_for_that_attribute(tmp_path):
+    """Issue 32 item 11: cm-stack said "no 'solar_longitude'/'mars_year' attributes" when only the
+    Mars year was missing."""
+    out = tmp_path / "OUT"
+    write_mask(out / "cloudmask_P01_day01.nc", prob_mask(0), {"solar_longitude": 10.0}, threshold=0.912)
+    result = build_cube(out, tmp_path / "cube.nc")
+    assert result.path is None and len(result.errors) == 1
+    assert "cloudmask_P01_day01.nc" in result.errors[0] and "no 'mars_year' attribute" in result.errors[0]
+    assert "solar_longitude" not in result.errors[0]

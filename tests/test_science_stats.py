@@ -168,7 +168,7 @@ def test_the_accumulator_keeps_no_image_per_mask(tmp_path):
     one = write_mask(
         tmp_path / "src" / "cloudmask_P03_day01.ncdf",
         np.full((MAP_HEIGHT, MAP_WIDTH), 0.5, np.float32),
-        {"ls": 150.0, "mars_year": 28},
+        {"ls": 150.0, "mars_year": 28, "threshold": 0.5},
     )
 
     def image_bytes(obj) -> int:

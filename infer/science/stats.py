@@ -181,7 +181,10 @@ def day_ls(path: Path, attrs: dict, table: dict[str, tuple[int, float]]) -> tupl
         if not math.isfinite(found[1]):
             raise ValueError(f"{path}: Ls is {found[1]} (not a number)")
         return found
-    raise ValueError(f"{path}: no Ls for {name} (no 'solar_longitude'/'mars_year' attributes; give --ls-table)")
+    missing = [] if any(k in attrs for k in LS_ATTRS) else ["'solar_longitude'"]
+    missing += [] if "mars_year" in attrs else ["'mars_year'"]
+    what = f"no {' or '.join(missing)} attribute" if missing else "its attributes are incomplete"
+    raise ValueError(f"{path}: no Ls for {name} ({what}, no _ls.txt row; give --ls-table)")
 
 
 # --------------------------------------------------------------------------- driver
