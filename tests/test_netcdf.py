@@ -82,7 +82,9 @@ def test_cf_checker_finds_no_high_priority_failure(tmp_path, binary):
     mask = make_mask()
     if binary:
         mask = np.where(mask == INVALID, INVALID, (mask >= 0.912).astype(np.float32)).astype(np.float32)
-    path = write_mask(tmp_path / "cloudmask_P01_day01.ncdf", mask, {"ls": 132.5, "mars_year": 28}, binary=binary, threshold=0.5)
+    path = write_mask(
+        tmp_path / "cloudmask_P01_day01.ncdf", mask, {"ls": 132.5, "mars_year": 28}, binary=binary, threshold=0.5
+    )
     # The checker's only complaint about the file as named is CF 2.1's ".nc" extension
     # recommendation: the original's layout (docs/spec.md §5) requires ".ncdf".  The contents are
     # checked through a ".nc" link to the very same file.
@@ -183,7 +185,10 @@ def test_a_write_failing_like_a_full_disk_closes_the_file_and_leaves_nothing(tmp
     assert list(out.iterdir()) == []  # no temporary and no partial mask
     assert "cloudmask_P01_day01.ncdf" in str(info.value)  # the reason names the file
     # and the next write works (nothing half-open blocks it)
-    assert read_mask(write_mask(out / "cloudmask_P01_day01.ncdf", make_mask(), threshold=0.5)).shape == (MAP_HEIGHT, MAP_WIDTH)
+    assert read_mask(write_mask(out / "cloudmask_P01_day01.ncdf", make_mask(), threshold=0.5)).shape == (
+        MAP_HEIGHT,
+        MAP_WIDTH,
+    )
 
 
 def test_the_data_is_fsynced_before_the_rename(tmp_path, monkeypatch):

@@ -108,7 +108,9 @@ def test_collect_report_reads_records_masks_and_quicklooks(tmp_path):
 
 def test_masks_without_a_record_and_bad_masks_get_rows(tmp_path):
     out = tmp_path / "OUT"
-    write_mask(out / "cloudmask_P02_day01.nc", mask_with(0.5), {"solar_longitude": 10.0, "mars_year": 29, "threshold": 0.5})
+    write_mask(
+        out / "cloudmask_P02_day01.nc", mask_with(0.5), {"solar_longitude": 10.0, "mars_year": 29, "threshold": 0.5}
+    )
     (out / "cloudmask_P02_day02.ncdf").write_bytes(b"")
     good = (out / "cloudmask_P02_day01.nc").read_bytes()
     (out / "cloudmask_P02_day03.nc").write_bytes(good[: len(good) // 2])

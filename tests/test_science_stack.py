@@ -73,7 +73,9 @@ def test_a_run_becomes_one_chunked_cube_sorted_in_time_with_its_sources(tmp_path
     out = tmp_path / "OUT"
     write_prob_run(out, 3)
     (out / "P" / "P01" / "cloudmasks" / "cloudmask_P01_day09.ncdf").write_bytes(b"")  # a bad mask
-    write_mask(out / "P" / "P01" / "cloudmasks" / "cloudmask_P01_day08.nc", prob_mask(5), threshold=0.912)  # no Ls anywhere
+    write_mask(
+        out / "P" / "P01" / "cloudmasks" / "cloudmask_P01_day08.nc", prob_mask(5), threshold=0.912
+    )  # no Ls anywhere
     result = build_cube(out, tmp_path / "cube.nc", time_chunk=2)
     assert result.path == tmp_path / "cube.nc" and result.steps == 3
     assert len(result.errors) == 2, result.errors
