@@ -273,6 +273,8 @@ def stats_command(
             raise typer.Exit(2) from None
     for line in run.errors:
         _fail(line)
+    for line in run.warnings:
+        err_console.print(f"[yellow]warning:[/yellow] {escape(line)}", highlight=False, soft_wrap=True)
     stats = run.stats
     if not stats.days:
         _fail("no mask could be used")

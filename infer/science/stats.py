@@ -194,6 +194,8 @@ class StatsRun:
 
     stats: CloudStats
     errors: list[str]
+    warnings: list[str] = field(default_factory=list)
+    """Lines on figures that may differ from the masks' (a cube thresholded off its 0.004 steps)."""
 
 
 def collect(
@@ -234,8 +236,9 @@ def collect(
             files.append(p)
     stats = CloudStats(lat_bin=lat_bin, ls_bin=ls_bin)
     errors: list[str] = []
+    warnings: list[str] = []
     for cube in cubes:
-        errors.extend(_collect_cube(stats, cube, threshold, label, progress))
+        errors.extend(_collect_cube(stats, cube, threshold, label, progress, warnings))
     for path in files:
         name = day_name(path) or path.stem
         try:
@@ -251,26 +254,49 @@ def collect(
             stats.add(binarise(values, thr), name, ls, year, str(path))
         if progress is not None:
             progress(name)
-    return StatsRun(stats, errors)
+    return StatsRun(stats, errors, warnings)
 
 
 def _collect_cube(
-    stats: CloudStats, cube: Path, threshold: float | None, label: bool, progress: Callable[[str], None] | None
+    stats: CloudStats,
+    cube: Path,
+    threshold: float | None,
+    label: bool,
+    progress: Callable[[str], None] | None,
+    warnings: list[str],
 ) -> list[str]:
     """Add every step of a cube to ``stats`` as :func:`collect` adds a mask file (the same
-    threshold rule: the override, else the step's source threshold, else the default)."""
-    from .masks import binarise, file_threshold
-    from .stack import iter_cube_steps
+    threshold rule: the override, else the step's source threshold, else the default).
 
+    At the step's own threshold the stored ``cloud`` is used (exact).  Thresholding the packed
+    probability (an override, or an older cube) is exact only at multiples of 0.004; any other
+    threshold adds one line to ``warnings`` per cube."""
+    from ..geometry import INVALID
+    from .masks import binarise, file_threshold
+    from .stack import iter_cube_steps, on_pack_grid
+
+    off_grid: set[float] = set()
     try:
         for step in iter_cube_steps(cube):
             attrs = {} if math.isnan(step.threshold) else {"threshold": step.threshold}
             thr = None if label else file_threshold(attrs, threshold)
-            stats.add(binarise(step.mask, thr), step.name, step.ls, step.mars_year, step.source)
+            if thr is not None and step.cloud is not None and thr == file_threshold(attrs):
+                valid = step.mask > INVALID + 0.5
+                mask = BinaryMask(valid, step.cloud & valid)
+            else:
+                mask = binarise(step.mask, thr)
+                if thr is not None and not on_pack_grid(thr):
+                    off_grid.add(thr)
+            stats.add(mask, step.name, step.ls, step.mars_year, step.source)
             if progress is not None:
                 progress(step.name)
     except Exception as exc:  # noqa: BLE001 - a broken cube is one line, like a broken file
         return [f"{cube}: cannot read cube ({' '.join(str(exc).split())})"]
+    if off_grid:
+        warnings.append(
+            f"{cube}: threshold {', '.join(f'{t:g}' for t in sorted(off_grid))} is not a multiple of the cube's "
+            "steps of 0.004: pixels within 0.004 of it may differ from the masks' (read the masks for exact figures)"
+        )
     return []
 
 
