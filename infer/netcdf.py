@@ -209,9 +209,7 @@ def _only_zero_one(mask: np.ndarray) -> bool:
     return bool(np.all((v == 0.0) | (v == 1.0)))
 
 
-def mask_threshold(
-    path: Path, mask: np.ndarray, in_attrs: Any, given: float | None, *, binary: bool
-) -> float | None:
+def mask_threshold(path: Path, mask: np.ndarray, in_attrs: Any, given: float | None, *, binary: bool) -> float | None:
     """The threshold :func:`write_mask` records: ``given``, else ``in_attrs`` (the
     ``threshold`` attribute passed); None only for a 0/1 mask.  Raises ValueError naming
     ``path`` for a value outside [0, 1], two different values, or a probability mask without one."""

@@ -531,6 +531,11 @@ def test_two_masks_of_one_map_are_both_shown_and_said_to_be_the_same_map(tmp_pat
     }
     for r in rows:
         assert r.reason is not None and "2 masks of this map" in r.reason and "cloudmask_P01_day02.nc" in r.reason
+    # issue 32 item 3: the map is counted once (the first mask in path order), the copy is a duplicate
+    first, copy = sorted(rows, key=lambda r: r.mask or "")
+    assert first.mask.endswith(".nc") and first.cloud_fraction is not None
+    assert copy.status == "duplicate" and copy.cloud_fraction is None and copy.valid_fraction is None
+    assert copy.reason is not None and f"the same map as {first.mask}" in copy.reason
 
 
 @pytest.mark.parametrize("bad", [47.0, float("nan"), -1.0])

@@ -239,7 +239,7 @@ def stats_command(
     ls_bin: float = typer.Option(5.0, help="Ls bin width of the Hovmöller table, degrees."),
 ) -> None:
     """Cloud occurrence frequency per pixel and zonal-mean cloud fraction per latitude band and Ls bin."""
-    from .masks import find_masks
+    from ..netcdf import find_mask_files
     from .stack import cube_steps
     from .stats import check_bins, collect, plot_frequency, plot_hovmoller, write_stats
 
@@ -255,7 +255,7 @@ def stats_command(
     for m in missing:
         _fail(f"{m}: no such file or folder")
     present = [m for m in masks if m.exists()]
-    total = sum(len(find_masks(m)) if m.is_dir() else (cube_steps(m) or 1) for m in present)
+    total = sum(len(find_mask_files(m)) if m.is_dir() else (cube_steps(m) or 1) for m in present)
     with _progress() as bar:
         task = bar.add_task("reading", total=total)
         try:

@@ -58,6 +58,33 @@ def index_by_day(roots: Iterable[str | Path], suffixes: tuple[str, ...]) -> dict
     return dict(sorted(found.items()))
 
 
+MapKey = tuple[str, int, float]
+"""What makes two masks the same map: canonical name, Mars year, Ls (deg, to 1e-6)."""
+
+
+def map_key(name: str, mars_year: int, ls: float) -> MapKey:
+    """:data:`MapKey` of a map: its day name (:func:`day_name`, so ``P01day01``, ``P01_day01`` and
+    ``P01_day001`` agree) or, without a day key, the name itself; its Mars year; its Ls."""
+    return (day_name(name) or name, int(mars_year), round(float(ls), 6))
+
+
+class SeenMaps:
+    """Masks counted so far, by :func:`map_key`: a second mask of the same map is refused with
+    one line naming both files (``.nc`` beside ``.ncdf``, a copy in another folder, a cube of
+    masks also given as files), so a map counts once however it is given."""
+
+    def __init__(self) -> None:
+        self._first: dict[MapKey, str] = {}
+
+    def refuse(self, key: MapKey, where: str) -> str | None:
+        """None (and ``where`` recorded) for a map not seen yet, else the line refusing ``where``."""
+        first = self._first.get(key)
+        if first is None:
+            self._first[key] = where
+            return None
+        return f"{where}: the same map as {first} ({key[0]}, MY {key[1]}, Ls {key[2]:g}); left out, counted once"
+
+
 def find_masks(*roots: str | Path) -> dict[str, Path]:
     """``{day name: mask file}`` of the NetCDF masks (``.ncdf``/``.nc``) under the roots."""
     return index_by_day(roots, MASK_SUFFIXES)

@@ -177,10 +177,12 @@ def plan_steps(masks: Sequence[Path], ls_table: Iterable[str | Path] = ()) -> tu
     Returns the steps and one line per mask left out (unreadable, wrong shape, no Ls).
     """
     from ..netcdf import check_mask_file, read_attrs, read_time_coords
+    from .masks import SeenMaps, map_key
 
     lookup = _ls_lookup(ls_table)
     steps: list[_Planned] = []
     errors: list[str] = []
+    seen = SeenMaps()
     for path in masks:
         reason = check_mask_file(path)
         if reason is not None:
@@ -195,6 +197,9 @@ def plan_steps(masks: Sequence[Path], ls_table: Iterable[str | Path] = ()) -> tu
                 year, ls = lookup(path, attrs)
             if not np.isfinite(ls):
                 raise ValueError(f"{path}: Ls is not a number ({ls})")
+            refused = seen.refuse(map_key(when.map_name, int(year), float(ls)), str(path))
+            if refused is not None:
+                raise ValueError(refused)
         except ValueError as exc:
             errors.append(" ".join(str(exc).split()))
             continue

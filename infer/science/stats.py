@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..geometry import MAP_HEIGHT, MAP_WIDTH, longitudes, row_to_lat
-from .masks import BinaryMask, day_name, file_threshold
+from .masks import BinaryMask, SeenMaps, day_name, file_threshold
 
 DEFAULT_LAT_BIN = 5.0
 """Latitude band width of the Hovmöller table, degrees."""
@@ -217,8 +217,8 @@ def collect(
     ``errors`` and is left out; the others are still counted.  Raises ValueError for bin
     widths outside (0, 180] / (0, 360] degrees (:func:`check_bins`) before reading anything.
     """
-    from ..netcdf import read_attrs
-    from .masks import binarise, find_masks, read_values
+    from ..netcdf import find_mask_files, read_attrs, read_time_coords
+    from .masks import SeenMaps, binarise, map_key, read_values
 
     check_bins(lat_bin, ls_bin)
     table = ls_tables(ls_table)
@@ -229,7 +229,7 @@ def collect(
     for p in mask_paths:
         p = Path(p)
         if p.is_dir():
-            files.extend(find_masks(p).values())
+            files.extend(find_mask_files(p))  # every mask: its identity is its path, not its day name
         elif is_cube(p):
             cubes.append(p)
         else:
@@ -237,14 +237,19 @@ def collect(
     stats = CloudStats(lat_bin=lat_bin, ls_bin=ls_bin)
     errors: list[str] = []
     warnings: list[str] = []
+    seen = SeenMaps()
     for cube in cubes:
-        errors.extend(_collect_cube(stats, cube, threshold, label, progress, warnings))
+        errors.extend(_collect_cube(stats, cube, threshold, label, progress, warnings, seen))
     for path in files:
         name = day_name(path) or path.stem
         try:
             attrs = read_attrs(path)
             year, ls = day_ls(path, attrs, table)
+            key = map_key(read_time_coords(path).map_name, year, ls)
             values = read_values(path)
+            refused = seen.refuse(key, str(path))  # after the read: a bad first copy refuses no good one
+            if refused is not None:
+                raise ValueError(refused)
         except ValueError as exc:  # no Ls, NaN Ls, wrong shape: the message names the file
             errors.append(str(exc))
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
@@ -264,6 +269,7 @@ def _collect_cube(
     label: bool,
     progress: Callable[[str], None] | None,
     warnings: list[str],
+    seen: SeenMaps | None = None,
 ) -> list[str]:
     """Add every step of a cube to ``stats`` as :func:`collect` adds a mask file (the same
     threshold rule: the override, else the step's source threshold, else the default).
@@ -272,12 +278,20 @@ def _collect_cube(
     probability (an override, or an older cube) is exact only at multiples of 0.004; any other
     threshold adds one line to ``warnings`` per cube."""
     from ..geometry import INVALID
-    from .masks import binarise, file_threshold
+    from .masks import SeenMaps, binarise, file_threshold, map_key
     from .stack import iter_cube_steps, on_pack_grid
 
     off_grid: set[float] = set()
+    seen = SeenMaps() if seen is None else seen
+    refused: list[str] = []
     try:
         for step in iter_cube_steps(cube):
+            line = seen.refuse(map_key(step.name, step.mars_year, step.ls), f"{cube} step {step.source}")
+            if line is not None:
+                refused.append(line)
+                if progress is not None:
+                    progress(step.name)
+                continue
             attrs = {} if math.isnan(step.threshold) else {"threshold": step.threshold}
             thr = None if label else file_threshold(attrs, threshold)
             if thr is not None and step.cloud is not None and thr == file_threshold(attrs):
@@ -291,13 +305,13 @@ def _collect_cube(
             if progress is not None:
                 progress(step.name)
     except Exception as exc:  # noqa: BLE001 - a broken cube is one line, like a broken file
-        return [f"{cube}: cannot read cube ({' '.join(str(exc).split())})"]
+        return [*refused, f"{cube}: cannot read cube ({' '.join(str(exc).split())})"]
     if off_grid:
         warnings.append(
             f"{cube}: threshold {', '.join(f'{t:g}' for t in sorted(off_grid))} is not a multiple of the cube's "
             "steps of 0.004: pixels within 0.004 of it may differ from the masks' (read the masks for exact figures)"
         )
-    return []
+    return refused
 
 
 def write_stats(stats: CloudStats, path: str | Path) -> Path:
