@@ -410,7 +410,9 @@ def check_mask_file(path: str | Path) -> str | None:
     return None
 
 
-def read_mask(path: str | Path, *, north_up: bool = True, threshold: float | None = None) -> np.ndarray:
+def read_mask(
+    path: str | Path, *, north_up: bool = True, threshold: float | None = None, raw: bool = False
+) -> np.ndarray:
     """Read the ``cloudmask`` of a NetCDF file (this package's, the original's or a label).
 
     Args:
@@ -418,6 +420,8 @@ def read_mask(path: str | Path, *, north_up: bool = True, threshold: float | Non
         north_up: flip the rows back to the JPEG's orientation (row 0 = latitude +90).
         threshold: if given, valid values become 1.0 where ``value >= threshold`` else 0.0
             (labels hold blue-channel numbers > 0 for cloud: use a tiny threshold for them).
+        raw: the values as stored (NaN, 5.0 or -1e30 kept), only flipped; ``threshold`` is
+            then ignored.  For readers that check the values (``mars_cloudmask.infer.science.masks``).
 
     Returns:
         float32 ``(1801, 3600)``, -999 where invalid.
@@ -428,6 +432,8 @@ def read_mask(path: str | Path, *, north_up: bool = True, threshold: float | Non
         var = ds.variables["cloudmask"]
         var.set_auto_maskandscale(False)
         data = np.asarray(var[:, :], dtype=np.float32)
+    if raw:
+        return np.ascontiguousarray(data[::-1]) if north_up else data
     invalid = ~(data > INVALID + 0.5) | ~np.isfinite(data)
     if threshold is not None:
         data = (data >= threshold).astype(np.float32)

@@ -325,3 +325,26 @@ def test_a_mask_counts_once_however_it_is_given_and_folder_and_cube_agree(tmp_pa
     both = collect([out, cube.path])  # an OUT and its own cube: every map still once
     assert len(both.stats.days) == 3 and int(both.stats.valid_days.max()) == 3
     assert len(both.errors) == 5 and all("the same map as" in e for e in both.errors)
+
+
+@pytest.mark.parametrize("edit", [5.0, float("nan"), -5.0])
+def test_a_mask_edited_out_of_range_or_to_nan_is_refused_by_name(tmp_path, edit):
+    """Issue 32 item 8: a mask edited to 5.0 or NaN everywhere was 100 % cloud and 100 % valid."""
+    import netCDF4
+    from typer.testing import CliRunner
+
+    from mars_cloudmask.infer.science.stack import build_cube
+
+    root = write_case(tmp_path / "run")
+    bad = root / "P" / "P01" / "cloudmasks" / "cloudmask_P01_day04.ncdf"
+    write_odd_mask(bad, (MAP_HEIGHT, MAP_WIDTH), {"solar_longitude": 30.0, "mars_year": 28, "threshold": 0.5})
+    with netCDF4.Dataset(bad, "a") as ds:
+        ds["cloudmask"][:] = np.full((MAP_HEIGHT, MAP_WIDTH), edit, np.float32)
+    run = collect([root])
+    assert len(run.stats.days) == 3 and len(run.errors) == 1
+    assert str(bad) in run.errors[0] and ("NaN" in run.errors[0] or "outside [0, 1]" in run.errors[0])
+    cube = build_cube(root, tmp_path / "cube.nc")
+    assert cube.steps == 3 and len(cube.errors) == 1 and str(bad) in cube.errors[0]
+    res = CliRunner().invoke(stats_app(), [str(root), "--out", str(tmp_path / "s.nc")])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "cloudmask_P01_day04.ncdf" in res.output

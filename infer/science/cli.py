@@ -196,7 +196,7 @@ def view_command(
 ) -> None:
     """Render one mask with latitude/longitude ticks, clouds tinted over the map if given."""
     from ..maps import MapError
-    from .masks import MaskShapeError
+    from .masks import MaskShapeError, MaskValueError
     from .view import default_view_path, draw_view, read_view
 
     if not mask.is_file():
@@ -208,7 +208,7 @@ def view_command(
     _need_matplotlib("cm-view")
     try:
         view = read_view(mask, map_path, threshold)
-    except (MapError, MaskShapeError) as exc:
+    except (MapError, MaskShapeError, MaskValueError) as exc:
         _fail(str(exc))
         raise typer.Exit(1) from None
     except (OSError, KeyError, ValueError) as exc:

@@ -174,10 +174,11 @@ def _ls_lookup(ls_table: Iterable[str | Path]) -> Callable[[Path, dict], tuple[i
 def plan_steps(masks: Sequence[Path], ls_table: Iterable[str | Path] = ()) -> tuple[list[_Planned], list[str]]:
     """Check every mask (:func:`check_mask_file`) and find its Ls; sorted by time then name.
 
-    Returns the steps and one line per mask left out (unreadable, wrong shape, no Ls).
+    Returns the steps and one line per mask left out (unreadable, wrong shape, NaN or values
+    outside [0, 1], no Ls, a second mask of the same map).
     """
     from ..netcdf import check_mask_file, read_attrs, read_time_coords
-    from .masks import SeenMaps, map_key
+    from .masks import SeenMaps, map_key, read_values
 
     lookup = _ls_lookup(ls_table)
     steps: list[_Planned] = []
@@ -189,6 +190,7 @@ def plan_steps(masks: Sequence[Path], ls_table: Iterable[str | Path] = ()) -> tu
             errors.append(reason)
             continue
         try:
+            read_values(path)  # NaN or values outside [0, 1]: refused, not packed as 0 or 1
             when = read_time_coords(path)
             attrs = read_attrs(path)
             if when.ls is not None and when.mars_year is not None:

@@ -246,7 +246,7 @@ def collect(
             attrs = read_attrs(path)
             year, ls = day_ls(path, attrs, table)
             key = map_key(read_time_coords(path).map_name, year, ls)
-            values = read_values(path)
+            values = read_values(path, label=label)
             refused = seen.refuse(key, str(path))  # after the read: a bad first copy refuses no good one
             if refused is not None:
                 raise ValueError(refused)
