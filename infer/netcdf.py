@@ -132,6 +132,10 @@ TIME_COORDS = ("time", "ls", "mars_year", "map_name")
 STACK_COORDS = ["ls", "mars_year", "map_name"]
 """``coords=`` for ``xr.open_mfdataset(..., combine="nested", concat_dim="time")``: these scalar
 coordinates are concatenated along ``time`` (``time`` itself becomes the index)."""
+MARS_YEAR_FILL = np.int32(-2147483647)
+"""``mars_year`` of a mask whose year is unknown (netCDF's default int fill).  Files written
+before used -1, which made a negative Mars year (before MY 1, 1955) read back as unknown; the
+reader takes the fill value each file declares."""
 NAME_LENGTH = 64
 """Characters kept of a map name (``map_name`` is a char array in the classic model)."""
 
@@ -161,8 +165,6 @@ def _number(value: Any) -> float | None:
 
 def _write_time_coords(ds: Any, ls: float | None, mars_year: int | None, name: str) -> None:
     """Scalar coordinates ``time``, ``ls``, ``mars_year``, ``map_name`` (CF 5.7 scalar coordinates)."""
-    import netCDF4
-
     t = ds.createVariable("time", "f8", (), fill_value=np.float64(np.nan))
     t.setncatts(
         {
@@ -182,14 +184,21 @@ def _write_time_coords(ds: Any, ls: float | None, mars_year: int | None, name: s
         }
     )
     v.assignValue(np.float64(ls) if ls is not None else np.float64(np.nan))
-    y = ds.createVariable("mars_year", "i4", (), fill_value=np.int32(-1))
+    y = ds.createVariable("mars_year", "i4", (), fill_value=MARS_YEAR_FILL)
     y.setncatts({"long_name": "Mars year (Clancy et al. numbering)", "units": "1"})
-    y.assignValue(np.int32(mars_year) if mars_year is not None else np.int32(-1))
+    y.assignValue(np.int32(mars_year) if mars_year is not None else MARS_YEAR_FILL)
     ds.createDimension("name_strlen", NAME_LENGTH)
     n = ds.createVariable("map_name", "S1", ("name_strlen",))
     n.setncatts({"long_name": "name of the map (subphase and day)", "_Encoding": "utf-8"})
     n.set_auto_chartostring(False)
-    n[:] = netCDF4.stringtochar(np.array([name.encode()[:NAME_LENGTH]], dtype=f"S{NAME_LENGTH}"))[0]
+    n[:] = name_chars(name)
+
+
+def name_chars(name: str) -> np.ndarray:
+    """``map_name``'s char array: the name as UTF-8, cut to :data:`NAME_LENGTH` bytes at a
+    character boundary (a non-ASCII name stays whole or loses whole characters), NUL-padded."""
+    data = name.encode("utf-8", "surrogateescape")[:NAME_LENGTH].decode("utf-8", "ignore").encode("utf-8")
+    return np.frombuffer(data.ljust(NAME_LENGTH, b"\0"), dtype="S1").copy()
 
 
 def clipped_south_up(mask: np.ndarray) -> np.ndarray:
@@ -200,6 +209,18 @@ def clipped_south_up(mask: np.ndarray) -> np.ndarray:
     valid = np.isfinite(mask) & (mask > INVALID + 0.5)
     out = np.where(valid, np.clip(mask, 0.0, 1.0), np.float32(INVALID)).astype(np.float32)
     return np.ascontiguousarray(out[::-1])
+
+
+def unopenable_name(path: str | Path) -> str | None:
+    """Why netCDF could not open a file at ``path`` once written, or None.  HDF5 (under
+    netCDF4) fails to open a file whose path holds a backslash ("HDF error"), so such a mask
+    would be written, said done, unreadable, and redone on every rerun."""
+    if "\\" in str(path):
+        return (
+            f"{path}: a backslash in the path (a map or folder name): netCDF cannot open such a file; "
+            "rename the map or folder"
+        )
+    return None
 
 
 def _only_zero_one(mask: np.ndarray) -> bool:
@@ -267,7 +288,8 @@ def write_mask(
         stays open after a failure.
 
     Raises:
-        ValueError: the mask has the wrong shape, the threshold is not a number in [0, 1] (or
+        ValueError: the file name holds a backslash (:func:`unopenable_name`), the mask has
+            the wrong shape, the threshold is not a number in [0, 1] (or
             differs from ``attrs["threshold"]``), or a probability mask has no threshold.
         OSError: the file cannot be written (disk full...); the message names ``path``.
     """
@@ -276,6 +298,9 @@ def write_mask(
     from .atomic import atomic_path
 
     path = Path(path)
+    problem = unopenable_name(path)
+    if problem is not None:
+        raise ValueError(problem)
     if mask.shape != (MAP_HEIGHT, MAP_WIDTH):
         raise ValueError(f"mask shape {mask.shape}, expected ({MAP_HEIGHT}, {MAP_WIDTH})")
     attrs = dict(attrs or {})
@@ -530,10 +555,13 @@ def read_time_coords(path: str | Path) -> TimeCoords:
         variables = ds.variables
 
         def scalar(name: str) -> float | None:
+            """The variable's value; None when absent, not a number, or its declared _FillValue."""
             if name in variables and variables[name].ndim == 0:
                 var = variables[name]
                 var.set_auto_maskandscale(False)
-                return _number(var.getValue())
+                value = _number(var.getValue())
+                fill = _number(getattr(var, "_FillValue", None))
+                return None if value is None or (fill is not None and value == fill) else value
             return None
 
         ls = scalar("ls")
@@ -545,8 +573,8 @@ def read_time_coords(path: str | Path) -> TimeCoords:
             name = bytes(np.asarray(var[:]).tobytes()).rstrip(b"\0 ").decode("utf-8", "replace") or None
     if ls is None:
         ls = _number(attrs.get("solar_longitude", attrs.get("ls")))
-    if year is None or year < 0:
+    if year is None:
         year = _number(attrs.get("mars_year"))
-    year_int = None if year is None or year < 0 else int(year)
+    year_int = None if year is None else int(year)
     name = name or str(attrs.get("map_name") or map_name_of(path))
     return TimeCoords(ls, year_int, name, time_values(ls, year_int))

@@ -422,3 +422,38 @@ def test_a_probability_mask_records_its_threshold_or_is_refused(tmp_path):
     zero_one = np.where(make_mask() > 0.5, 1.0, make_mask()).astype(np.float32)
     zero_one[zero_one == 0.25] = 0.0
     assert "threshold" not in read_attrs(write_mask(tmp_path / "b.ncdf", zero_one))
+
+
+def test_a_backslash_in_the_path_is_refused_before_anything_is_written(tmp_path):
+    """Issue 32 item 9: a backslash in a map name gave a mask netCDF4 cannot open ("HDF error")."""
+    for path in (tmp_path / "cloudmask_P01\\day01.ncdf", tmp_path / "d\\ir" / "cloudmask_P01_day01.ncdf"):
+        with pytest.raises(ValueError, match="backslash") as info:
+            write_mask(path, make_mask(), threshold=0.5)
+        assert str(path) in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_negative_mars_year_reads_back(tmp_path):
+    """Issue 32 item 9: MY -3 was written but read back as unknown (the fill value was -1)."""
+    from mars_cloudmask.infer.netcdf import read_time_coords
+
+    when = read_time_coords(write_mask(tmp_path / "m.ncdf", make_mask(), {"ls": 10.0, "mars_year": -3}, threshold=0.5))
+    assert when.mars_year == -3 and when.time == -3 * 360.0 + 10.0
+    unknown = read_time_coords(write_mask(tmp_path / "u.ncdf", make_mask(), {"ls": 10.0}, threshold=0.5))
+    assert unknown.mars_year is None and np.isnan(unknown.time)
+
+
+def test_unicode_map_names_go_through_write_and_read(tmp_path):
+    """Issue 32 item 14: a non-ASCII map name failed ('ascii' codec can't decode) in map_name."""
+    from mars_cloudmask.infer.netcdf import read_time_coords
+
+    name = "P01_é€日_day01"
+    path = write_mask(
+        tmp_path / f"cloudmask_{name}.ncdf",
+        make_mask(),
+        {"ls": 10.0, "mars_year": 28, "source_map": f"{name}_zequat.jpg", "subphase": "é€"},
+        threshold=0.5,
+    )
+    assert read_time_coords(path).map_name == name and read_attrs(path)["source_map"] == f"{name}_zequat.jpg"
+    long = read_time_coords(write_mask(tmp_path / f"cloudmask_{'é' * 40}.ncdf", make_mask(), threshold=0.5))
+    assert long.map_name == "é" * 32  # cut to 64 bytes at a character boundary
