@@ -65,7 +65,7 @@ def quicklook_seconds(repeats: int = 3, threshold: float = DEFAULT_THRESHOLD) ->
 
 def stats_peak_memory(counts: Sequence[int] = (2, 6)) -> dict[str, Any]:
     """Peak traced allocation (bytes, ``tracemalloc``) of :func:`~mars_cloudmask.infer.science.stats.collect`
-    over ``n`` masks for each ``n`` in ``counts`` (the same mask linked ``n`` times), and the
+    over ``n`` masks for each ``n`` in ``counts`` (links to ``n`` masks of different days), and the
     growth from the smallest to the largest count: near 0 when the masks are streamed."""
     import tracemalloc
 
@@ -74,16 +74,19 @@ def stats_peak_memory(counts: Sequence[int] = (2, 6)) -> dict[str, Any]:
 
     peaks: dict[int, int] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        one = write_mask(
-            Path(tmp) / "src" / "cloudmask_P03_day01.ncdf",
-            np.full((MAP_HEIGHT, MAP_WIDTH), 0.5, np.float32),
-            {"ls": 150.0, "mars_year": 28},
-        )
+        masks = {  # one map per day: cm-stats counts the same map under several names once
+            day: write_mask(
+                Path(tmp) / "src" / f"cloudmask_P03_day{day:02d}.ncdf",
+                np.full((MAP_HEIGHT, MAP_WIDTH), 0.5, np.float32),
+                {"ls": 150.0 + day, "mars_year": 28, "threshold": 0.5},
+            )
+            for day in range(1, max(counts) + 1)
+        }
         for n in counts:
             folder = Path(tmp) / f"n{n}"
             folder.mkdir()
             for day in range(1, n + 1):
-                (folder / f"cloudmask_P03_day{day:02d}.ncdf").symlink_to(one)
+                (folder / f"cloudmask_P03_day{day:02d}.ncdf").symlink_to(masks[day])
             tracemalloc.start()
             try:
                 run = collect([folder])

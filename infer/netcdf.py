@@ -132,6 +132,10 @@ TIME_COORDS = ("time", "ls", "mars_year", "map_name")
 STACK_COORDS = ["ls", "mars_year", "map_name"]
 """``coords=`` for ``xr.open_mfdataset(..., combine="nested", concat_dim="time")``: these scalar
 coordinates are concatenated along ``time`` (``time`` itself becomes the index)."""
+MARS_YEAR_FILL = np.int32(-2147483647)
+"""``mars_year`` of a mask whose year is unknown (netCDF's default int fill).  Files written
+before used -1, which made a negative Mars year (before MY 1, 1955) read back as unknown; the
+reader takes the fill value each file declares."""
 NAME_LENGTH = 64
 """Characters kept of a map name (``map_name`` is a char array in the classic model)."""
 
@@ -161,8 +165,6 @@ def _number(value: Any) -> float | None:
 
 def _write_time_coords(ds: Any, ls: float | None, mars_year: int | None, name: str) -> None:
     """Scalar coordinates ``time``, ``ls``, ``mars_year``, ``map_name`` (CF 5.7 scalar coordinates)."""
-    import netCDF4
-
     t = ds.createVariable("time", "f8", (), fill_value=np.float64(np.nan))
     t.setncatts(
         {
@@ -182,14 +184,21 @@ def _write_time_coords(ds: Any, ls: float | None, mars_year: int | None, name: s
         }
     )
     v.assignValue(np.float64(ls) if ls is not None else np.float64(np.nan))
-    y = ds.createVariable("mars_year", "i4", (), fill_value=np.int32(-1))
+    y = ds.createVariable("mars_year", "i4", (), fill_value=MARS_YEAR_FILL)
     y.setncatts({"long_name": "Mars year (Clancy et al. numbering)", "units": "1"})
-    y.assignValue(np.int32(mars_year) if mars_year is not None else np.int32(-1))
+    y.assignValue(np.int32(mars_year) if mars_year is not None else MARS_YEAR_FILL)
     ds.createDimension("name_strlen", NAME_LENGTH)
     n = ds.createVariable("map_name", "S1", ("name_strlen",))
     n.setncatts({"long_name": "name of the map (subphase and day)", "_Encoding": "utf-8"})
     n.set_auto_chartostring(False)
-    n[:] = netCDF4.stringtochar(np.array([name.encode()[:NAME_LENGTH]], dtype=f"S{NAME_LENGTH}"))[0]
+    n[:] = name_chars(name)
+
+
+def name_chars(name: str) -> np.ndarray:
+    """``map_name``'s char array: the name as UTF-8, cut to :data:`NAME_LENGTH` bytes at a
+    character boundary (a non-ASCII name stays whole or loses whole characters), NUL-padded."""
+    data = name.encode("utf-8", "surrogateescape")[:NAME_LENGTH].decode("utf-8", "ignore").encode("utf-8")
+    return np.frombuffer(data.ljust(NAME_LENGTH, b"\0"), dtype="S1").copy()
 
 
 def clipped_south_up(mask: np.ndarray) -> np.ndarray:
@@ -202,6 +211,46 @@ def clipped_south_up(mask: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(out[::-1])
 
 
+def unopenable_name(path: str | Path) -> str | None:
+    """Why netCDF could not open a file at ``path`` once written, or None.  HDF5 (under
+    netCDF4) fails to open a file whose path holds a backslash ("HDF error"), so such a mask
+    would be written, said done, unreadable, and redone on every rerun."""
+    if "\\" in str(path):
+        return (
+            f"{path}: a backslash in the path (a map or folder name): netCDF cannot open such a file; "
+            "rename the map or folder"
+        )
+    return None
+
+
+def _only_zero_one(mask: np.ndarray) -> bool:
+    """True when every valid value (finite, not -999) of ``mask`` is 0 or 1 (after clipping)."""
+    valid = np.isfinite(mask) & (mask > INVALID + 0.5)
+    v = np.clip(mask[valid], 0.0, 1.0)
+    return bool(np.all((v == 0.0) | (v == 1.0)))
+
+
+def mask_threshold(path: Path, mask: np.ndarray, in_attrs: Any, given: float | None, *, binary: bool) -> float | None:
+    """The threshold :func:`write_mask` records: ``given``, else ``in_attrs`` (the
+    ``threshold`` attribute passed); None only for a 0/1 mask.  Raises ValueError naming
+    ``path`` for a value outside [0, 1], two different values, or a probability mask without one."""
+    values = [v for v in (given, in_attrs) if v is not None]
+    for v in values:
+        x = _number(v)
+        if x is None or not 0.0 <= x <= 1.0:
+            raise ValueError(f"{path}: threshold {v!r} is not a number in [0, 1]")
+    if len(values) == 2 and float(values[0]) != float(values[1]):
+        raise ValueError(f"{path}: threshold={given!r} but attrs['threshold']={in_attrs!r}; give one")
+    if values:
+        return float(values[0])
+    if binary or _only_zero_one(np.asarray(mask, dtype=np.float32)):
+        return None
+    raise ValueError(
+        f"{path}: a probability mask needs its cloud threshold (write_mask(..., threshold=model.info.threshold)); "
+        "without one readers would guess 0.912"
+    )
+
+
 def write_mask(
     path: str | Path,
     mask: np.ndarray,
@@ -209,6 +258,7 @@ def write_mask(
     *,
     binary: bool = False,
     complevel: int = 1,
+    threshold: float | None = None,
 ) -> Path:
     """Write one cloud mask, atomically: built in memory, written to a temporary file in the
     same folder, fsynced, then renamed.
@@ -223,6 +273,11 @@ def write_mask(
             ``map_name`` (else the name in ``path``) also become the scalar coordinates
             ``ls``, ``mars_year``, ``map_name`` and ``time`` (:func:`time_values`).
         binary: the values are thresholded 0/1 (changes ``long_name`` and ``valid_range``).
+        threshold: the model's cloud threshold in [0, 1] (``value >= threshold`` is cloud),
+            recorded as the ``threshold`` attribute (``attrs["threshold"]`` does the same).
+            Required for a probability mask: without it every reader would guess 0.912
+            (docs/spec.md §3) and its figures would differ from ``cm-infer``'s.  A mask whose
+            valid values are all 0 or 1 reads the same at any threshold and needs none.
         complevel: zlib level, with the shuffle filter.  Measured on a real probability mask
             (``python -m mars_cloudmask.benchmarks.netcdf_settings``): level 1 writes in 0.47 s and
             9.8 MB, level 4 in 0.58 s and 9.6 MB, level 9 in 5.5 s and 9.4 MB; without shuffle every
@@ -233,7 +288,9 @@ def write_mask(
         stays open after a failure.
 
     Raises:
-        ValueError: the mask has the wrong shape.
+        ValueError: the file name holds a backslash (:func:`unopenable_name`), the mask has
+            the wrong shape, the threshold is not a number in [0, 1] (or
+            differs from ``attrs["threshold"]``), or a probability mask has no threshold.
         OSError: the file cannot be written (disk full...); the message names ``path``.
     """
     import netCDF4
@@ -241,9 +298,15 @@ def write_mask(
     from .atomic import atomic_path
 
     path = Path(path)
+    problem = unopenable_name(path)
+    if problem is not None:
+        raise ValueError(problem)
     if mask.shape != (MAP_HEIGHT, MAP_WIDTH):
         raise ValueError(f"mask shape {mask.shape}, expected ({MAP_HEIGHT}, {MAP_WIDTH})")
     attrs = dict(attrs or {})
+    thr = mask_threshold(path, mask, attrs.get("threshold"), threshold, binary=binary)
+    if thr is not None:
+        attrs["threshold"] = thr
     ls = _number(attrs.get("solar_longitude", attrs.get("ls")))
     year = _number(attrs.get("mars_year"))
     name = str(attrs.get("map_name") or map_name_of(path))
@@ -372,7 +435,9 @@ def check_mask_file(path: str | Path) -> str | None:
     return None
 
 
-def read_mask(path: str | Path, *, north_up: bool = True, threshold: float | None = None) -> np.ndarray:
+def read_mask(
+    path: str | Path, *, north_up: bool = True, threshold: float | None = None, raw: bool = False
+) -> np.ndarray:
     """Read the ``cloudmask`` of a NetCDF file (this package's, the original's or a label).
 
     Args:
@@ -380,6 +445,8 @@ def read_mask(path: str | Path, *, north_up: bool = True, threshold: float | Non
         north_up: flip the rows back to the JPEG's orientation (row 0 = latitude +90).
         threshold: if given, valid values become 1.0 where ``value >= threshold`` else 0.0
             (labels hold blue-channel numbers > 0 for cloud: use a tiny threshold for them).
+        raw: the values as stored (NaN, 5.0 or -1e30 kept), only flipped; ``threshold`` is
+            then ignored.  For readers that check the values (``mars_cloudmask.infer.science.masks``).
 
     Returns:
         float32 ``(1801, 3600)``, -999 where invalid.
@@ -390,6 +457,8 @@ def read_mask(path: str | Path, *, north_up: bool = True, threshold: float | Non
         var = ds.variables["cloudmask"]
         var.set_auto_maskandscale(False)
         data = np.asarray(var[:, :], dtype=np.float32)
+    if raw:
+        return np.ascontiguousarray(data[::-1]) if north_up else data
     invalid = ~(data > INVALID + 0.5) | ~np.isfinite(data)
     if threshold is not None:
         data = (data >= threshold).astype(np.float32)
@@ -486,10 +555,13 @@ def read_time_coords(path: str | Path) -> TimeCoords:
         variables = ds.variables
 
         def scalar(name: str) -> float | None:
+            """The variable's value; None when absent, not a number, or its declared _FillValue."""
             if name in variables and variables[name].ndim == 0:
                 var = variables[name]
                 var.set_auto_maskandscale(False)
-                return _number(var.getValue())
+                value = _number(var.getValue())
+                fill = _number(getattr(var, "_FillValue", None))
+                return None if value is None or (fill is not None and value == fill) else value
             return None
 
         ls = scalar("ls")
@@ -501,8 +573,8 @@ def read_time_coords(path: str | Path) -> TimeCoords:
             name = bytes(np.asarray(var[:]).tobytes()).rstrip(b"\0 ").decode("utf-8", "replace") or None
     if ls is None:
         ls = _number(attrs.get("solar_longitude", attrs.get("ls")))
-    if year is None or year < 0:
+    if year is None:
         year = _number(attrs.get("mars_year"))
-    year_int = None if year is None or year < 0 else int(year)
+    year_int = None if year is None else int(year)
     name = name or str(attrs.get("map_name") or map_name_of(path))
     return TimeCoords(ls, year_int, name, time_values(ls, year_int))

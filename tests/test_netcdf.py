@@ -23,7 +23,7 @@ def make_mask() -> np.ndarray:
 def test_layout_is_the_originals_south_up_with_latitude_and_longitude(tmp_path):
     import netCDF4
 
-    path = write_mask(tmp_path / "cloudmask_P01_day01.ncdf", make_mask(), {"ls": 132.5, "mars_year": 28})
+    path = write_mask(tmp_path / "cloudmask_P01_day01.ncdf", make_mask(), {"ls": 132.5, "mars_year": 28}, threshold=0.5)
     with netCDF4.Dataset(path) as ds:
         assert ds.data_model == "NETCDF4_CLASSIC"
         assert dict(ds.dimensions.items()).keys() >= {"x", "y"}
@@ -44,7 +44,7 @@ def test_layout_is_the_originals_south_up_with_latitude_and_longitude(tmp_path):
 
 def test_read_mask_round_trip_north_up_and_thresholded(tmp_path):
     mask = make_mask()
-    path = write_mask(tmp_path / "m.ncdf", mask)
+    path = write_mask(tmp_path / "m.ncdf", mask, threshold=0.5)
     np.testing.assert_array_equal(read_mask(path), mask)
     binary = read_mask(path, threshold=0.912)
     assert set(np.unique(binary)) == {INVALID, 0.0, 1.0}
@@ -82,7 +82,9 @@ def test_cf_checker_finds_no_high_priority_failure(tmp_path, binary):
     mask = make_mask()
     if binary:
         mask = np.where(mask == INVALID, INVALID, (mask >= 0.912).astype(np.float32)).astype(np.float32)
-    path = write_mask(tmp_path / "cloudmask_P01_day01.ncdf", mask, {"ls": 132.5, "mars_year": 28}, binary=binary)
+    path = write_mask(
+        tmp_path / "cloudmask_P01_day01.ncdf", mask, {"ls": 132.5, "mars_year": 28}, binary=binary, threshold=0.5
+    )
     # The checker's only complaint about the file as named is CF 2.1's ".nc" extension
     # recommendation: the original's layout (docs/spec.md §5) requires ".ncdf".  The contents are
     # checked through a ".nc" link to the very same file.
@@ -95,7 +97,7 @@ def test_cf_checker_finds_no_high_priority_failure(tmp_path, binary):
 
 def test_xarray_open_dataset_decodes_coordinates_and_missing_values(tmp_path):
     xr = pytest.importorskip("xarray")
-    path = write_mask(tmp_path / "m.ncdf", make_mask())
+    path = write_mask(tmp_path / "m.ncdf", make_mask(), threshold=0.5)
     with xr.open_dataset(path) as ds:
         da = ds["cloudmask"]
         assert {"latitude", "longitude"} <= set(da.coords)
@@ -107,7 +109,7 @@ def test_xarray_open_dataset_decodes_coordinates_and_missing_values(tmp_path):
 
 def test_read_mask_xarray_is_north_up_with_nan_and_selectable_by_latitude(tmp_path):
     pytest.importorskip("xarray")
-    path = write_mask(tmp_path / "m.ncdf", make_mask(), {"ls": 140.0})
+    path = write_mask(tmp_path / "m.ncdf", make_mask(), {"ls": 140.0}, threshold=0.5)
     da = read_mask_xarray(path)
     assert da.dims == ("latitude", "longitude") and da.shape == (MAP_HEIGHT, MAP_WIDTH)
     assert float(da.latitude[0]) == pytest.approx(90) and float(da.latitude[-1]) == pytest.approx(-90)
@@ -138,7 +140,7 @@ def test_values_just_above_one_are_clipped_and_read_back_as_cloud(tmp_path):
     mask = make_mask()
     mask[1000, 10] = np.float32(1.0000001)  # what a sigmoid in float32 can return
     mask[1000, 11] = np.float32(-1e-7)
-    path = write_mask(tmp_path / "m.ncdf", mask)
+    path = write_mask(tmp_path / "m.ncdf", mask, threshold=0.5)
     with netCDF4.Dataset(path) as ds:  # netCDF4's default masking honours valid_range
         values = ds["cloudmask"][:]
         row = MAP_HEIGHT - 1 - 1000
@@ -175,7 +177,7 @@ def test_a_write_failing_like_a_full_disk_closes_the_file_and_leaves_nothing(tmp
     resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, hard))
     try:
         with pytest.raises(Exception) as info:
-            write_mask(out / "cloudmask_P01_day01.ncdf", mask)
+            write_mask(out / "cloudmask_P01_day01.ncdf", mask, threshold=0.5)
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
         signal.signal(signal.SIGXFSZ, old_handler)
@@ -183,7 +185,10 @@ def test_a_write_failing_like_a_full_disk_closes_the_file_and_leaves_nothing(tmp
     assert list(out.iterdir()) == []  # no temporary and no partial mask
     assert "cloudmask_P01_day01.ncdf" in str(info.value)  # the reason names the file
     # and the next write works (nothing half-open blocks it)
-    assert read_mask(write_mask(out / "cloudmask_P01_day01.ncdf", make_mask())).shape == (MAP_HEIGHT, MAP_WIDTH)
+    assert read_mask(write_mask(out / "cloudmask_P01_day01.ncdf", make_mask(), threshold=0.5)).shape == (
+        MAP_HEIGHT,
+        MAP_WIDTH,
+    )
 
 
 def test_the_data_is_fsynced_before_the_rename(tmp_path, monkeypatch):
@@ -202,7 +207,7 @@ def test_the_data_is_fsynced_before_the_rename(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", replace)
-    write_mask(tmp_path / "m.ncdf", make_mask())
+    write_mask(tmp_path / "m.ncdf", make_mask(), threshold=0.5)
     replaced = [i for i, (kind, _) in enumerate(events) if kind == "replace"]
     assert len(replaced) == 1, events
     tmp_name = events[replaced[0]][1]
@@ -215,7 +220,7 @@ def test_check_mask_file_accepts_a_complete_mask_and_names_what_is_wrong_with_ot
 
     from mars_cloudmask.infer.netcdf import check_mask_file
 
-    good = write_mask(tmp_path / "cloudmask_P01_day01.ncdf", make_mask())
+    good = write_mask(tmp_path / "cloudmask_P01_day01.ncdf", make_mask(), threshold=0.5)
     assert check_mask_file(good) is None
     empty = tmp_path / "cloudmask_P01_day02.ncdf"
     empty.write_bytes(b"")
@@ -288,6 +293,7 @@ def write_run(out: Path, suffix: str = ".ncdf") -> list[Path]:
                 out / "P" / sub / "cloudmasks" / f"cloudmask_{name}{suffix}",
                 mask,
                 {"solar_longitude": ls, "mars_year": year, "map_name": name},
+                threshold=0.5,
             )
         )
     return paths
@@ -325,7 +331,7 @@ def test_time_coordinates_are_nan_when_ls_is_unknown_and_readers_fall_back_for_o
 
     from mars_cloudmask.infer.netcdf import read_time_coords
 
-    unknown = read_time_coords(write_mask(tmp_path / "cloudmask_P09_day03.ncdf", make_mask()))
+    unknown = read_time_coords(write_mask(tmp_path / "cloudmask_P09_day03.ncdf", make_mask(), threshold=0.5))
     assert unknown.ls is None and unknown.mars_year is None and np.isnan(unknown.time)
     assert unknown.map_name == "P09_day03"
     # a mask written before the time coordinates existed: Ls and Mars year in global attributes
@@ -369,9 +375,9 @@ import numpy as np
 from mars_cloudmask.infer.netcdf import check_mask_file, read_mask, write_mask
 out = sys.argv[1]
 mask = np.random.default_rng(0).random((1801, 3600), dtype=np.float32)
-first = write_mask(f"{out}/first.ncdf", mask)
+first = write_mask(f"{out}/first.ncdf", mask, threshold=0.5)
 def work(i):
-    write_mask(f"{out}/m{i}.ncdf", mask)
+    write_mask(f"{out}/m{i}.ncdf", mask, threshold=0.5)
     assert read_mask(first).shape == (1801, 3600)
 for round in range(3):
     threads = [threading.Thread(target=work, args=(f"{round}_{i}",)) for i in range(4)]
@@ -393,3 +399,61 @@ def test_masks_written_and_read_from_several_threads_at_once(tmp_path):
     )
     assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
     assert proc.stdout.split() == ["12", "[]"], proc.stdout
+
+
+def test_a_probability_mask_records_its_threshold_or_is_refused(tmp_path):
+    """Issue 32 item 11: a probability mask written without a threshold was read at 0.912."""
+    from mars_cloudmask.infer.science.stats import collect
+
+    with pytest.raises(ValueError, match="threshold"):
+        write_mask(tmp_path / "cloudmask_P01_day01.ncdf", make_mask(), {"solar_longitude": 132.5})
+    assert list(tmp_path.iterdir()) == []
+    for bad in (47, float("nan"), "x"):
+        with pytest.raises(ValueError, match="not a number in"):
+            write_mask(tmp_path / "m.ncdf", make_mask(), threshold=bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="give one"):
+        write_mask(tmp_path / "m.ncdf", make_mask(), {"threshold": 0.5}, threshold=0.47)
+    path = write_mask(
+        tmp_path / "cloudmask_P01_day01.ncdf", make_mask(), {"solar_longitude": 132.5, "mars_year": 28}, threshold=0.96
+    )
+    assert read_attrs(path)["threshold"] == pytest.approx(0.96)
+    day = collect([path]).stats.days[0]
+    assert day.cloud_fraction == 0.0  # 0.95 < 0.96: at the default 0.912 it would be 0.5
+    zero_one = np.where(make_mask() > 0.5, 1.0, make_mask()).astype(np.float32)
+    zero_one[zero_one == 0.25] = 0.0
+    assert "threshold" not in read_attrs(write_mask(tmp_path / "b.ncdf", zero_one))
+
+
+def test_a_backslash_in_the_path_is_refused_before_anything_is_written(tmp_path):
+    """Issue 32 item 9: a backslash in a map name gave a mask netCDF4 cannot open ("HDF error")."""
+    for path in (tmp_path / "cloudmask_P01\\day01.ncdf", tmp_path / "d\\ir" / "cloudmask_P01_day01.ncdf"):
+        with pytest.raises(ValueError, match="backslash") as info:
+            write_mask(path, make_mask(), threshold=0.5)
+        assert str(path) in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_negative_mars_year_reads_back(tmp_path):
+    """Issue 32 item 9: MY -3 was written but read back as unknown (the fill value was -1)."""
+    from mars_cloudmask.infer.netcdf import read_time_coords
+
+    when = read_time_coords(write_mask(tmp_path / "m.ncdf", make_mask(), {"ls": 10.0, "mars_year": -3}, threshold=0.5))
+    assert when.mars_year == -3 and when.time == -3 * 360.0 + 10.0
+    unknown = read_time_coords(write_mask(tmp_path / "u.ncdf", make_mask(), {"ls": 10.0}, threshold=0.5))
+    assert unknown.mars_year is None and np.isnan(unknown.time)
+
+
+def test_unicode_map_names_go_through_write_and_read(tmp_path):
+    """Issue 32 item 14: a non-ASCII map name failed ('ascii' codec can't decode) in map_name."""
+    from mars_cloudmask.infer.netcdf import read_time_coords
+
+    name = "P01_é€日_day01"
+    path = write_mask(
+        tmp_path / f"cloudmask_{name}.ncdf",
+        make_mask(),
+        {"ls": 10.0, "mars_year": 28, "source_map": f"{name}_zequat.jpg", "subphase": "é€"},
+        threshold=0.5,
+    )
+    assert read_time_coords(path).map_name == name and read_attrs(path)["source_map"] == f"{name}_zequat.jpg"
+    long = read_time_coords(write_mask(tmp_path / f"cloudmask_{'é' * 40}.ncdf", make_mask(), threshold=0.5))
+    assert long.map_name == "é" * 32  # cut to 64 bytes at a character boundary

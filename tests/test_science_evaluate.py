@@ -185,3 +185,65 @@ def test_cm_eval_refuses_an_unwritable_output_before_scoring(tmp_path, where):
     lines = [ln for ln in result.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and str(target) in lines[0] and "Traceback" not in result.output, result.output
     assert a_file.read_text() == "x"
+
+
+def _prob(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    mask = np.full((MAP_HEIGHT, W), INVALID, np.float32)
+    mask[100:1700] = rng.random((1600, W), dtype=np.float32)
+    return mask
+
+
+def test_a_probability_reference_is_read_at_its_own_threshold(tmp_path):
+    """Issue 32 item 7: ``cm-eval out out`` read the reference's probabilities as labels (> 0 =
+    cloud) and scored 0.38.  A run against itself scores 1."""
+    out = tmp_path / "out"
+    write_mask(out / "cloudmask_P01_day01.ncdf", _prob(1), {"output_type": "probability"}, threshold=0.47)
+    res = evaluate(out, out)
+    assert res.errors == [] and len(res.days) == 1
+    assert res.pooled_metrics()["f1"] == 1.0 and res.pooled.fp == 0
+    result = CliRunner().invoke(eval_app(), [str(out), str(out)])
+    assert result.exit_code == 0 and "1.000" in result.output, result.output
+
+
+def test_a_reference_of_unknown_kind_is_refused_with_one_line(tmp_path):
+    from mars_cloudmask.infer.science.masks import reference_kind
+
+    label = np.full((MAP_HEIGHT, W), INVALID, np.float32)
+    label[:100] = 0.0
+    label[:10] = 80.0
+    assert reference_kind(label, {}) == ("labels", None)
+    assert reference_kind(np.where(label > 0, 1.0, label), {}) == ("binary", None)
+    assert reference_kind(_prob(1), {"threshold": 0.47}) == ("probability", 0.47)
+    for values, attrs in [(_prob(1), {}), (_prob(1), {"threshold": "x"}), (label + 0.5, {})]:
+        with pytest.raises(ValueError):
+            reference_kind(values, attrs)
+    pred, ref = tmp_path / "pred", tmp_path / "ref"
+    write_mask(pred / "cloudmask_P01_day01.ncdf", _prob(1), threshold=0.47)
+    from tests.test_science_stats import write_odd_mask
+
+    unsure = write_odd_mask(ref / "cloudmask_P01_day01.ncdf", (MAP_HEIGHT, W), {})  # no threshold attribute
+    import netCDF4
+
+    with netCDF4.Dataset(unsure, "a") as ds:
+        ds["cloudmask"][:] = _prob(2)
+    res = evaluate(pred, ref)
+    assert res.days == [] and len(res.errors) == 1
+    assert str(unsure) in res.errors[0] and "cannot tell" in res.errors[0] and "(reference)" in res.errors[0]
+
+
+@pytest.mark.parametrize("edit", [5.0, float("nan")])
+def test_a_prediction_edited_out_of_range_is_refused_by_name(tmp_path, edit):
+    """Issue 32 item 8, in cm-eval."""
+    pred_root, labels = write_case(tmp_path)
+    bad = pred_root / "P" / "P01" / "cloudmasks" / "cloudmask_P01_day04.ncdf"
+    from tests.test_science_stats import write_odd_mask
+
+    write_odd_mask(bad, (MAP_HEIGHT, W), {"threshold": 0.5})
+    import netCDF4
+
+    with netCDF4.Dataset(bad, "a") as ds:
+        ds["cloudmask"][:] = np.full((MAP_HEIGHT, W), edit, np.float32)
+    res = evaluate(pred_root, labels)
+    assert [d.day for d in res.days] == ["P01_day01", "P01_day02"]
+    assert len(res.errors) == 1 and str(bad) in res.errors[0] and "not a cloud mask" in res.errors[0]

@@ -108,7 +108,9 @@ def test_collect_report_reads_records_masks_and_quicklooks(tmp_path):
 
 def test_masks_without_a_record_and_bad_masks_get_rows(tmp_path):
     out = tmp_path / "OUT"
-    write_mask(out / "cloudmask_P02_day01.nc", mask_with(0.5), {"solar_longitude": 10.0, "mars_year": 29})
+    write_mask(
+        out / "cloudmask_P02_day01.nc", mask_with(0.5), {"solar_longitude": 10.0, "mars_year": 29, "threshold": 0.5}
+    )
     (out / "cloudmask_P02_day02.ncdf").write_bytes(b"")
     good = (out / "cloudmask_P02_day01.nc").read_bytes()
     (out / "cloudmask_P02_day03.nc").write_bytes(good[: len(good) // 2])
@@ -529,12 +531,20 @@ def test_two_masks_of_one_map_are_both_shown_and_said_to_be_the_same_map(tmp_pat
     }
     for r in rows:
         assert r.reason is not None and "2 masks of this map" in r.reason and "cloudmask_P01_day02.nc" in r.reason
+    # issue 32 item 3: the map is counted once (the first mask in path order), the copy is a duplicate
+    first, copy = sorted(rows, key=lambda r: r.mask or "")
+    assert first.mask.endswith(".nc") and first.cloud_fraction is not None
+    assert copy.status == "duplicate" and copy.cloud_fraction is None and copy.valid_fraction is None
+    assert copy.reason is not None and f"the same map as {first.mask}" in copy.reason
 
 
 @pytest.mark.parametrize("bad", [47.0, float("nan"), -1.0])
-def test_a_mask_threshold_outside_0_1_is_named_not_used_silently(tmp_path, bad):
+def test_a_mask_threshold_outside_0_1_is_named_not_used_silently(tmp_path, bad, monkeypatch):
     out = tmp_path / "OUT"
-    write_mask(out / "cloudmask_P03_day01.nc", mask_with(0.5), {"threshold": bad})  # as an edited file has it
+    from mars_cloudmask.infer import netcdf
+
+    monkeypatch.setattr(netcdf, "mask_threshold", lambda *a, **k: bad)  # as an edited file has it
+    write_mask(out / "cloudmask_P03_day01.nc", mask_with(0.5), {"threshold": bad})
     (row,) = collect_report(out).rows
     assert row.cloud_fraction == pytest.approx(0.5)  # at the default 0.912: the 0.95 rows are cloud
     assert row.reason is not None and "threshold attribute" in row.reason and "0.912" in row.reason, row.reason

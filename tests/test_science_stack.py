@@ -73,7 +73,9 @@ def test_a_run_becomes_one_chunked_cube_sorted_in_time_with_its_sources(tmp_path
     out = tmp_path / "OUT"
     write_prob_run(out, 3)
     (out / "P" / "P01" / "cloudmasks" / "cloudmask_P01_day09.ncdf").write_bytes(b"")  # a bad mask
-    write_mask(out / "P" / "P01" / "cloudmasks" / "cloudmask_P01_day08.nc", prob_mask(5))  # no Ls anywhere
+    write_mask(
+        out / "P" / "P01" / "cloudmasks" / "cloudmask_P01_day08.nc", prob_mask(5), threshold=0.912
+    )  # no Ls anywhere
     result = build_cube(out, tmp_path / "cube.nc", time_chunk=2)
     assert result.path == tmp_path / "cube.nc" and result.steps == 3
     assert len(result.errors) == 2, result.errors
@@ -212,3 +214,46 @@ def test_cm_stats_reads_a_cube_and_gives_the_numbers_of_its_folder(tmp_path):
     with netCDF4.Dataset(tmp_path / "from-cube.nc") as a, netCDF4.Dataset(tmp_path / "from-folder.nc") as b:
         for var in ("valid_days", "cloudy_days", "hovmoller_cloud_fraction"):
             np.testing.assert_array_equal(a[var][:], b[var][:])
+
+
+def test_a_mask_without_its_mars_year_is_named_for_that_attribute(tmp_path):
+    """Issue 32 item 11: cm-stack said "no 'solar_longitude'/'mars_year' attributes" when only the
+    Mars year was missing."""
+    out = tmp_path / "OUT"
+    write_mask(out / "cloudmask_P01_day01.nc", prob_mask(0), {"solar_longitude": 10.0}, threshold=0.912)
+    result = build_cube(out, tmp_path / "cube.nc")
+    assert result.path is None and len(result.errors) == 1
+    assert "cloudmask_P01_day01.nc" in result.errors[0] and "no 'mars_year' attribute" in result.errors[0]
+    assert "solar_longitude" not in result.errors[0]
+
+
+def test_cm_stats_of_a_cube_equals_the_folders_at_a_threshold_off_the_packing_steps(tmp_path):
+    """Issue 32 item 10: at the shipped 0.47 (not a multiple of 0.004) the packed probability put
+    the pixels in [0.47, 0.472) on the clear side; the cube's ``cloud`` keeps them exact."""
+    out = tmp_path / "OUT"
+    rng = np.random.default_rng(3)
+    for day in (1, 2):
+        mask = prob_mask(day)
+        mask[300:700] = rng.uniform(0.466, 0.474, (400, MAP_WIDTH)).astype(np.float32)
+        name = f"P01_day{day:02d}"
+        write_mask(
+            out / "P" / "P01" / "cloudmasks" / f"cloudmask_{name}.ncdf",
+            mask,
+            {"solar_longitude": 10.0 * day, "mars_year": 28, "map_name": name},
+            threshold=0.47,
+        )
+    cube = build_cube(out, tmp_path / "cube.nc").path
+    folder = collect([out])
+    from_cube = collect([cube])
+    assert folder.errors == from_cube.errors == [] and from_cube.warnings == []
+    _assert_same_stats(from_cube.stats, folder.stats)
+    packed_only = CloudStats()  # what the cube gave before: its packed values at 0.47
+    for step in iter_cube_steps(cube):
+        packed_only.add(binarise(step.mask, 0.47), step.name, step.ls, step.mars_year)
+    assert (packed_only.cloudy_days != folder.stats.cloudy_days).sum() > 1000  # the defect this guards
+    # an override off the 0.004 steps reads the packed values: said in one line, not silently
+    off = collect([cube], threshold=0.47)
+    assert len(off.warnings) == 1 and "0.47" in off.warnings[0] and "cube.nc" in off.warnings[0]
+    on = collect([cube], threshold=0.5)
+    assert on.warnings == []
+    _assert_same_stats(on.stats, collect([out], threshold=0.5).stats)

@@ -165,11 +165,14 @@ def test_on_cm_infer_output_with_quicklooks(tiny_model, map_tree, tmp_path):
 def test_the_accumulator_keeps_no_image_per_mask(tmp_path):
     """Streaming: after 2 or 6 masks it holds the same two int32 day counters and, per day, only
     a band vector (peak memory against mask count: ``python -m mars_cloudmask.benchmarks.science``)."""
-    one = write_mask(
-        tmp_path / "src" / "cloudmask_P03_day01.ncdf",
-        np.full((MAP_HEIGHT, MAP_WIDTH), 0.5, np.float32),
-        {"ls": 150.0, "mars_year": 28},
-    )
+    days = {
+        day: write_mask(  # one map per day (the same file under 6 names would be one map, counted once)
+            tmp_path / "src" / f"cloudmask_P03_day{day:02d}.ncdf",
+            np.full((MAP_HEIGHT, MAP_WIDTH), 0.5, np.float32),
+            {"ls": 150.0 + day, "mars_year": 28, "threshold": 0.5},
+        )
+        for day in range(1, 7)
+    }
 
     def image_bytes(obj) -> int:
         arrays = [v for v in vars(obj).values() if isinstance(v, np.ndarray)]
@@ -180,7 +183,7 @@ def test_the_accumulator_keeps_no_image_per_mask(tmp_path):
         folder = tmp_path / f"n{n}"
         folder.mkdir()
         for day in range(1, n + 1):
-            (folder / f"cloudmask_P03_day{day:02d}.ncdf").symlink_to(one)
+            (folder / f"cloudmask_P03_day{day:02d}.ncdf").symlink_to(days[day])
         stats = collect([folder]).stats
         assert len(stats.days) == n and int(stats.valid_days.max()) == n
         assert all(image_bytes(d) == 0 and d.zonal.shape == (stats.n_bands,) for d in stats.days)
@@ -289,3 +292,59 @@ def test_cm_stats_refuses_an_unwritable_output_before_reading(tmp_path, where):
     assert str(out if where.startswith("out") else png) in lines[0]
     assert not (tmp_path / "s.nc").exists() and not (tmp_path / "png").exists()
     assert a_file.read_text() == "x"
+
+
+def test_a_mask_counts_once_however_it_is_given_and_folder_and_cube_agree(tmp_path):
+    """Issue 32 item 3: masks were kept one per day name from a folder and one per file from a
+    cube (and cm-stats OUT CUBE counted every map twice).  Every mask file counts, a second mask
+    of the same map (name, Mars year, Ls) is refused with one line naming both files."""
+    import shutil
+
+    from mars_cloudmask.infer.science.stack import build_cube
+
+    out = tmp_path / "OUT"
+    a = np.full((MAP_HEIGHT, MAP_WIDTH), 0.1, np.float32)
+    a[:100] = 0.9
+    first = write_mask(out / "A" / "P01" / "cloudmask_P01_day01.ncdf", a, {"ls": 10.0, "mars_year": 28}, threshold=0.5)
+    # the same day key in another phase folder, another map (another Ls): counted
+    write_mask(out / "B" / "P01" / "cloudmask_P01_day01.ncdf", a, {"ls": 11.0, "mars_year": 28}, threshold=0.5)
+    write_mask(out / "A" / "P01" / "cloudmask_nodaykey.ncdf", a, {"ls": 12.0, "mars_year": 28}, threshold=0.5)
+    shutil.copy(first, out / "A" / "P01" / "cloudmask_P01_day01.nc")  # the same map as .nc beside .ncdf
+    shutil.copy(first, out / "A" / "P01" / "cloudmask_P01_day01_v2.ncdf")  # and a renamed copy
+    folder = collect([out])
+    assert len(folder.stats.days) == 3, [d.path for d in folder.stats.days]
+    assert len(folder.errors) == 2 and all("the same map as" in e for e in folder.errors), folder.errors
+    assert any(str(first.with_suffix(".nc")) in e for e in folder.errors)
+    assert all(str(first) in e or str(first.with_suffix(".nc")) in e for e in folder.errors)
+    cube = build_cube(out, tmp_path / "cube.nc")
+    assert cube.steps == 3 and len(cube.errors) == 2
+    from_cube = collect([cube.path])
+    assert from_cube.errors == [] and len(from_cube.stats.days) == 3
+    np.testing.assert_array_equal(from_cube.stats.cloudy_days, folder.stats.cloudy_days)
+    np.testing.assert_array_equal(from_cube.stats.valid_days, folder.stats.valid_days)
+    both = collect([out, cube.path])  # an OUT and its own cube: every map still once
+    assert len(both.stats.days) == 3 and int(both.stats.valid_days.max()) == 3
+    assert len(both.errors) == 5 and all("the same map as" in e for e in both.errors)
+
+
+@pytest.mark.parametrize("edit", [5.0, float("nan"), -5.0])
+def test_a_mask_edited_out_of_range_or_to_nan_is_refused_by_name(tmp_path, edit):
+    """Issue 32 item 8: a mask edited to 5.0 or NaN everywhere was 100 % cloud and 100 % valid."""
+    import netCDF4
+    from typer.testing import CliRunner
+
+    from mars_cloudmask.infer.science.stack import build_cube
+
+    root = write_case(tmp_path / "run")
+    bad = root / "P" / "P01" / "cloudmasks" / "cloudmask_P01_day04.ncdf"
+    write_odd_mask(bad, (MAP_HEIGHT, MAP_WIDTH), {"solar_longitude": 30.0, "mars_year": 28, "threshold": 0.5})
+    with netCDF4.Dataset(bad, "a") as ds:
+        ds["cloudmask"][:] = np.full((MAP_HEIGHT, MAP_WIDTH), edit, np.float32)
+    run = collect([root])
+    assert len(run.stats.days) == 3 and len(run.errors) == 1
+    assert str(bad) in run.errors[0] and ("NaN" in run.errors[0] or "outside [0, 1]" in run.errors[0])
+    cube = build_cube(root, tmp_path / "cube.nc")
+    assert cube.steps == 3 and len(cube.errors) == 1 and str(bad) in cube.errors[0]
+    res = CliRunner().invoke(stats_app(), [str(root), "--out", str(tmp_path / "s.nc")])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "cloudmask_P01_day04.ncdf" in res.output

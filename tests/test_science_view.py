@@ -120,3 +120,26 @@ def test_cm_view_of_a_wrong_shaped_mask_is_one_line(tmp_path):
     lines = [ln for ln in result.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and "(100, 200)" in lines[0] and "cloudmask_P01_day01.ncdf" in lines[0], result.output
     assert not (tmp_path / "v.png").exists()
+
+
+def test_cm_view_refuses_a_mask_edited_to_nan_but_draws_a_label_file(tmp_path):
+    """Issue 32 item 8: the values are read, not only the shape; labels (numbers > 1) still draw."""
+    import netCDF4
+    from typer.testing import CliRunner
+
+    from mars_cloudmask.infer.geometry import MAP_HEIGHT, MAP_WIDTH
+    from tests.test_science_stats import write_odd_mask
+
+    bad = write_odd_mask(tmp_path / "cloudmask_P01_day01.ncdf", (MAP_HEIGHT, MAP_WIDTH), {"threshold": 0.5})
+    with netCDF4.Dataset(bad, "a") as ds:
+        ds["cloudmask"][:] = np.full((MAP_HEIGHT, MAP_WIDTH), np.nan, np.float32)
+    res = CliRunner().invoke(view_app(), [str(bad), "--out", str(tmp_path / "v.png")])
+    assert res.exit_code == 1 and "Traceback" not in res.output and "NaN" in res.output, res.output
+    assert not (tmp_path / "v.png").exists()
+    label = write_odd_mask(tmp_path / "cloudmask_P01day02.ncdf", (MAP_HEIGHT, MAP_WIDTH), {})
+    with netCDF4.Dataset(label, "a") as ds:
+        values = np.full((MAP_HEIGHT, MAP_WIDTH), INVALID, np.float32)
+        values[:100] = 0.0
+        values[:10] = 80.0
+        ds["cloudmask"][:] = values
+    assert view_mask(tmp_path / "label.png", label).is_file()

@@ -196,7 +196,7 @@ def view_command(
 ) -> None:
     """Render one mask with latitude/longitude ticks, clouds tinted over the map if given."""
     from ..maps import MapError
-    from .masks import MaskShapeError
+    from .masks import MaskShapeError, MaskValueError
     from .view import default_view_path, draw_view, read_view
 
     if not mask.is_file():
@@ -208,7 +208,7 @@ def view_command(
     _need_matplotlib("cm-view")
     try:
         view = read_view(mask, map_path, threshold)
-    except (MapError, MaskShapeError) as exc:
+    except (MapError, MaskShapeError, MaskValueError) as exc:
         _fail(str(exc))
         raise typer.Exit(1) from None
     except (OSError, KeyError, ValueError) as exc:
@@ -239,7 +239,7 @@ def stats_command(
     ls_bin: float = typer.Option(5.0, help="Ls bin width of the Hovmöller table, degrees."),
 ) -> None:
     """Cloud occurrence frequency per pixel and zonal-mean cloud fraction per latitude band and Ls bin."""
-    from .masks import find_masks
+    from ..netcdf import find_mask_files
     from .stack import cube_steps
     from .stats import check_bins, collect, plot_frequency, plot_hovmoller, write_stats
 
@@ -255,7 +255,7 @@ def stats_command(
     for m in missing:
         _fail(f"{m}: no such file or folder")
     present = [m for m in masks if m.exists()]
-    total = sum(len(find_masks(m)) if m.is_dir() else (cube_steps(m) or 1) for m in present)
+    total = sum(len(find_mask_files(m)) if m.is_dir() else (cube_steps(m) or 1) for m in present)
     with _progress() as bar:
         task = bar.add_task("reading", total=total)
         try:
@@ -273,6 +273,8 @@ def stats_command(
             raise typer.Exit(2) from None
     for line in run.errors:
         _fail(line)
+    for line in run.warnings:
+        err_console.print(f"[yellow]warning:[/yellow] {escape(line)}", highlight=False, soft_wrap=True)
     stats = run.stats
     if not stats.days:
         _fail("no mask could be used")

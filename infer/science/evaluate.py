@@ -7,7 +7,9 @@ valid.  Days are matched by name (``cloudmask_P01_day01.ncdf`` <-> ``cloudmask_P
 
 Predictions are thresholded at their file's ``threshold`` attribute (or an override, or
 0.912); reference files are cloud where value > 0 (labels hold blue-channel numbers, the
-original's masks 0/1).
+original's masks 0/1) and probability references (another run's masks) at their own
+``threshold`` attribute; a reference whose kind cannot be told is refused
+(:func:`.masks.reference_kind`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .masks import BinaryMask, MaskShapeError, find_map_files, find_masks, load_binary
+from .masks import BinaryMask, MaskShapeError, MaskValueError, find_map_files, find_masks, load_binary, load_reference
 from .split import SEEN_ROLES, ModelSplit
 
 TP_COLOUR = (40, 220, 60)
@@ -198,15 +200,15 @@ def evaluate(
     for day, pred_path, ref_path in pairs:
         try:
             pred = load_binary(pred_path, threshold=threshold)
-        except MaskShapeError as exc:  # the message names the file
+        except (MaskShapeError, MaskValueError) as exc:  # the message names the file
             errors.append(f"{exc} (prediction)")
             continue
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
             errors.append(f"{pred_path}: cannot read prediction ({exc})")
             continue
         try:
-            ref = load_binary(ref_path, label=True)
-        except MaskShapeError as exc:
+            ref, _kind = load_reference(ref_path)
+        except (MaskShapeError, MaskValueError) as exc:
             errors.append(f"{exc} (reference)")
             continue
         except Exception as exc:  # noqa: BLE001

@@ -10,6 +10,7 @@ numbers, > 0 = cloud).  A day is named ``P01_day01`` whatever the file calls it
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -58,6 +59,33 @@ def index_by_day(roots: Iterable[str | Path], suffixes: tuple[str, ...]) -> dict
     return dict(sorted(found.items()))
 
 
+MapKey = tuple[str, int, float]
+"""What makes two masks the same map: canonical name, Mars year, Ls (deg, to 1e-6)."""
+
+
+def map_key(name: str, mars_year: int, ls: float) -> MapKey:
+    """:data:`MapKey` of a map: its day name (:func:`day_name`, so ``P01day01``, ``P01_day01`` and
+    ``P01_day001`` agree) or, without a day key, the name itself; its Mars year; its Ls."""
+    return (day_name(name) or name, int(mars_year), round(float(ls), 6))
+
+
+class SeenMaps:
+    """Masks counted so far, by :func:`map_key`: a second mask of the same map is refused with
+    one line naming both files (``.nc`` beside ``.ncdf``, a copy in another folder, a cube of
+    masks also given as files), so a map counts once however it is given."""
+
+    def __init__(self) -> None:
+        self._first: dict[MapKey, str] = {}
+
+    def refuse(self, key: MapKey, where: str) -> str | None:
+        """None (and ``where`` recorded) for a map not seen yet, else the line refusing ``where``."""
+        first = self._first.get(key)
+        if first is None:
+            self._first[key] = where
+            return None
+        return f"{where}: the same map as {first} ({key[0]}, MY {key[1]}, Ls {key[2]:g}); left out, counted once"
+
+
 def find_masks(*roots: str | Path) -> dict[str, Path]:
     """``{day name: mask file}`` of the NetCDF masks (``.ncdf``/``.nc``) under the roots."""
     return index_by_day(roots, MASK_SUFFIXES)
@@ -84,6 +112,33 @@ class MaskShapeError(ValueError):
     """A mask file that is not 1801 x 3600; the message names the file and its shape."""
 
 
+class MaskValueError(ValueError):
+    """A mask file whose values no writer of masks makes (NaN, 5.0, -5); the message names it."""
+
+
+VALUE_TOLERANCE = 1e-6
+"""Rounding allowed outside [0, 1] (a float32 sigmoid gives 1.0000001)."""
+
+
+def value_problem(values: np.ndarray, *, label: bool = False) -> str | None:
+    """Why raw mask values cannot be a mask, or None.  Allowed: the invalid fill -999 (within
+    0.5) and [0, 1] within :data:`VALUE_TOLERANCE`, or for ``label=True`` any number >= 0 (the
+    labels' blue-channel numbers).  NaN, infinities and anything else are refused."""
+    fill = np.abs(values - INVALID) <= 0.5
+    top = np.inf if label else 1.0 + VALUE_TOLERANCE
+    bad = ~(fill | ((values >= -VALUE_TOLERANCE) & (values <= top)))
+    n_bad = int(np.count_nonzero(bad))
+    if n_bad == 0:
+        return None
+    n_nan = int(np.count_nonzero(np.isnan(values)))
+    odd = values[bad & ~np.isnan(values)]
+    parts = [f"{n_nan} NaN"] if n_nan else []
+    if odd.size:
+        kind = "below 0" if label else "outside [0, 1]"
+        parts.append(f"{odd.size} {kind} ({float(odd.min()):g} to {float(odd.max()):g})")
+    return f"{' and '.join(parts)} of {values.size} values, not the invalid fill -999: not a cloud mask, left out"
+
+
 @dataclass(frozen=True)
 class BinaryMask:
     """A mask as two boolean ``(1801, 3600)`` **north-up** arrays.
@@ -106,17 +161,23 @@ def binarise(values: np.ndarray, threshold: float | None) -> BinaryMask:
     return BinaryMask(valid, cloud)
 
 
-def read_values(path: str | Path) -> np.ndarray:
-    """The raw values of one mask file, float32 ``(1801, 3600)`` **north-up**, -999 invalid.
+def read_values(path: str | Path, *, label: bool = False) -> np.ndarray:
+    """The values of one mask file, float32 ``(1801, 3600)`` **north-up**, -999 invalid,
+    checked (:func:`value_problem`: a prediction in [0, 1], a label >= 0).
 
     Raises:
         MaskShapeError: the file's ``cloudmask`` is not 1801 x 3600 (the message names the file).
+        MaskValueError: NaN or values out of range (the message names the file).
     """
     from ..netcdf import read_mask
 
-    values = read_mask(path, north_up=True)
+    values = read_mask(path, north_up=True, raw=True)
     if values.shape != (MAP_HEIGHT, MAP_WIDTH):
         raise MaskShapeError(f"{path}: mask shape {values.shape}, expected ({MAP_HEIGHT}, {MAP_WIDTH})")
+    problem = value_problem(values, label=label)
+    if problem is not None:
+        raise MaskValueError(f"{path}: {problem}")
+    values[values <= INVALID + 0.5] = INVALID
     return values
 
 
@@ -129,9 +190,68 @@ def load_binary(path: str | Path, *, label: bool = False, threshold: float | Non
     """
     from ..netcdf import read_attrs
 
-    values = read_values(path)
+    values = read_values(path, label=label)
     thr = None if label else file_threshold(read_attrs(path), threshold)
     return binarise(values, thr)
+
+
+REFERENCE_KINDS = ("labels", "binary", "probability")
+
+
+def reference_kind(values: np.ndarray, attrs: dict[str, Any]) -> tuple[str, float | None]:
+    """What a reference file holds, from its attributes and values (checked, -999 invalid):
+
+    * ``("binary", None)``: every valid value is 0 or 1 (the original's masks, ``--binary``);
+    * ``("probability", t)``: ``output_type`` "probability" or a ``threshold`` attribute ``t``
+      in [0, 1], values in [0, 1] (``cm-infer``'s output): cloud where ``value >= t``;
+    * ``("labels", None)``: whole numbers >= 0, some above 1, no ``threshold`` (the
+      blue-channel numbers of ``labels/``): cloud where ``value > 0``.
+
+    Raises ValueError (without the file name) when it cannot tell: values in (0, 1) without a
+    usable ``threshold``, fractions above 1, a probability above 1.
+    """
+    valid = values[values > INVALID + 0.5]
+    if bool(np.all((valid == 0.0) | (valid == 1.0))):
+        return "binary", None
+    raw_thr = attrs.get("threshold")
+    try:
+        thr = float(raw_thr) if raw_thr is not None else None
+    except (TypeError, ValueError):
+        thr = None
+    if thr is not None and not (math.isfinite(thr) and 0.0 <= thr <= 1.0):
+        thr = None
+    above_one = bool(np.any(valid > 1.0 + VALUE_TOLERANCE))
+    if str(attrs.get("output_type", "")) == "probability" or raw_thr is not None:
+        if thr is None:
+            raise ValueError(f"a probability reference without a usable 'threshold' attribute ({raw_thr!r})")
+        if above_one:
+            raise ValueError("a probability reference (it has a 'threshold') with values above 1")
+        return "probability", thr
+    if above_one and bool(np.all(valid == np.round(valid))):
+        return "labels", None
+    raise ValueError(
+        "cannot tell labels (whole numbers > 0 = cloud), 0/1 masks and probabilities apart: "
+        "values that are neither 0/1 nor whole numbers, and no 'threshold' attribute"
+    )
+
+
+def load_reference(path: str | Path) -> tuple[BinaryMask, str]:
+    """Read a reference file north-up and binarise it by its kind (:func:`reference_kind`):
+    labels at ``> 0``, 0/1 masks as they are, probabilities at their own ``threshold``.
+
+    Returns the mask and a short description of the kind (``"probability >= 0.47"``).
+    Raises :class:`MaskShapeError` or :class:`MaskValueError` naming the file.
+    """
+    from ..netcdf import read_attrs
+
+    values = read_values(path, label=True)
+    try:
+        kind, thr = reference_kind(values, read_attrs(path))
+    except ValueError as exc:
+        raise MaskValueError(f"{path}: {exc}; not used as a reference") from None
+    if kind == "probability":
+        return binarise(values, thr), f"probability >= {thr:g}"
+    return binarise(values, None), kind
 
 
 def select_days(spec: str | None, names: Iterable[str]) -> list[str]:

@@ -528,15 +528,23 @@ def collect_report(out: str | Path, progress: Callable[[str, int], None] | None 
 
 def _note_same_map(rows: list[MapRow]) -> None:
     """Say on each row whose map has more than one mask in OUT (``.nc`` beside ``.ncdf``, or
-    in two folders) which masks they are: each is a row of its own."""
+    in two folders) which masks they are: each is a row of its own, but only the first in path
+    order is counted; the others become ``duplicate`` rows without figures (not plotted), as
+    ``cm-stats`` and ``cm-stack`` count such a map once."""
     masks: dict[str, list[str]] = {}
-    for r in rows:
+    counted: dict[str, str] = {}
+    for r in sorted(rows, key=lambda r: r.mask or ""):
         if r.mask is not None:
             masks.setdefault(r.name, []).append(r.mask)
+            if r.status != "bad mask":
+                counted.setdefault(r.name, r.mask)
     for r in rows:
-        same = masks.get(r.name, [])
+        same = sorted(masks.get(r.name, []))
         if r.mask is not None and len(same) > 1:
-            note = f"{len(same)} masks of this map in OUT: {', '.join(sorted(same))}"
+            note = f"{len(same)} masks of this map in OUT: {', '.join(same)}"
+            if r.status != "bad mask" and r.mask != counted[r.name]:
+                r.status, r.cloud_fraction, r.valid_fraction = "duplicate", None, None
+                note = f"the same map as {counted[r.name]}, counted once; {note}"
             r.reason = f"{r.reason}; {note}" if r.reason else note
 
 

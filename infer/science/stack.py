@@ -9,6 +9,10 @@ Layout of the cube (``cm-stack OUT --out cube.nc``):
   values :func:`iter_cube_masks` gives at any multiple of 0.004 (the default 0.912 = 228/250,
   and 0.5) gives exactly the pixels the float mask gives; 0/1 masks are stored exactly.
   (xarray's own unpacking computes ``s * 0.004 + 0.5`` in float32, within 1e-7 of ``k / 250``.)
+* ``cloud(time, latitude, longitude)`` signed byte, zlib: the mask at the step's own threshold
+  (1 cloud, 0 clear, -128 invalid), computed from the float values, so ``cm-stats CUBE`` gives
+  the folder's numbers at thresholds that are not multiples of 0.004 (the shipped model's 0.47:
+  the packed probability alone put 12,280 pixels of 115 masks on the wrong side);
 * rows are **south-up** like the mask files (``latitude`` ascending from -90);
 * chunks ``(time_chunk, 120, 240)`` (16 days x 12 x 24 degrees): a time series at a point
   reads one chunk per 16 days, a single day reads 120 chunks;
@@ -111,6 +115,31 @@ class CubeStep:
     """The source mask's cloud threshold; NaN when it had none (0/1 masks)."""
     mask: np.ndarray
     """float32 ``(1801, 3600)`` **north-up**, -999 invalid."""
+    cloud: np.ndarray | None = None
+    """bool ``(1801, 3600)`` **north-up**: cloud at :attr:`threshold` (the step's
+    :func:`step_threshold`), exact; None for cubes made before it was stored."""
+
+
+def step_threshold(threshold: float) -> float:
+    """The threshold a step's ``cloud`` is computed at, as ``cm-stats`` reads the source mask:
+    its ``threshold`` attribute, else (NaN) the default 0.912 (0/1 masks read the same at any)."""
+    from .masks import file_threshold
+
+    return file_threshold({} if np.isnan(threshold) else {"threshold": threshold})
+
+
+def on_pack_grid(threshold: float) -> bool:
+    """True when thresholding the packed values at ``threshold`` gives exactly the float mask's
+    pixels: ``float32(threshold)`` is one of the steps ``k / 250`` (0.912, 0.5; not 0.47)."""
+    return bool(np.any(_UNPACK[: PACK_STEPS + 1] == np.float32(threshold)))
+
+
+def cloud_stored(mask: np.ndarray, threshold: float) -> np.ndarray:
+    """int8 ``cloud`` of a float mask (any orientation): 1 where valid and ``value >= threshold``,
+    0 where valid and below, :data:`STORE_FILL` where -999 or NaN."""
+    mask = np.asarray(mask, dtype=np.float32)
+    valid = np.isfinite(mask) & (mask > INVALID + 0.5)
+    return np.where(valid, (mask >= threshold).astype(np.int8), STORE_FILL).astype(np.int8)
 
 
 @dataclass
@@ -145,19 +174,23 @@ def _ls_lookup(ls_table: Iterable[str | Path]) -> Callable[[Path, dict], tuple[i
 def plan_steps(masks: Sequence[Path], ls_table: Iterable[str | Path] = ()) -> tuple[list[_Planned], list[str]]:
     """Check every mask (:func:`check_mask_file`) and find its Ls; sorted by time then name.
 
-    Returns the steps and one line per mask left out (unreadable, wrong shape, no Ls).
+    Returns the steps and one line per mask left out (unreadable, wrong shape, NaN or values
+    outside [0, 1], no Ls, a second mask of the same map).
     """
     from ..netcdf import check_mask_file, read_attrs, read_time_coords
+    from .masks import SeenMaps, map_key, read_values
 
     lookup = _ls_lookup(ls_table)
     steps: list[_Planned] = []
     errors: list[str] = []
+    seen = SeenMaps()
     for path in masks:
         reason = check_mask_file(path)
         if reason is not None:
             errors.append(reason)
             continue
         try:
+            read_values(path)  # NaN or values outside [0, 1]: refused, not packed as 0 or 1
             when = read_time_coords(path)
             attrs = read_attrs(path)
             if when.ls is not None and when.mars_year is not None:
@@ -166,6 +199,9 @@ def plan_steps(masks: Sequence[Path], ls_table: Iterable[str | Path] = ()) -> tu
                 year, ls = lookup(path, attrs)
             if not np.isfinite(ls):
                 raise ValueError(f"{path}: Ls is not a number ({ls})")
+            refused = seen.refuse(map_key(when.map_name, int(year), float(ls)), str(path))
+            if refused is not None:
+                raise ValueError(refused)
         except ValueError as exc:
             errors.append(" ".join(str(exc).split()))
             continue
@@ -294,14 +330,39 @@ def build_cube(
                 }
             )
             cube.set_auto_maskandscale(False)
+            cloud = ds.createVariable(
+                "cloud",
+                "i1",
+                ("time", "latitude", "longitude"),
+                zlib=True,
+                complevel=complevel,
+                chunksizes=(tchunk, *SPACE_CHUNK),
+                fill_value=STORE_FILL,
+            )
+            cloud.setncatts(
+                {
+                    "long_name": "water-ice cloud mask at the step's threshold (1 = cloud, 0 = clear)",
+                    "units": "1",
+                    "flag_values": np.array([0, 1], dtype=np.int8),
+                    "flag_meanings": "clear cloud",
+                    "coordinates": "time ls mars_year map_name",
+                    "comment": "value >= threshold(time) of the float mask (0.912 where threshold is NaN), exact "
+                    "where cloudmask's steps of 0.004 are not; -128 = invalid; rows are south-up",
+                }
+            )
+            cloud.set_auto_maskandscale(False)
             block = np.empty((tchunk, MAP_HEIGHT, MAP_WIDTH), dtype=np.int8)
+            side = np.empty((tchunk, MAP_HEIGHT, MAP_WIDTH), dtype=np.int8)
             for start in range(0, n, tchunk):
                 part = steps[start : start + tchunk]
                 for j, s in enumerate(part):
-                    block[j] = to_stored(pack(read_mask(s.path, north_up=False)))
+                    values = read_mask(s.path, north_up=False)
+                    block[j] = to_stored(pack(values))
+                    side[j] = cloud_stored(values, step_threshold(s.threshold))
                     if progress is not None:
                         progress(s.name)
                 cube[start : start + len(part)] = block[: len(part)]
+                cloud[start : start + len(part)] = side[: len(part)]
                 written += len(part)
             ds.setncatts(
                 {
@@ -334,8 +395,12 @@ def iter_cube_steps(cube_path: str | Path) -> Iterator[CubeStep]:
         thr_var = ds["threshold"]
         thr_var.set_auto_maskandscale(False)
         thresholds = np.asarray(thr_var[:], dtype=np.float64)
+        side_var = ds.variables.get("cloud")
+        if side_var is not None:
+            side_var.set_auto_maskandscale(False)
         for start in range(0, n, tchunk):
             block = from_stored(np.asarray(var[start : start + tchunk]))
+            sides = None if side_var is None else np.asarray(side_var[start : start + tchunk])
             for j in range(block.shape[0]):
                 i = start + j
                 yield CubeStep(
@@ -346,6 +411,7 @@ def iter_cube_steps(cube_path: str | Path) -> Iterator[CubeStep]:
                     sources[i],
                     float(thresholds[i]),
                     np.ascontiguousarray(unpack(block[j])[::-1]),
+                    None if sides is None else np.ascontiguousarray(sides[j][::-1] == 1),
                 )
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..geometry import MAP_HEIGHT, MAP_WIDTH, longitudes, row_to_lat
-from .masks import BinaryMask, day_name, file_threshold
+from .masks import BinaryMask, SeenMaps, day_name, file_threshold
 
 DEFAULT_LAT_BIN = 5.0
 """Latitude band width of the Hovmöller table, degrees."""
@@ -181,7 +181,10 @@ def day_ls(path: Path, attrs: dict, table: dict[str, tuple[int, float]]) -> tupl
         if not math.isfinite(found[1]):
             raise ValueError(f"{path}: Ls is {found[1]} (not a number)")
         return found
-    raise ValueError(f"{path}: no Ls for {name} (no 'solar_longitude'/'mars_year' attributes; give --ls-table)")
+    missing = [] if any(k in attrs for k in LS_ATTRS) else ["'solar_longitude'"]
+    missing += [] if "mars_year" in attrs else ["'mars_year'"]
+    what = f"no {' or '.join(missing)} attribute" if missing else "its attributes are incomplete"
+    raise ValueError(f"{path}: no Ls for {name} ({what}, no _ls.txt row; give --ls-table)")
 
 
 # --------------------------------------------------------------------------- driver
@@ -191,6 +194,8 @@ class StatsRun:
 
     stats: CloudStats
     errors: list[str]
+    warnings: list[str] = field(default_factory=list)
+    """Lines on figures that may differ from the masks' (a cube thresholded off its 0.004 steps)."""
 
 
 def collect(
@@ -212,8 +217,8 @@ def collect(
     ``errors`` and is left out; the others are still counted.  Raises ValueError for bin
     widths outside (0, 180] / (0, 360] degrees (:func:`check_bins`) before reading anything.
     """
-    from ..netcdf import read_attrs
-    from .masks import binarise, find_masks, read_values
+    from ..netcdf import find_mask_files, read_attrs, read_time_coords
+    from .masks import SeenMaps, binarise, map_key, read_values
 
     check_bins(lat_bin, ls_bin)
     table = ls_tables(ls_table)
@@ -224,21 +229,27 @@ def collect(
     for p in mask_paths:
         p = Path(p)
         if p.is_dir():
-            files.extend(find_masks(p).values())
+            files.extend(find_mask_files(p))  # every mask: its identity is its path, not its day name
         elif is_cube(p):
             cubes.append(p)
         else:
             files.append(p)
     stats = CloudStats(lat_bin=lat_bin, ls_bin=ls_bin)
     errors: list[str] = []
+    warnings: list[str] = []
+    seen = SeenMaps()
     for cube in cubes:
-        errors.extend(_collect_cube(stats, cube, threshold, label, progress))
+        errors.extend(_collect_cube(stats, cube, threshold, label, progress, warnings, seen))
     for path in files:
         name = day_name(path) or path.stem
         try:
             attrs = read_attrs(path)
             year, ls = day_ls(path, attrs, table)
-            values = read_values(path)
+            key = map_key(read_time_coords(path).map_name, year, ls)
+            values = read_values(path, label=label)
+            refused = seen.refuse(key, str(path))  # after the read: a bad first copy refuses no good one
+            if refused is not None:
+                raise ValueError(refused)
         except ValueError as exc:  # no Ls, NaN Ls, wrong shape: the message names the file
             errors.append(str(exc))
         except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
@@ -248,27 +259,59 @@ def collect(
             stats.add(binarise(values, thr), name, ls, year, str(path))
         if progress is not None:
             progress(name)
-    return StatsRun(stats, errors)
+    return StatsRun(stats, errors, warnings)
 
 
 def _collect_cube(
-    stats: CloudStats, cube: Path, threshold: float | None, label: bool, progress: Callable[[str], None] | None
+    stats: CloudStats,
+    cube: Path,
+    threshold: float | None,
+    label: bool,
+    progress: Callable[[str], None] | None,
+    warnings: list[str],
+    seen: SeenMaps | None = None,
 ) -> list[str]:
     """Add every step of a cube to ``stats`` as :func:`collect` adds a mask file (the same
-    threshold rule: the override, else the step's source threshold, else the default)."""
-    from .masks import binarise, file_threshold
-    from .stack import iter_cube_steps
+    threshold rule: the override, else the step's source threshold, else the default).
 
+    At the step's own threshold the stored ``cloud`` is used (exact).  Thresholding the packed
+    probability (an override, or an older cube) is exact only at multiples of 0.004; any other
+    threshold adds one line to ``warnings`` per cube."""
+    from ..geometry import INVALID
+    from .masks import SeenMaps, binarise, file_threshold, map_key
+    from .stack import iter_cube_steps, on_pack_grid
+
+    off_grid: set[float] = set()
+    seen = SeenMaps() if seen is None else seen
+    refused: list[str] = []
     try:
         for step in iter_cube_steps(cube):
+            line = seen.refuse(map_key(step.name, step.mars_year, step.ls), f"{cube} step {step.source}")
+            if line is not None:
+                refused.append(line)
+                if progress is not None:
+                    progress(step.name)
+                continue
             attrs = {} if math.isnan(step.threshold) else {"threshold": step.threshold}
             thr = None if label else file_threshold(attrs, threshold)
-            stats.add(binarise(step.mask, thr), step.name, step.ls, step.mars_year, step.source)
+            if thr is not None and step.cloud is not None and thr == file_threshold(attrs):
+                valid = step.mask > INVALID + 0.5
+                mask = BinaryMask(valid, step.cloud & valid)
+            else:
+                mask = binarise(step.mask, thr)
+                if thr is not None and not on_pack_grid(thr):
+                    off_grid.add(thr)
+            stats.add(mask, step.name, step.ls, step.mars_year, step.source)
             if progress is not None:
                 progress(step.name)
     except Exception as exc:  # noqa: BLE001 - a broken cube is one line, like a broken file
-        return [f"{cube}: cannot read cube ({' '.join(str(exc).split())})"]
-    return []
+        return [*refused, f"{cube}: cannot read cube ({' '.join(str(exc).split())})"]
+    if off_grid:
+        warnings.append(
+            f"{cube}: threshold {', '.join(f'{t:g}' for t in sorted(off_grid))} is not a multiple of the cube's "
+            "steps of 0.004: pixels within 0.004 of it may differ from the masks' (read the masks for exact figures)"
+        )
+    return refused
 
 
 def write_stats(stats: CloudStats, path: str | Path) -> Path:

@@ -132,15 +132,26 @@ def read_view(mask_path: str | Path, map_path: str | Path | None = None, thresho
 
     The threshold is ``threshold``, else the file's ``threshold`` attribute, else 0.912;
     label files (blue-channel numbers) therefore show every labelled pixel as cloud.
-    Raises :class:`~.masks.MaskShapeError` for a mask that is not 1801 x 3600, ``MapError``
-    for a bad map, OSError for an unreadable file.
+    Raises :class:`~.masks.MaskShapeError` for a mask that is not 1801 x 3600,
+    :class:`~.masks.MaskValueError` for NaN or values outside [0, 1] in a file that is not a
+    label file (:func:`~.masks.reference_kind`), ``MapError`` for a bad map, OSError for an
+    unreadable file.
     """
     from ..maps import read_map
     from ..netcdf import read_attrs
-    from .masks import file_threshold, read_values
+    from .masks import MaskValueError, file_threshold, read_values, reference_kind, value_problem
 
-    values = read_values(mask_path)
-    thr = file_threshold(read_attrs(mask_path), threshold)
+    values = read_values(mask_path, label=True)
+    attrs = read_attrs(mask_path)
+    problem = value_problem(values, label=False)
+    if problem is not None:
+        try:
+            labels = reference_kind(values, attrs)[0] == "labels"
+        except ValueError:
+            labels = False
+        if not labels:
+            raise MaskValueError(f"{mask_path}: {problem}")
+    thr = file_threshold(attrs, threshold)
     valid = values > INVALID + 0.5
     cloud = valid & (values >= thr)
     rgb = read_map(map_path) if map_path is not None else None
