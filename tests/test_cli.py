@@ -327,3 +327,23 @@ def test_an_unreadable_subphase_fails_each_map_with_one_line_and_exit_1(five_mod
     for p in bad:
         line = f"FAILED: {p}: background composite of {folder} cannot be built: none of its 2 maps is readable"
         assert sum(1 for x in res.output.splitlines() if x.startswith(line)) == 2  # as it happens, and in the summary
+
+
+def test_a_model_with_unusable_metadata_exits_2_and_writes_nothing(map_tree, tmp_path):
+    """Issue 32 item 6: metadata is checked at load like --threshold (threshold 47 = all clear)."""
+    from tests.tiny_model import make_tiny_unet_onnx
+
+    bad = make_tiny_unet_onnx(tmp_path / "t47.onnx", metadata={"threshold": "47"})
+    res = cm_infer(map_tree, "--out", tmp_path / "out", "--model", bad, "--binary")
+    assert res.exit_code == EXIT_FATAL and f"{bad}: bad model metadata: threshold 47.0" in res.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_nan_model_fails_each_map_with_a_reason_and_writes_no_mask(tiny_model, map_tree, tmp_path):
+    """Issue 32 item 6: a NaN output is not clipped into an all-clear mask."""
+    from tests.test_runtime import _with_output_op
+
+    bad = _with_output_op(tiny_model, tmp_path / "nan.onnx", "Add", float("nan"))
+    res = cm_infer(map_tree, "--out", tmp_path / "out", "--model", bad, "--provider", "cpu")
+    assert res.exit_code == EXIT_FAILED and "failed 2" in res.output
+    assert "returned NaN" in res.output and not list((tmp_path / "out").rglob("*.ncdf"))
