@@ -48,6 +48,9 @@ SKIPPED_FOLDERS = frozenset({"list", "cloudmasks"})
 #: Folder name of the original's copy layout: its maps belong to the parent subphase.
 COPY_FOLDER = "mdgms"
 
+#: Mars years a table row may give (MY 1 began in 1955; MARCI maps are MY 28 onwards).
+MARS_YEAR_RANGE = (-9999, 9999)
+
 _ZEQUAT = re.compile(r"_zequat$", re.IGNORECASE)
 _DAY_KEY = re.compile(r"^(?P<sub>[A-Za-z]+\d+)_?day(?P<day>\d+)", re.IGNORECASE)
 _JPEG_MODES = {"Gray": "L", "CMYK": "CMYK", "YCCK": "CMYK"}
@@ -171,8 +174,19 @@ def _one_line(exc: BaseException) -> str:
 
 
 # --------------------------------------------------------------------------- Ls tables
-def _decode_text(raw: bytes) -> str:
-    """UTF-8 (a leading BOM dropped), else Latin-1 (which any byte string decodes as)."""
+def _decode_text(raw: bytes, path: Path) -> str:
+    """UTF-8 (a leading BOM dropped), else Latin-1 (which any byte string decodes as).
+
+    Raises:
+        MapError: NUL bytes (UTF-16 or UTF-32 text, or a binary file), naming ``path``.
+    """
+    if b"\x00" in raw:
+        kind = (
+            "UTF-16/UTF-32 text"
+            if raw[:2] in (b"\xff\xfe", b"\xfe\xff") or raw.count(b"\x00") * 3 >= len(raw)
+            else "binary"
+        )
+        raise MapError(f"{path}: Ls table is not UTF-8 / ASCII text (it looks like {kind}: save it as UTF-8 or ASCII)")
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     try:
@@ -189,6 +203,8 @@ def _parse_row(parts: list[str]) -> tuple[int, float] | str:
         year = int(parts[1])
     except ValueError:
         return f"Mars year {parts[1]!r} is not an integer"
+    if not MARS_YEAR_RANGE[0] <= year <= MARS_YEAR_RANGE[1]:
+        return f"Mars year {parts[1]} is outside {MARS_YEAR_RANGE[0]}..{MARS_YEAR_RANGE[1]}"
     try:
         ls = float(parts[2])
     except ValueError:
@@ -213,7 +229,7 @@ def read_ls_table(path: str | Path) -> LsTable:
     """
     path = Path(path)
     try:
-        text = _decode_text(path.read_bytes())
+        text = _decode_text(path.read_bytes(), path)
     except OSError as exc:
         raise MapError(f"{path}: cannot read Ls table ({exc.strerror or exc})") from None
     rows: dict[str, LsEntry] = {}
@@ -266,8 +282,24 @@ def ls_entry(job: MapJob) -> LsEntry:
     if key in table.errors:
         raise MapError(f"{job.path}: unusable Ls row for {key}: {table.errors[key]}")
     if key not in table:
-        raise MapError(f"{job.path}: no row for {job.ls_name} in {job.ls_file}")
+        near = near_rows(job.ls_name, [*table, *table.errors])
+        hint = f"; rows for the same or a similar day: {', '.join(near)}" if near else ""
+        if len(near) > 1 and _canonical_day(near[0]) == _canonical_day(job.ls_name):
+            hint += " (more than one means the same day: keep one)"
+        raise MapError(f"{job.path}: no row for {job.ls_name} in {job.ls_file}{hint}")
     return table[key]
+
+
+def near_rows(key: str, names: Iterable[str], shown: int = 5) -> list[str]:
+    """Row names of a table close to ``key``: those meaning the same day (``P01_day1`` and
+    ``P01_day001`` for ``P01_day01``) first, then similar spellings; at most ``shown``."""
+    import difflib
+
+    names = list(dict.fromkeys(names))
+    day = _canonical_day(key)
+    same = sorted(n for n in names if day is not None and _canonical_day(n) == day)
+    similar = [n for n in difflib.get_close_matches(key, names, n=shown, cutoff=0.8) if n not in same]
+    return (same + similar)[:shown]
 
 
 # --------------------------------------------------------------------------- finding maps

@@ -213,6 +213,18 @@ def native_bf16(flags: Iterable[str]) -> bool:
     return any(f in set(flags) for f in BF16_FLAGS)
 
 
+def option_problem(provider: str, precision: str, threads: int | None) -> str | None:
+    """Why ``--provider`` / ``--precision`` / ``--threads`` cannot be used (one line naming the
+    option and the choices), or None (pure: nothing is imported or loaded)."""
+    if provider not in PROVIDERS:
+        return f"--provider {provider}: use one of {', '.join(PROVIDERS)}"
+    if precision not in PRECISIONS:
+        return f"--precision {precision}: use one of {', '.join(PRECISIONS)}"
+    if threads is not None and threads < 1:
+        return f"--threads {threads}: must be a number of threads >= 1 (leave it out to use every core)"
+    return None
+
+
 @dataclass(frozen=True)
 class Backend:
     """What :func:`resolve_backend` chose: ``name`` (``cuda``, ``openvino`` or ``cpu``) and
@@ -485,6 +497,8 @@ class CloudModel:
         precision: str = "auto",
     ):
         self.path = Path(path)
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads={threads}: must be >= 1 (None: every core)")
         backend = resolve_backend(
             provider,
             precision,

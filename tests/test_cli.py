@@ -347,3 +347,37 @@ def test_a_nan_model_fails_each_map_with_a_reason_and_writes_no_mask(tiny_model,
     res = cm_infer(map_tree, "--out", tmp_path / "out", "--model", bad, "--provider", "cpu")
     assert res.exit_code == EXIT_FAILED and "failed 2" in res.output
     assert "returned NaN" in res.output and not list((tmp_path / "out").rglob("*.ncdf"))
+
+
+@pytest.mark.parametrize(
+    "option, line",
+    [
+        (("--provider", "foo"), "cm-infer: error: --provider foo: use one of auto, cuda, openvino, cpu"),
+        (("--precision", "foo"), "cm-infer: error: --precision foo: use one of auto, fp32, bf16"),
+        (("--threads", "-3"), "cm-infer: error: --threads -3: must be a number of threads >= 1"),
+    ],
+)
+def test_a_bad_runtime_option_is_one_line_naming_the_option(tiny_model, map_tree, tmp_path, option, line):
+    """Issue 32 item 15: --provider/--precision foo gave a traceback, --threads -3 blamed the model."""
+    res = cm_infer(map_tree, "--out", tmp_path / "out", "--model", tiny_model, *option)
+    assert res.exit_code == EXIT_FATAL and res.output.splitlines()[0].startswith(line), res.output
+    assert str(tiny_model) not in res.output and not (tmp_path / "out").exists()
+
+
+def test_an_unreachable_dask_scheduler_exits_2_before_anything_is_written(tiny_model, map_tree, tmp_path):
+    """Issue 32 item 15: the address is checked before OUT, records or the model are touched."""
+    pytest.importorskip("distributed")
+    res = cm_infer(map_tree, "--out", tmp_path / "out", "--model", tiny_model, "--dask", "tcp://127.0.0.1:9")
+    assert res.exit_code == EXIT_FATAL and "--dask tcp://127.0.0.1:9: cannot start or reach" in res.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_hdf_error_on_a_nearly_full_disk_says_disk_full_naming_the_file():
+    """Issue 32 item 15: netCDF-C says only "NetCDF: HDF error" where the disk is full."""
+    from mars_cloudmask.infer.cli import explain_failure
+
+    reason = "/m/P01_day01.jpg: /o/P/P01/background_P01.nc: NetCDF: HDF error"
+    full = explain_failure(reason, "/o/P/P01/cloudmasks/x.ncdf", free=lambda p: 4096)
+    assert full == f"{reason}: disk full writing /o/P/P01/cloudmasks/x.ncdf (0.0 MB free there)"
+    assert explain_failure(reason, "/o/x.ncdf", free=lambda p: 10**10) == reason  # space left: not a full disk
+    assert explain_failure("/m/a.jpg: empty file", "/o/x.ncdf", free=lambda p: 0) == "/m/a.jpg: empty file"

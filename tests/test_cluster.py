@@ -306,3 +306,31 @@ def test_a_channel_model_gets_one_composite_task_per_subphase_then_its_maps(two_
         str(out / "P" / sub / f"background_{sub}.nc") for sub in ("P01", "P02")
     }
     assert hidden_files(out) == []
+
+
+def test_scheduler_addresses_parse_to_a_tcp_endpoint():
+    from mars_cloudmask.infer.cluster import scheduler_endpoint
+
+    assert scheduler_endpoint("tcp://10.0.0.1:8786") == ("10.0.0.1", 8786)
+    assert scheduler_endpoint("tls://sched.example:9000") == ("sched.example", 9000)
+    assert scheduler_endpoint("sched.example") == ("sched.example", 8786)
+    assert scheduler_endpoint("tcp://[::1]:8786") == ("::1", 8786)
+    assert scheduler_endpoint("inproc://x/1") is None
+    with pytest.raises(ClusterError, match="port 'abc' is not a number"):
+        scheduler_endpoint("tcp://host:abc")
+
+
+def test_an_unreachable_scheduler_or_file_fails_when_the_executor_is_made(tmp_path):
+    """Issue 32 item 15: checked before the run (and its records) starts."""
+    from mars_cloudmask.infer.cluster import DaskExecutor
+
+    with pytest.raises(ClusterError, match=r"^--dask tcp://127\.0\.0\.1:9: cannot start or reach .*refused"):
+        DaskExecutor("tcp://127.0.0.1:9")
+    with pytest.raises(ClusterError, match="no such scheduler file"):
+        DaskExecutor(str(tmp_path / "scheduler.json"))
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(ClusterError, match="not a Dask scheduler file with an address"):
+        DaskExecutor(str(tmp_path / "bad.json"))
+    (tmp_path / "dead.json").write_text(json.dumps({"address": "tcp://127.0.0.1:9"}))
+    with pytest.raises(ClusterError, match=r"dead\.json: cannot start or reach"):
+        DaskExecutor(str(tmp_path / "dead.json"))

@@ -236,6 +236,7 @@ def test_a_bom_or_latin1_bytes_in_the_ls_table_still_find_the_row(tmp_path):
         ("P01_day02   28   abc", "not a number"),
         ("P01_day02   28", "expected 'NAME MARS_YEAR LS'"),
         ("P01_day02   28   400", "outside 0-360"),
+        ("P01_day02   99999999999999999999   133.0", "Mars year 99999999999999999999 is outside -9999..9999"),
     ],
 )
 def test_an_unusable_ls_row_fails_only_its_own_map_naming_file_and_line(tmp_path, row, reason):
@@ -259,6 +260,35 @@ def test_a_row_spelled_differently_for_the_same_day_is_found(tmp_path):
     ls_table(sub, {"P01day01": 132.5, "P01day10": 136.1}, name="list_ls.txt")  # the labels' spelling
     job = find_jobs([touch_map(sub / "P01_day01_zequat.jpg")])[0][0]
     assert job.ls_name == "P01_day01" and ls_entry(job) == LsEntry("P01day01", 28, 132.5)
+
+
+def test_a_utf16_table_says_it_is_not_utf8_naming_the_table(tmp_path):
+    """Issue 32 item 15: a UTF-16 table said only "no row" (it decoded as Latin-1 with NULs)."""
+    sub = tmp_path / "P" / "P01"
+    table = touch_map(sub / "P01_day01_zequat.jpg").parent / "P01_ls.txt"
+    table.write_bytes("P01_day01   28   132.500\n".encode("utf-16"))
+    job = find_jobs([sub])[0][0]
+    with pytest.raises(MapError) as err:
+        ls_entry(job)
+    assert str(err.value) == (
+        f"{job.path}: {table}: Ls table is not UTF-8 / ASCII text (it looks like UTF-16/UTF-32 text: "
+        "save it as UTF-8 or ASCII)"
+    )
+
+
+def test_no_row_names_the_rows_that_nearly_match(tmp_path):
+    """Issue 32 item 15: rows P01_day1 beside P01_day001 (both day 1) said only "no row"."""
+    sub = tmp_path / "P" / "P01"
+    ls_table(sub, {"P01_day1": 132.5, "P01_day001": 132.6, "P01_day02": 133.0})
+    job = find_jobs([touch_map(sub / "P01_day01_zequat.jpg")])[0][0]
+    with pytest.raises(MapError) as err:
+        ls_entry(job)
+    message = str(err.value)
+    assert message.startswith(f"{job.path}: no row for P01_day01 in {sub / 'P01_ls.txt'}; ")
+    assert "P01_day001, P01_day1" in message and "keep one" in message
+    ls_table(sub, {"P01_dy01": 132.5, "P02_day12": 133.0})
+    with pytest.raises(MapError, match="similar day: P01_dy01$"):
+        ls_entry(job)
 
 
 def test_a_job_survives_pickling_for_other_processes(tmp_path):

@@ -358,3 +358,13 @@ def test_check_output_allows_rounding_only():
     assert runtime.check_output(ok, "m.onnx") is ok
     with pytest.raises(runtime.ModelOutputError, match="from -0.5 to 1"):
         runtime.check_output(np.array([-0.5, 1.0], np.float32), "m.onnx")
+
+
+def test_runtime_options_are_checked_before_any_model(tiny_model):
+    """Issue 32 item 15: one line naming the option and its choices (not a traceback, not the model)."""
+    assert runtime.option_problem("auto", "auto", None) is None and runtime.option_problem("cpu", "fp32", 2) is None
+    assert runtime.option_problem("foo", "auto", None) == "--provider foo: use one of auto, cuda, openvino, cpu"
+    assert runtime.option_problem("cpu", "foo", None) == "--precision foo: use one of auto, fp32, bf16"
+    assert runtime.option_problem("cpu", "fp32", -3).startswith("--threads -3: must be a number of threads >= 1")
+    with pytest.raises(ValueError, match="threads=-3: must be >= 1"):
+        load_model(tiny_model, provider="openvino", threads=-3)
