@@ -34,6 +34,8 @@ from __future__ import annotations
 import math
 import os
 import re
+import stat
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +50,10 @@ SKIPPED_FOLDERS = frozenset({"list", "cloudmasks"})
 #: Folder name of the original's copy layout: its maps belong to the parent subphase.
 COPY_FOLDER = "mdgms"
 
+#: Largest map file read (bytes): MDGM JPEGs are about 0.5 MB, a quality-100 one under 15 MB.
+MAX_MAP_BYTES = 64 << 20
+#: Largest ``_ls.txt`` read (bytes): a row is about 30 bytes, a subphase has at most ~30 rows.
+MAX_TABLE_BYTES = 16 << 20
 #: Mars years a table row may give (MY 1 began in 1955; MARCI maps are MY 28 onwards).
 MARS_YEAR_RANGE = (-9999, 9999)
 
@@ -137,18 +143,14 @@ def read_map(path: str | Path) -> np.ndarray:
     truncated or damaged file never decodes to filled-in pixels.
 
     Raises:
-        MapError: the file is missing, empty, not a JPEG, corrupt or truncated, not RGB
+        MapError: the file is missing, not a regular file (a FIFO, a device), larger than
+            :data:`MAX_MAP_BYTES`, empty, not a JPEG, corrupt or truncated, not RGB
             (YCbCr/RGB colour), or not 3600 x 1801; the message names the file.
     """
     import simplejpeg
 
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise MapError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise MapError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    data = read_regular_file(path, MAX_MAP_BYTES, "map")
     if not data:
         raise MapError(f"{path}: empty file")
     try:
@@ -167,6 +169,49 @@ def read_map(path: str | Path) -> np.ndarray:
     if rgb.shape != (MAP_HEIGHT, MAP_WIDTH, 3) or rgb.dtype != np.uint8:  # defensive: header lied
         raise MapError(f"{path}: decoded to {rgb.shape} {rgb.dtype}, expected ({MAP_HEIGHT}, {MAP_WIDTH}, 3) uint8")
     return rgb
+
+
+def _file_kind(mode: int) -> str:
+    kinds = [
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ]
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def read_regular_file(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of ``path`` if it is a regular file (after following links) of at most
+    ``limit`` bytes; ``what`` (``map``, ``Ls table``) goes into the messages.
+
+    The file is opened with ``O_NONBLOCK``, so a FIFO swapped in after the check cannot block,
+    and read up to ``limit + 1`` bytes, so a file growing meanwhile cannot exhaust memory.
+
+    Raises:
+        MapError: missing, unreadable, not a regular file, or larger than ``limit`` (one line
+            naming the file).
+    """
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise MapError(f"{path}: {what} is {_file_kind(st.st_mode)}, not a regular file")
+        if st.st_size > limit:
+            raise MapError(f"{path}: {what} is {st.st_size} bytes, larger than the {limit} bytes a {what} may have")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb") as f:
+            mode = os.fstat(f.fileno()).st_mode
+            if not stat.S_ISREG(mode):  # replaced between stat and open
+                raise MapError(f"{path}: {what} is {_file_kind(mode)}, not a regular file")
+            data = f.read(limit + 1)
+    except FileNotFoundError:
+        raise MapError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise MapError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+    if len(data) > limit:
+        raise MapError(f"{path}: {what} grew past the {limit} bytes a {what} may have while being read")
+    return data
 
 
 def _one_line(exc: BaseException) -> str:
@@ -223,15 +268,40 @@ def read_ls_table(path: str | Path) -> LsTable:
     are ignored.  UTF-8 with or without a BOM, or Latin-1.  A row that cannot be used (a
     non-finite Ls, a Mars year that is not an integer, two rows for one name that disagree)
     is left out and its one-line reason, naming file and line, kept in ``.errors[name]``.
+    Parsed once: later calls return the same table while the file's path, inode, size and
+    modification time stay the same (do not modify the table returned).
 
     Raises:
-        MapError: the file cannot be read (names the file).
+        MapError: the file cannot be read, is not a regular file, is larger than
+            :data:`MAX_TABLE_BYTES` or is not UTF-8 / Latin-1 text (names the file).
     """
     path = Path(path)
     try:
-        text = _decode_text(path.read_bytes(), path)
+        st = os.stat(path)
     except OSError as exc:
         raise MapError(f"{path}: cannot read Ls table ({exc.strerror or exc})") from None
+    key = (os.path.abspath(path), st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+    with _TABLES_LOCK:
+        cached = _TABLES.get(key)
+    if cached is not None:
+        return cached
+    table = parse_ls_table(read_regular_file(path, MAX_TABLE_BYTES, "Ls table"), path)
+    with _TABLES_LOCK:
+        _TABLES[key] = table
+        while len(_TABLES) > MAX_CACHED_TABLES:
+            _TABLES.pop(next(iter(_TABLES)))
+    return table
+
+
+MAX_CACHED_TABLES = 64
+"""Parsed tables kept by :func:`read_ls_table` (one per subphase of a run)."""
+_TABLES: dict[tuple[str, int, int, int, int], LsTable] = {}
+_TABLES_LOCK = threading.Lock()
+
+
+def parse_ls_table(raw: bytes, path: Path) -> LsTable:
+    """The :class:`LsTable` of the bytes ``raw`` of the table ``path`` (see :func:`read_ls_table`)."""
+    text = _decode_text(raw, path)
     rows: dict[str, LsEntry] = {}
     errors: dict[str, str] = {}
     where: dict[str, int] = {}
@@ -341,14 +411,35 @@ def _is_map_name(name: str) -> bool:
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in MAP_SUFFIXES
 
 
-def _walk(folder: str, ancestors: frozenset[tuple[int, int]], found: list[str], errors: list[str]) -> None:
-    """Collect the map files under ``folder`` (absolute, as given) into ``found``."""
+def _walk(root: str, root_key: tuple[int, int], found: list[str], errors: list[str]) -> None:
+    """Collect the map files under ``root`` (absolute, as given) into ``found``, depth first
+    in name order; iterative, so a tree of any depth ends without ``RecursionError``."""
+    # (folder, the (dev, inode) of the folders on its branch): a link back into it is a loop
+    stack: list[tuple[str, frozenset[tuple[int, int]]]] = [(root, frozenset({root_key}))]
+    while stack:
+        folder, ancestors = stack.pop()
+        children = _scan(folder, found, errors)
+        below = []
+        for path in children:
+            try:
+                st = os.stat(path)
+            except OSError as exc:
+                errors.append(f"{path}: cannot open folder ({exc.strerror or exc})")
+                continue
+            key = (st.st_dev, st.st_ino)
+            if key not in ancestors:
+                below.append((path, ancestors | {key}))
+        stack.extend(reversed(below))
+
+
+def _scan(folder: str, found: list[str], errors: list[str]) -> list[str]:
+    """Add the maps of one folder to ``found``; return its sub-folders to search, in name order."""
     try:
         with os.scandir(folder) as it:
             entries = sorted(it, key=lambda e: e.name)
     except OSError as exc:
         errors.append(f"{folder}: cannot list folder ({exc.strerror or exc})")
-        return
+        return []
     maps, folders = [], []
     for e in entries:
         if e.name.startswith("."):
@@ -363,22 +454,20 @@ def _walk(folder: str, ancestors: frozenset[tuple[int, int]], found: list[str], 
         elif _is_map_name(e.name):
             if is_file:
                 maps.append(e.path)
-            elif e.is_symlink():
+            elif os.path.lexists(e.path) and not os.path.exists(e.path):
                 errors.append(f"{e.path}: broken symbolic link")
+            else:
+                errors.append(f"{e.path}: {_kind_of(e.path)}, not a regular file: not read")
     found.extend(maps)
     copy_beside = bool(maps) or any(e.name == "cloudmasks" for e in folders)
-    for e in folders:
-        if e.name in SKIPPED_FOLDERS or (e.name == COPY_FOLDER and copy_beside):
-            continue
-        try:
-            st = os.stat(e.path)
-        except OSError as exc:
-            errors.append(f"{e.path}: cannot open folder ({exc.strerror or exc})")
-            continue
-        key = (st.st_dev, st.st_ino)
-        if key in ancestors:  # a link back into its own branch: a loop
-            continue
-        _walk(e.path, ancestors | {key}, found, errors)
+    return [e.path for e in folders if not (e.name in SKIPPED_FOLDERS or (e.name == COPY_FOLDER and copy_beside))]
+
+
+def _kind_of(path: str) -> str:
+    try:
+        return _file_kind(os.stat(path).st_mode)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
 
 
 def _root_files(root: str | Path, errors: list[str]) -> list[str]:
@@ -393,7 +482,7 @@ def _root_files(root: str | Path, errors: list[str]) -> list[str]:
         return [given]
     st = os.stat(given)
     found: list[str] = []
-    _walk(given, frozenset({(st.st_dev, st.st_ino)}), found, errors)
+    _walk(given, (st.st_dev, st.st_ino), found, errors)
     return found
 
 

@@ -381,3 +381,16 @@ def test_an_hdf_error_on_a_nearly_full_disk_says_disk_full_naming_the_file():
     assert full == f"{reason}: disk full writing /o/P/P01/cloudmasks/x.ncdf (0.0 MB free there)"
     assert explain_failure(reason, "/o/x.ncdf", free=lambda p: 10**10) == reason  # space left: not a full disk
     assert explain_failure("/m/a.jpg: empty file", "/o/x.ncdf", free=lambda p: 0) == "/m/a.jpg: empty file"
+
+
+def test_a_fifo_given_as_a_map_fails_with_one_line_and_the_other_maps_are_written(tiny_model, map_tree, tmp_path):
+    """Issue 32 item 13: a FIFO given as a map hung cm-infer (and signals did not end it)."""
+    fifo = map_tree.resolve() / "P" / "P01" / "P01_day02_zequat.jpg"
+    fifo.unlink()
+    os.mkfifo(fifo)
+    good = map_tree.resolve() / "P" / "P01" / "P01_day01_zequat.jpg"
+    cmd = [sys.executable, "-m", "mars_cloudmask.infer.cli", str(good), str(fifo), "--out", str(tmp_path / "out")]
+    res = subprocess.run(cmd + ["--model", str(tiny_model)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == EXIT_FAILED, res.stdout + res.stderr
+    assert f"FAILED: {fifo}: map is a FIFO, not a regular file" in res.stdout and "done 1" in res.stdout
+    assert [p.name for p in (tmp_path / "out").rglob("*.ncdf")] == ["cloudmask_P01_day01.ncdf"]
