@@ -110,6 +110,17 @@ def composite_lines(report, shown: int = 10) -> list[str]:
     return lines
 
 
+NO_DATA_NOTE = "no data pixel (an all-black map): its mask is all invalid (-999)"
+
+
+def map_notes(result) -> list[str]:
+    """Notes the summary adds about a written map: an all-black map (no box: Ls bounds found
+    no data column) gives an all-invalid mask, which is otherwise silent."""
+    if result.status == "done" and result.bounds is None and result.n_tiles is None and "read_s" in result.timings:
+        return [NO_DATA_NOTE]
+    return []
+
+
 def summary_lines(report, model, wall_s: float) -> list[str]:
     """The end-of-run summary: counts, failures (one line each), provider, timing, record."""
     c = report.counts()
@@ -123,13 +134,16 @@ def summary_lines(report, model, wall_s: float) -> list[str]:
         lines.append(f"STOPPED by {report.interrupted}: finished maps are kept; the same command finishes the rest")
     if report.halted:
         lines.append(f"STOPPED: {report.halted}")
+    # what really ran: the record's (a Dask run's workers), else this process's model
+    provider = str(report.record.get("provider") or model.provider)
+    precision = str(report.record.get("precision") or model.precision)
+    session = report.record.get("model", {}).get("session_providers") or model.providers
     lines += [
-        f"model {model.info.name} {model.info.version} on {model.provider.upper()} {model.precision} "
-        f"({', '.join(model.providers)})",
+        f"model {model.info.name} {model.info.version} on {provider.upper()} {precision} ({', '.join(session)})",
         f"wall {wall_s:.1f} s" + (f", {wall_s / done:.2f} s per map written" if done else ""),
     ]
     lines += composite_lines(report)
-    noted = [f"{r.source}: {n}" for r in report.results for n in r.notes]
+    noted = [f"{r.source}: {n}" for r in report.results for n in r.notes + map_notes(r)]
     lines += [f"note: {n}" for n in noted[:10]]
     failures = list(report.input_errors) + [explain_failure(r.reason, r.output) for r in report.by_status("failed")]
     shown = failures[:15]

@@ -313,17 +313,25 @@ def task_failure(job: MapJob, exc: BaseException) -> str:
     return failure_reason(job, exc)
 
 
+def ran_on(workers: dict[str, dict[str, Any]]) -> tuple[str, str]:
+    """``(provider, precision)`` the workers really ran (``+``-joined when they differ):
+    what the run record and the summary say, not the client's checking session."""
+    providers = sorted({str(w["provider"]) for w in workers.values()})
+    precisions = sorted({str(w.get("precision") or "unknown") for w in workers.values()})
+    return "+".join(providers), "+".join(precisions)
+
+
 def summary_line(report: RunReport) -> str:
     """One line for the end-of-run summary: workers used, their providers and threads."""
     dask = report.record.get("dask", {})
     workers = dask.get("workers", {})
     if not workers:
         return f"dask {dask.get('address')}: no map needed a worker"
-    providers = sorted({w["provider"] for w in workers.values()})
+    provider, precision = ran_on(workers)
     threads = sorted({str(w["threads"] or "default") for w in workers.values()})
     return (
         f"dask {dask.get('address')}: {len(workers)} worker processes ran maps "
-        f"({dask.get('workers_at_start')} at start), provider {'+'.join(providers).upper()}, "
+        f"({dask.get('workers_at_start')} at start), provider {provider.upper()} {precision}, "
         f"onnxruntime threads {'/'.join(threads)}"
     )
 
@@ -434,9 +442,12 @@ class DaskExecutor:
         record["dask"] = dict(self.facts, workers=self.workers)
         record["timings"]["jit_warmup_s"] = max((w["model_load_s"] for w in self.workers.values()), default=0.0)
         if self.workers:
-            record["provider"] = "+".join(sorted({w["provider"] for w in self.workers.values()}))
+            ran = ran_on(self.workers)
+            record["provider"], record["precision"] = ran
             record["model"].update(
-                provider=record["provider"],
+                provider=ran[0],
+                precision=ran[1],
+                requested={"provider": self.provider, "precision": self.precision},
                 session_providers=sorted({p for w in self.workers.values() for p in w["session_providers"]}),
                 threads=self.threads,
             )

@@ -394,3 +394,28 @@ def test_a_fifo_given_as_a_map_fails_with_one_line_and_the_other_maps_are_writte
     assert res.returncode == EXIT_FAILED, res.stdout + res.stderr
     assert f"FAILED: {fifo}: map is a FIFO, not a regular file" in res.stdout and "done 1" in res.stdout
     assert [p.name for p in (tmp_path / "out").rglob("*.ncdf")] == ["cloudmask_P01_day01.ncdf"]
+
+
+def test_the_summary_says_what_the_record_says_ran(tiny_model):
+    """Issue 32 item 9: a Dask run's summary said the client's fp32 while the workers ran bf16."""
+    from mars_cloudmask.infer.cli import summary_lines
+    from mars_cloudmask.infer.engine import RunReport
+
+    model = runtime.load_model(tiny_model, provider="cpu")
+    record = {"provider": "openvino", "precision": "bf16", "model": {"session_providers": ["OpenVINO CPU"]}}
+    lines = summary_lines(RunReport([], record, None), model, 1.0)
+    assert "model tiny-random-unet 0.0.0-test on OPENVINO bf16 (OpenVINO CPU)" in lines
+
+
+def test_an_all_black_map_gets_a_note_naming_it(tiny_model, map_tree, tmp_path):
+    """Issue 32 item 9: an all-black map gave an all-invalid mask with no word said."""
+    import numpy as np
+
+    from tests.synthetic import write_map
+
+    black = map_tree.resolve() / "P" / "P01" / "P01_day02_zequat.jpg"
+    write_map(black, np.zeros((1801, 3600, 3), np.uint8))
+    res = cm_infer(map_tree, "--out", tmp_path / "out", "--model", tiny_model)
+    assert res.exit_code == 0, res.output
+    assert f"note: {black}: no data pixel (an all-black map): its mask is all invalid (-999)" in res.output
+    assert sum("no data pixel" in ln for ln in res.output.splitlines()) == 1

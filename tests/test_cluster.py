@@ -334,3 +334,26 @@ def test_an_unreachable_scheduler_or_file_fails_when_the_executor_is_made(tmp_pa
     (tmp_path / "dead.json").write_text(json.dumps({"address": "tcp://127.0.0.1:9"}))
     with pytest.raises(ClusterError, match=r"dead\.json: cannot start or reach"):
         DaskExecutor(str(tmp_path / "dead.json"))
+
+
+def test_the_record_and_summary_say_the_precision_the_workers_ran():
+    """Issue 32 item 9: with --dask the client checks the model on CPU fp32, the workers ran bf16."""
+    from mars_cloudmask.infer.cluster import DaskExecutor, summary_line
+    from mars_cloudmask.infer.engine import RunReport
+
+    executor = DaskExecutor("local:1", provider="openvino", precision="auto")
+    executor.workers = {
+        "tcp://w1": {
+            "provider": "openvino",
+            "precision": "bf16",
+            "session_providers": ["OpenVINO CPU"],
+            "threads": 1,
+            "model_load_s": 0.5,
+        },
+    }
+    record = {"timings": {}, "provider": "cpu", "precision": "fp32", "model": {"provider": "cpu", "precision": "fp32"}}
+    executor.add_to_record(record)
+    assert record["provider"] == "openvino" and record["precision"] == "bf16"
+    assert record["model"]["precision"] == "bf16" and record["model"]["requested"]["precision"] == "auto"
+    line = summary_line(RunReport([], record, None))
+    assert "provider OPENVINO bf16" in line
