@@ -62,6 +62,36 @@ def _progress():
     )
 
 
+LOW_SPACE_BYTES = 16 << 20
+"""Free bytes under which an "HDF error" while writing is reported as a full disk (a mask is
+2-6 MB, a composite up to 30 MB)."""
+
+
+def free_bytes(path: str | Path) -> int | None:
+    """Bytes free to this user on the filesystem of ``path`` (its nearest existing folder); None if unknown."""
+    import os
+
+    folder = Path(path)
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def explain_failure(reason: str | None, output: str | Path | None, free=free_bytes) -> str | None:
+    """``reason``, with ``disk full`` and the file said when netCDF-C's "HDF error" hides a full
+    disk (``free(output)`` below :data:`LOW_SPACE_BYTES`)."""
+    if output is None or not reason or "HDF error" not in reason:
+        return reason
+    left = free(output)
+    if left is None or left >= LOW_SPACE_BYTES:
+        return reason
+    return f"{reason}: disk full writing {output} ({left / 1e6:.1f} MB free there)"
+
+
 def composite_lines(report, shown: int = 10) -> list[str]:
     """One line per background composite of the run's first pass (built, reused, given; failed
     ones show as the failures of their maps), with its notes and the maps it left out."""
@@ -80,6 +110,17 @@ def composite_lines(report, shown: int = 10) -> list[str]:
     return lines
 
 
+NO_DATA_NOTE = "no data pixel (an all-black map): its mask is all invalid (-999)"
+
+
+def map_notes(result) -> list[str]:
+    """Notes the summary adds about a written map: an all-black map (no box: Ls bounds found
+    no data column) gives an all-invalid mask, which is otherwise silent."""
+    if result.status == "done" and result.bounds is None and result.n_tiles is None and "read_s" in result.timings:
+        return [NO_DATA_NOTE]
+    return []
+
+
 def summary_lines(report, model, wall_s: float) -> list[str]:
     """The end-of-run summary: counts, failures (one line each), provider, timing, record."""
     c = report.counts()
@@ -93,15 +134,18 @@ def summary_lines(report, model, wall_s: float) -> list[str]:
         lines.append(f"STOPPED by {report.interrupted}: finished maps are kept; the same command finishes the rest")
     if report.halted:
         lines.append(f"STOPPED: {report.halted}")
+    # what really ran: the record's (a Dask run's workers), else this process's model
+    provider = str(report.record.get("provider") or model.provider)
+    precision = str(report.record.get("precision") or model.precision)
+    session = report.record.get("model", {}).get("session_providers") or model.providers
     lines += [
-        f"model {model.info.name} {model.info.version} on {model.provider.upper()} {model.precision} "
-        f"({', '.join(model.providers)})",
+        f"model {model.info.name} {model.info.version} on {provider.upper()} {precision} ({', '.join(session)})",
         f"wall {wall_s:.1f} s" + (f", {wall_s / done:.2f} s per map written" if done else ""),
     ]
     lines += composite_lines(report)
-    noted = [f"{r.source}: {n}" for r in report.results for n in r.notes]
+    noted = [f"{r.source}: {n}" for r in report.results for n in r.notes + map_notes(r)]
     lines += [f"note: {n}" for n in noted[:10]]
-    failures = list(report.input_errors) + [r.reason for r in report.by_status("failed")]
+    failures = list(report.input_errors) + [explain_failure(r.reason, r.output) for r in report.by_status("failed")]
     shown = failures[:15]
     lines += [f"FAILED: {reason}" for reason in shown]
     if len(failures) > len(shown):
@@ -181,6 +225,11 @@ def infer(
     ),
 ) -> None:
     """Write a NetCDF cloud mask for every MDGM found under ROOTS."""
+    from .runtime import option_problem  # light: the runtime imports onnxruntime lazily
+
+    problem = option_problem(provider, precision, threads)
+    if problem is not None:
+        raise _fatal(problem)
     if doctor:
         from .doctor import doctor_info, format_doctor
 
@@ -251,7 +300,8 @@ def infer(
 
         def on_result(result) -> None:
             if result.status == "failed":
-                bar.console.print(f"FAILED: {result.reason}", markup=False, highlight=False, soft_wrap=True)
+                line = f"FAILED: {explain_failure(result.reason, result.output)}"
+                bar.console.print(line, markup=False, highlight=False, soft_wrap=True)
             bar.advance(task)
 
         try:

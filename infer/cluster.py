@@ -111,6 +111,76 @@ def check_address(address: str) -> None:
     local_workers(address)
 
 
+DEFAULT_SCHEDULER_PORT = 8786
+PROBE_TIMEOUT_S = 5.0
+"""Seconds :func:`check_reachable` waits for the scheduler's port to accept a connection."""
+
+
+def scheduler_endpoint(address: str) -> tuple[str, int] | None:
+    """``(host, port)`` of a scheduler address (``tcp://host:port``, ``tls://...``, ``host:port``;
+    port 8786 when none is given); None for a scheme that is not TCP (``inproc``, ``ucx``).
+
+    Raises:
+        ClusterError: an address with no host.
+    """
+    scheme, sep, rest = address.partition("://")
+    if not sep:
+        scheme, rest = "tcp", address
+    if scheme not in ("tcp", "tls", "ws", "wss"):
+        return None
+    rest = rest.split("/", 1)[0]
+    if rest.startswith("["):  # [IPv6]:port
+        host, _, tail = rest[1:].partition("]")
+        port_text = tail.lstrip(":")
+    else:
+        host, _, port_text = rest.rpartition(":") if ":" in rest else (rest, "", "")
+    if not host:
+        raise ClusterError(f"--dask {address}: no scheduler host (expected tcp://HOST:PORT)")
+    if port_text and not port_text.isdigit():
+        raise ClusterError(f"--dask {address}: port {port_text!r} is not a number (expected tcp://HOST:PORT)")
+    return host, int(port_text) if port_text else DEFAULT_SCHEDULER_PORT
+
+
+def scheduler_file_address(path: str) -> str:
+    """The ``address`` a Dask scheduler JSON file holds.
+
+    Raises:
+        ClusterError: the file is missing, unreadable, not JSON or has no address (one line).
+    """
+    import json
+
+    try:
+        data = json.loads(Path(path).read_text())
+        return str(data["address"])
+    except FileNotFoundError:
+        raise ClusterError(f"--dask {path}: no such scheduler file") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        msg = " ".join(str(exc).split()) or type(exc).__name__
+        raise ClusterError(f"--dask {path}: not a Dask scheduler file with an address ({msg})") from None
+
+
+def check_reachable(address: str, timeout_s: float | None = None) -> None:
+    """Fail before anything is written when the scheduler of ``address`` does not accept a TCP
+    connection (``local`` / ``local:N`` start their own: nothing to check).
+
+    Raises:
+        ClusterError: ``--dask ADDRESS: cannot start or reach the Dask scheduler (reason)``.
+    """
+    import socket
+
+    if local_workers(address) is not None:
+        return
+    target = scheduler_file_address(address) if address.endswith(".json") else address
+    endpoint = scheduler_endpoint(target)
+    if endpoint is None:
+        return
+    try:
+        socket.create_connection(endpoint, timeout=timeout_s or PROBE_TIMEOUT_S).close()
+    except OSError as exc:
+        msg = " ".join(str(exc.strerror or exc).split()) or type(exc).__name__
+        raise ClusterError(f"--dask {address}: cannot start or reach the Dask scheduler ({target}: {msg})") from None
+
+
 @contextmanager
 def dask_client(address: str, connect_timeout_s: float | None = None) -> Iterator[Any]:
     """A ``distributed.Client`` for ``address``, closed (with its local cluster) on exit.
@@ -243,17 +313,25 @@ def task_failure(job: MapJob, exc: BaseException) -> str:
     return failure_reason(job, exc)
 
 
+def ran_on(workers: dict[str, dict[str, Any]]) -> tuple[str, str]:
+    """``(provider, precision)`` the workers really ran (``+``-joined when they differ):
+    what the run record and the summary say, not the client's checking session."""
+    providers = sorted({str(w["provider"]) for w in workers.values()})
+    precisions = sorted({str(w.get("precision") or "unknown") for w in workers.values()})
+    return "+".join(providers), "+".join(precisions)
+
+
 def summary_line(report: RunReport) -> str:
     """One line for the end-of-run summary: workers used, their providers and threads."""
     dask = report.record.get("dask", {})
     workers = dask.get("workers", {})
     if not workers:
         return f"dask {dask.get('address')}: no map needed a worker"
-    providers = sorted({w["provider"] for w in workers.values()})
+    provider, precision = ran_on(workers)
     threads = sorted({str(w["threads"] or "default") for w in workers.values()})
     return (
         f"dask {dask.get('address')}: {len(workers)} worker processes ran maps "
-        f"({dask.get('workers_at_start')} at start), provider {'+'.join(providers).upper()}, "
+        f"({dask.get('workers_at_start')} at start), provider {provider.upper()} {precision}, "
         f"onnxruntime threads {'/'.join(threads)}"
     )
 
@@ -279,6 +357,7 @@ class DaskExecutor:
         retries: int = 2,
     ):
         check_address(address)  # fail first, before any work
+        check_reachable(address)  # and before the run writes anything (records, OUT)
         self.address = address
         self.provider = provider
         self.precision = precision
@@ -363,9 +442,12 @@ class DaskExecutor:
         record["dask"] = dict(self.facts, workers=self.workers)
         record["timings"]["jit_warmup_s"] = max((w["model_load_s"] for w in self.workers.values()), default=0.0)
         if self.workers:
-            record["provider"] = "+".join(sorted({w["provider"] for w in self.workers.values()}))
+            ran = ran_on(self.workers)
+            record["provider"], record["precision"] = ran
             record["model"].update(
-                provider=record["provider"],
+                provider=ran[0],
+                precision=ran[1],
+                requested={"provider": self.provider, "precision": self.precision},
                 session_providers=sorted({p for w in self.workers.values() for p in w["session_providers"]}),
                 threads=self.threads,
             )

@@ -38,12 +38,13 @@ Example::
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
 from .channels import ChannelError, ChannelSpec, parse_spec
-from .geometry import ALIGN, DEFAULT_POLAR_OFFSET, MARGIN, TILE_IN, TILE_OUT
+from .geometry import ALIGN, DEFAULT_POLAR_OFFSET, MARGIN, TILE_IN, TILE_OUT, check_tile_out
 
 DEFAULT_THRESHOLD = 0.912
 """The original model's cloud threshold on the sigmoid output; models carry their own."""
@@ -130,9 +131,17 @@ class ModelInfo:
                 polar_offset=float(meta.get("polar_offset", DEFAULT_POLAR_OFFSET)),
                 input_channels=meta.get("input_channels", DEFAULT_CHANNELS).strip() or DEFAULT_CHANNELS,
                 extra={k: str(v) for k, v in meta.items() if k not in CONTRACT_KEYS},
-            )
+            ).checked(path)
         except ValueError as exc:
             raise ModelError(f"{path}: bad metadata value ({exc})") from None
+
+    def checked(self, path: str | Path) -> "ModelInfo":
+        """This info if every contract field is usable, else :class:`ModelError` naming ``path``
+        and the key (the same ranges as ``cm-infer --threshold`` / ``--polar-offset``)."""
+        problem = metadata_problem(self)
+        if problem is not None:
+            raise ModelError(f"{path}: bad model metadata: {problem}")
+        return self
 
     def channel_spec(self, path: str | Path) -> ChannelSpec:
         """The parsed ``input_channels`` (:func:`.channels.parse_spec`): what the runtime feeds
@@ -148,3 +157,33 @@ class ModelInfo:
     def channel_count(self, path: str | Path) -> int:
         """Input channels this runtime feeds the model (3 + extras); :class:`ModelError` if it cannot."""
         return self.channel_spec(path).n_channels
+
+
+def metadata_problem(info: ModelInfo) -> str | None:
+    """Why ``info``'s contract fields cannot be used (one phrase naming the key), or None.
+
+    ``threshold``: finite, strictly between 0 and 1; ``margin`` >= 0; ``align`` >= 1;
+    ``tile_out`` 4 mod ``align``; ``tile_in`` = ``tile_out + 2 margin``; ``polar_offset``
+    (deg): finite, inside :func:`.plan.polar_offset_range`.
+    """
+    from .plan import polar_offset_range  # plan imports heavier modules; only needed here
+
+    if not (math.isfinite(info.threshold) and 0.0 < info.threshold < 1.0):
+        return f"threshold {info.threshold!r} must be a probability between 0 and 1 (exclusive)"
+    if info.margin < 0:
+        return f"margin {info.margin} must be >= 0 px"
+    if info.align < 1:
+        return f"align {info.align} must be >= 1 px"
+    try:
+        check_tile_out(info.tile_out, info.align)
+    except ValueError as exc:
+        return f"tile_out {info.tile_out}: {exc}"
+    if info.tile_in != info.tile_out + 2 * info.margin:
+        return f"tile_in {info.tile_in} must be tile_out {info.tile_out} + 2 * margin {info.margin}"
+    low, high = polar_offset_range()
+    if not (math.isfinite(info.polar_offset) and low <= info.polar_offset <= high):
+        return (
+            f"polar_offset {info.polar_offset!r} must be between {low:g} and {high:g} degrees, so that the "
+            "polar bounds stay inside the map and apart at every Ls"
+        )
+    return None

@@ -34,6 +34,8 @@ from __future__ import annotations
 import math
 import os
 import re
+import stat
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +49,13 @@ MAP_SUFFIXES = (".jpg", ".jpeg")
 SKIPPED_FOLDERS = frozenset({"list", "cloudmasks"})
 #: Folder name of the original's copy layout: its maps belong to the parent subphase.
 COPY_FOLDER = "mdgms"
+
+#: Largest map file read (bytes): MDGM JPEGs are about 0.5 MB, a quality-100 one under 15 MB.
+MAX_MAP_BYTES = 64 << 20
+#: Largest ``_ls.txt`` read (bytes): a row is about 30 bytes, a subphase has at most ~30 rows.
+MAX_TABLE_BYTES = 16 << 20
+#: Mars years a table row may give (MY 1 began in 1955; MARCI maps are MY 28 onwards).
+MARS_YEAR_RANGE = (-9999, 9999)
 
 _ZEQUAT = re.compile(r"_zequat$", re.IGNORECASE)
 _DAY_KEY = re.compile(r"^(?P<sub>[A-Za-z]+\d+)_?day(?P<day>\d+)", re.IGNORECASE)
@@ -134,18 +143,14 @@ def read_map(path: str | Path) -> np.ndarray:
     truncated or damaged file never decodes to filled-in pixels.
 
     Raises:
-        MapError: the file is missing, empty, not a JPEG, corrupt or truncated, not RGB
+        MapError: the file is missing, not a regular file (a FIFO, a device), larger than
+            :data:`MAX_MAP_BYTES`, empty, not a JPEG, corrupt or truncated, not RGB
             (YCbCr/RGB colour), or not 3600 x 1801; the message names the file.
     """
     import simplejpeg
 
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise MapError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise MapError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    data = read_regular_file(path, MAX_MAP_BYTES, "map")
     if not data:
         raise MapError(f"{path}: empty file")
     try:
@@ -166,13 +171,67 @@ def read_map(path: str | Path) -> np.ndarray:
     return rgb
 
 
+def _file_kind(mode: int) -> str:
+    kinds = [
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ]
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def read_regular_file(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of ``path`` if it is a regular file (after following links) of at most
+    ``limit`` bytes; ``what`` (``map``, ``Ls table``) goes into the messages.
+
+    The file is opened with ``O_NONBLOCK``, so a FIFO swapped in after the check cannot block,
+    and read up to ``limit + 1`` bytes, so a file growing meanwhile cannot exhaust memory.
+
+    Raises:
+        MapError: missing, unreadable, not a regular file, or larger than ``limit`` (one line
+            naming the file).
+    """
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise MapError(f"{path}: {what} is {_file_kind(st.st_mode)}, not a regular file")
+        if st.st_size > limit:
+            raise MapError(f"{path}: {what} is {st.st_size} bytes, larger than the {limit} bytes a {what} may have")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb") as f:
+            mode = os.fstat(f.fileno()).st_mode
+            if not stat.S_ISREG(mode):  # replaced between stat and open
+                raise MapError(f"{path}: {what} is {_file_kind(mode)}, not a regular file")
+            data = f.read(limit + 1)
+    except FileNotFoundError:
+        raise MapError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise MapError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+    if len(data) > limit:
+        raise MapError(f"{path}: {what} grew past the {limit} bytes a {what} may have while being read")
+    return data
+
+
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
 # --------------------------------------------------------------------------- Ls tables
-def _decode_text(raw: bytes) -> str:
-    """UTF-8 (a leading BOM dropped), else Latin-1 (which any byte string decodes as)."""
+def _decode_text(raw: bytes, path: Path) -> str:
+    """UTF-8 (a leading BOM dropped), else Latin-1 (which any byte string decodes as).
+
+    Raises:
+        MapError: NUL bytes (UTF-16 or UTF-32 text, or a binary file), naming ``path``.
+    """
+    if b"\x00" in raw:
+        kind = (
+            "UTF-16/UTF-32 text"
+            if raw[:2] in (b"\xff\xfe", b"\xfe\xff") or raw.count(b"\x00") * 3 >= len(raw)
+            else "binary"
+        )
+        raise MapError(f"{path}: Ls table is not UTF-8 / ASCII text (it looks like {kind}: save it as UTF-8 or ASCII)")
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     try:
@@ -189,6 +248,8 @@ def _parse_row(parts: list[str]) -> tuple[int, float] | str:
         year = int(parts[1])
     except ValueError:
         return f"Mars year {parts[1]!r} is not an integer"
+    if not MARS_YEAR_RANGE[0] <= year <= MARS_YEAR_RANGE[1]:
+        return f"Mars year {parts[1]} is outside {MARS_YEAR_RANGE[0]}..{MARS_YEAR_RANGE[1]}"
     try:
         ls = float(parts[2])
     except ValueError:
@@ -207,15 +268,40 @@ def read_ls_table(path: str | Path) -> LsTable:
     are ignored.  UTF-8 with or without a BOM, or Latin-1.  A row that cannot be used (a
     non-finite Ls, a Mars year that is not an integer, two rows for one name that disagree)
     is left out and its one-line reason, naming file and line, kept in ``.errors[name]``.
+    Parsed once: later calls return the same table while the file's path, inode, size and
+    modification time stay the same (do not modify the table returned).
 
     Raises:
-        MapError: the file cannot be read (names the file).
+        MapError: the file cannot be read, is not a regular file, is larger than
+            :data:`MAX_TABLE_BYTES` or is not UTF-8 / Latin-1 text (names the file).
     """
     path = Path(path)
     try:
-        text = _decode_text(path.read_bytes())
+        st = os.stat(path)
     except OSError as exc:
         raise MapError(f"{path}: cannot read Ls table ({exc.strerror or exc})") from None
+    key = (os.path.abspath(path), st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+    with _TABLES_LOCK:
+        cached = _TABLES.get(key)
+    if cached is not None:
+        return cached
+    table = parse_ls_table(read_regular_file(path, MAX_TABLE_BYTES, "Ls table"), path)
+    with _TABLES_LOCK:
+        _TABLES[key] = table
+        while len(_TABLES) > MAX_CACHED_TABLES:
+            _TABLES.pop(next(iter(_TABLES)))
+    return table
+
+
+MAX_CACHED_TABLES = 64
+"""Parsed tables kept by :func:`read_ls_table` (one per subphase of a run)."""
+_TABLES: dict[tuple[str, int, int, int, int], LsTable] = {}
+_TABLES_LOCK = threading.Lock()
+
+
+def parse_ls_table(raw: bytes, path: Path) -> LsTable:
+    """The :class:`LsTable` of the bytes ``raw`` of the table ``path`` (see :func:`read_ls_table`)."""
+    text = _decode_text(raw, path)
     rows: dict[str, LsEntry] = {}
     errors: dict[str, str] = {}
     where: dict[str, int] = {}
@@ -266,8 +352,24 @@ def ls_entry(job: MapJob) -> LsEntry:
     if key in table.errors:
         raise MapError(f"{job.path}: unusable Ls row for {key}: {table.errors[key]}")
     if key not in table:
-        raise MapError(f"{job.path}: no row for {job.ls_name} in {job.ls_file}")
+        near = near_rows(job.ls_name, [*table, *table.errors])
+        hint = f"; rows for the same or a similar day: {', '.join(near)}" if near else ""
+        if len(near) > 1 and _canonical_day(near[0]) == _canonical_day(job.ls_name):
+            hint += " (more than one means the same day: keep one)"
+        raise MapError(f"{job.path}: no row for {job.ls_name} in {job.ls_file}{hint}")
     return table[key]
+
+
+def near_rows(key: str, names: Iterable[str], shown: int = 5) -> list[str]:
+    """Row names of a table close to ``key``: those meaning the same day (``P01_day1`` and
+    ``P01_day001`` for ``P01_day01``) first, then similar spellings; at most ``shown``."""
+    import difflib
+
+    names = list(dict.fromkeys(names))
+    day = _canonical_day(key)
+    same = sorted(n for n in names if day is not None and _canonical_day(n) == day)
+    similar = [n for n in difflib.get_close_matches(key, names, n=shown, cutoff=0.8) if n not in same]
+    return (same + similar)[:shown]
 
 
 # --------------------------------------------------------------------------- finding maps
@@ -309,14 +411,35 @@ def _is_map_name(name: str) -> bool:
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in MAP_SUFFIXES
 
 
-def _walk(folder: str, ancestors: frozenset[tuple[int, int]], found: list[str], errors: list[str]) -> None:
-    """Collect the map files under ``folder`` (absolute, as given) into ``found``."""
+def _walk(root: str, root_key: tuple[int, int], found: list[str], errors: list[str]) -> None:
+    """Collect the map files under ``root`` (absolute, as given) into ``found``, depth first
+    in name order; iterative, so a tree of any depth ends without ``RecursionError``."""
+    # (folder, the (dev, inode) of the folders on its branch): a link back into it is a loop
+    stack: list[tuple[str, frozenset[tuple[int, int]]]] = [(root, frozenset({root_key}))]
+    while stack:
+        folder, ancestors = stack.pop()
+        children = _scan(folder, found, errors)
+        below = []
+        for path in children:
+            try:
+                st = os.stat(path)
+            except OSError as exc:
+                errors.append(f"{path}: cannot open folder ({exc.strerror or exc})")
+                continue
+            key = (st.st_dev, st.st_ino)
+            if key not in ancestors:
+                below.append((path, ancestors | {key}))
+        stack.extend(reversed(below))
+
+
+def _scan(folder: str, found: list[str], errors: list[str]) -> list[str]:
+    """Add the maps of one folder to ``found``; return its sub-folders to search, in name order."""
     try:
         with os.scandir(folder) as it:
             entries = sorted(it, key=lambda e: e.name)
     except OSError as exc:
         errors.append(f"{folder}: cannot list folder ({exc.strerror or exc})")
-        return
+        return []
     maps, folders = [], []
     for e in entries:
         if e.name.startswith("."):
@@ -331,22 +454,20 @@ def _walk(folder: str, ancestors: frozenset[tuple[int, int]], found: list[str], 
         elif _is_map_name(e.name):
             if is_file:
                 maps.append(e.path)
-            elif e.is_symlink():
+            elif os.path.lexists(e.path) and not os.path.exists(e.path):
                 errors.append(f"{e.path}: broken symbolic link")
+            else:
+                errors.append(f"{e.path}: {_kind_of(e.path)}, not a regular file: not read")
     found.extend(maps)
     copy_beside = bool(maps) or any(e.name == "cloudmasks" for e in folders)
-    for e in folders:
-        if e.name in SKIPPED_FOLDERS or (e.name == COPY_FOLDER and copy_beside):
-            continue
-        try:
-            st = os.stat(e.path)
-        except OSError as exc:
-            errors.append(f"{e.path}: cannot open folder ({exc.strerror or exc})")
-            continue
-        key = (st.st_dev, st.st_ino)
-        if key in ancestors:  # a link back into its own branch: a loop
-            continue
-        _walk(e.path, ancestors | {key}, found, errors)
+    return [e.path for e in folders if not (e.name in SKIPPED_FOLDERS or (e.name == COPY_FOLDER and copy_beside))]
+
+
+def _kind_of(path: str) -> str:
+    try:
+        return _file_kind(os.stat(path).st_mode)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
 
 
 def _root_files(root: str | Path, errors: list[str]) -> list[str]:
@@ -361,7 +482,7 @@ def _root_files(root: str | Path, errors: list[str]) -> list[str]:
         return [given]
     st = os.stat(given)
     found: list[str] = []
-    _walk(given, frozenset({(st.st_dev, st.st_ino)}), found, errors)
+    _walk(given, (st.st_dev, st.st_ino), found, errors)
     return found
 
 

@@ -51,6 +51,7 @@ __all__ = [
     "CloudModel",
     "ModelError",
     "ModelInfo",
+    "ModelOutputError",
     "ProviderError",
     "PROVIDERS",
     "PRECISIONS",
@@ -88,6 +89,28 @@ CUDA_LIBRARIES = {
     "cuDNN": ("libcudnn.so.9", "libcudnn.so.8", "libcudnn.so"),
 }
 """Shared libraries the CUDA provider needs, by the sonames tried (newest first)."""
+
+
+OUTPUT_TOLERANCE = 1e-3
+"""How far outside [0, 1] a probability may fall by rounding (fp32 / bf16) before the output is refused."""
+
+
+class ModelOutputError(ModelError):
+    """The model returned something that is not a probability (NaN, or outside [0, 1])."""
+
+
+def check_output(probs: np.ndarray, path: str | Path, tolerance: float = OUTPUT_TOLERANCE) -> np.ndarray:
+    """``probs`` if every value is a probability in [0, 1] (``tolerance`` of rounding allowed);
+    else :class:`ModelOutputError` naming the model ``path`` (never clipped into a mask)."""
+    bad_nan = int(np.count_nonzero(np.isnan(probs)))
+    if bad_nan:
+        raise ModelOutputError(f"model {path} returned NaN for {bad_nan} of {probs.size} pixels: not a probability")
+    lo, hi = (float(probs.min()), float(probs.max())) if probs.size else (0.0, 1.0)
+    if lo < -tolerance or hi > 1.0 + tolerance:
+        raise ModelOutputError(
+            f"model {path} returned values from {lo:g} to {hi:g}, outside the probabilities [0, 1] (no sigmoid?)"
+        )
+    return probs
 
 
 class ProviderError(RuntimeError):
@@ -188,6 +211,18 @@ def cpu_flags(cpuinfo: str | None = None) -> frozenset[str]:
 def native_bf16(flags: Iterable[str]) -> bool:
     """Whether a CPU with these flags has native bf16 arithmetic (``avx512_bf16`` or ``amx_bf16``)."""
     return any(f in set(flags) for f in BF16_FLAGS)
+
+
+def option_problem(provider: str, precision: str, threads: int | None) -> str | None:
+    """Why ``--provider`` / ``--precision`` / ``--threads`` cannot be used (one line naming the
+    option and the choices), or None (pure: nothing is imported or loaded)."""
+    if provider not in PROVIDERS:
+        return f"--provider {provider}: use one of {', '.join(PROVIDERS)}"
+    if precision not in PRECISIONS:
+        return f"--precision {precision}: use one of {', '.join(PRECISIONS)}"
+    if threads is not None and threads < 1:
+        return f"--threads {threads}: must be a number of threads >= 1 (leave it out to use every core)"
+    return None
 
 
 @dataclass(frozen=True)
@@ -462,6 +497,8 @@ class CloudModel:
         precision: str = "auto",
     ):
         self.path = Path(path)
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads={threads}: must be >= 1 (None: every core)")
         backend = resolve_backend(
             provider,
             precision,
@@ -532,7 +569,7 @@ class CloudModel:
                 f"{self.path}: tiles of shape {tuple(tiles.shape)}, the model takes (N, H, W, {self.n_channels}) "
                 f"({self.spec.text})"
             )
-        return self.backend.run(np.ascontiguousarray(tiles))[..., 0]
+        return check_output(self.backend.run(np.ascontiguousarray(tiles))[..., 0], self.path)
 
     @property
     def sha256(self) -> str:

@@ -327,3 +327,95 @@ def test_an_unreadable_subphase_fails_each_map_with_one_line_and_exit_1(five_mod
     for p in bad:
         line = f"FAILED: {p}: background composite of {folder} cannot be built: none of its 2 maps is readable"
         assert sum(1 for x in res.output.splitlines() if x.startswith(line)) == 2  # as it happens, and in the summary
+
+
+def test_a_model_with_unusable_metadata_exits_2_and_writes_nothing(map_tree, tmp_path):
+    """Issue 32 item 6: metadata is checked at load like --threshold (threshold 47 = all clear)."""
+    from tests.tiny_model import make_tiny_unet_onnx
+
+    bad = make_tiny_unet_onnx(tmp_path / "t47.onnx", metadata={"threshold": "47"})
+    res = cm_infer(map_tree, "--out", tmp_path / "out", "--model", bad, "--binary")
+    assert res.exit_code == EXIT_FATAL and f"{bad}: bad model metadata: threshold 47.0" in res.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_nan_model_fails_each_map_with_a_reason_and_writes_no_mask(tiny_model, map_tree, tmp_path):
+    """Issue 32 item 6: a NaN output is not clipped into an all-clear mask."""
+    from tests.test_runtime import _with_output_op
+
+    bad = _with_output_op(tiny_model, tmp_path / "nan.onnx", "Add", float("nan"))
+    res = cm_infer(map_tree, "--out", tmp_path / "out", "--model", bad, "--provider", "cpu")
+    assert res.exit_code == EXIT_FAILED and "failed 2" in res.output
+    assert "returned NaN" in res.output and not list((tmp_path / "out").rglob("*.ncdf"))
+
+
+@pytest.mark.parametrize(
+    "option, line",
+    [
+        (("--provider", "foo"), "cm-infer: error: --provider foo: use one of auto, cuda, openvino, cpu"),
+        (("--precision", "foo"), "cm-infer: error: --precision foo: use one of auto, fp32, bf16"),
+        (("--threads", "-3"), "cm-infer: error: --threads -3: must be a number of threads >= 1"),
+    ],
+)
+def test_a_bad_runtime_option_is_one_line_naming_the_option(tiny_model, map_tree, tmp_path, option, line):
+    """Issue 32 item 15: --provider/--precision foo gave a traceback, --threads -3 blamed the model."""
+    res = cm_infer(map_tree, "--out", tmp_path / "out", "--model", tiny_model, *option)
+    assert res.exit_code == EXIT_FATAL and res.output.splitlines()[0].startswith(line), res.output
+    assert str(tiny_model) not in res.output and not (tmp_path / "out").exists()
+
+
+def test_an_unreachable_dask_scheduler_exits_2_before_anything_is_written(tiny_model, map_tree, tmp_path):
+    """Issue 32 item 15: the address is checked before OUT, records or the model are touched."""
+    pytest.importorskip("distributed")
+    res = cm_infer(map_tree, "--out", tmp_path / "out", "--model", tiny_model, "--dask", "tcp://127.0.0.1:9")
+    assert res.exit_code == EXIT_FATAL and "--dask tcp://127.0.0.1:9: cannot start or reach" in res.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_hdf_error_on_a_nearly_full_disk_says_disk_full_naming_the_file():
+    """Issue 32 item 15: netCDF-C says only "NetCDF: HDF error" where the disk is full."""
+    from mars_cloudmask.infer.cli import explain_failure
+
+    reason = "/m/P01_day01.jpg: /o/P/P01/background_P01.nc: NetCDF: HDF error"
+    full = explain_failure(reason, "/o/P/P01/cloudmasks/x.ncdf", free=lambda p: 4096)
+    assert full == f"{reason}: disk full writing /o/P/P01/cloudmasks/x.ncdf (0.0 MB free there)"
+    assert explain_failure(reason, "/o/x.ncdf", free=lambda p: 10**10) == reason  # space left: not a full disk
+    assert explain_failure("/m/a.jpg: empty file", "/o/x.ncdf", free=lambda p: 0) == "/m/a.jpg: empty file"
+
+
+def test_a_fifo_given_as_a_map_fails_with_one_line_and_the_other_maps_are_written(tiny_model, map_tree, tmp_path):
+    """Issue 32 item 13: a FIFO given as a map hung cm-infer (and signals did not end it)."""
+    fifo = map_tree.resolve() / "P" / "P01" / "P01_day02_zequat.jpg"
+    fifo.unlink()
+    os.mkfifo(fifo)
+    good = map_tree.resolve() / "P" / "P01" / "P01_day01_zequat.jpg"
+    cmd = [sys.executable, "-m", "mars_cloudmask.infer.cli", str(good), str(fifo), "--out", str(tmp_path / "out")]
+    res = subprocess.run(cmd + ["--model", str(tiny_model)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == EXIT_FAILED, res.stdout + res.stderr
+    assert f"FAILED: {fifo}: map is a FIFO, not a regular file" in res.stdout and "done 1" in res.stdout
+    assert [p.name for p in (tmp_path / "out").rglob("*.ncdf")] == ["cloudmask_P01_day01.ncdf"]
+
+
+def test_the_summary_says_what_the_record_says_ran(tiny_model):
+    """Issue 32 item 9: a Dask run's summary said the client's fp32 while the workers ran bf16."""
+    from mars_cloudmask.infer.cli import summary_lines
+    from mars_cloudmask.infer.engine import RunReport
+
+    model = runtime.load_model(tiny_model, provider="cpu")
+    record = {"provider": "openvino", "precision": "bf16", "model": {"session_providers": ["OpenVINO CPU"]}}
+    lines = summary_lines(RunReport([], record, None), model, 1.0)
+    assert "model tiny-random-unet 0.0.0-test on OPENVINO bf16 (OpenVINO CPU)" in lines
+
+
+def test_an_all_black_map_gets_a_note_naming_it(tiny_model, map_tree, tmp_path):
+    """Issue 32 item 9: an all-black map gave an all-invalid mask with no word said."""
+    import numpy as np
+
+    from tests.synthetic import write_map
+
+    black = map_tree.resolve() / "P" / "P01" / "P01_day02_zequat.jpg"
+    write_map(black, np.zeros((1801, 3600, 3), np.uint8))
+    res = cm_infer(map_tree, "--out", tmp_path / "out", "--model", tiny_model)
+    assert res.exit_code == 0, res.output
+    assert f"note: {black}: no data pixel (an all-black map): its mask is all invalid (-999)" in res.output
+    assert sum("no data pixel" in ln for ln in res.output.splitlines()) == 1

@@ -306,3 +306,54 @@ def test_a_channel_model_gets_one_composite_task_per_subphase_then_its_maps(two_
         str(out / "P" / sub / f"background_{sub}.nc") for sub in ("P01", "P02")
     }
     assert hidden_files(out) == []
+
+
+def test_scheduler_addresses_parse_to_a_tcp_endpoint():
+    from mars_cloudmask.infer.cluster import scheduler_endpoint
+
+    assert scheduler_endpoint("tcp://10.0.0.1:8786") == ("10.0.0.1", 8786)
+    assert scheduler_endpoint("tls://sched.example:9000") == ("sched.example", 9000)
+    assert scheduler_endpoint("sched.example") == ("sched.example", 8786)
+    assert scheduler_endpoint("tcp://[::1]:8786") == ("::1", 8786)
+    assert scheduler_endpoint("inproc://x/1") is None
+    with pytest.raises(ClusterError, match="port 'abc' is not a number"):
+        scheduler_endpoint("tcp://host:abc")
+
+
+def test_an_unreachable_scheduler_or_file_fails_when_the_executor_is_made(tmp_path):
+    """Issue 32 item 15: checked before the run (and its records) starts."""
+    from mars_cloudmask.infer.cluster import DaskExecutor
+
+    with pytest.raises(ClusterError, match=r"^--dask tcp://127\.0\.0\.1:9: cannot start or reach .*refused"):
+        DaskExecutor("tcp://127.0.0.1:9")
+    with pytest.raises(ClusterError, match="no such scheduler file"):
+        DaskExecutor(str(tmp_path / "scheduler.json"))
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(ClusterError, match="not a Dask scheduler file with an address"):
+        DaskExecutor(str(tmp_path / "bad.json"))
+    (tmp_path / "dead.json").write_text(json.dumps({"address": "tcp://127.0.0.1:9"}))
+    with pytest.raises(ClusterError, match=r"dead\.json: cannot start or reach"):
+        DaskExecutor(str(tmp_path / "dead.json"))
+
+
+def test_the_record_and_summary_say_the_precision_the_workers_ran():
+    """Issue 32 item 9: with --dask the client checks the model on CPU fp32, the workers ran bf16."""
+    from mars_cloudmask.infer.cluster import DaskExecutor, summary_line
+    from mars_cloudmask.infer.engine import RunReport
+
+    executor = DaskExecutor("local:1", provider="openvino", precision="auto")
+    executor.workers = {
+        "tcp://w1": {
+            "provider": "openvino",
+            "precision": "bf16",
+            "session_providers": ["OpenVINO CPU"],
+            "threads": 1,
+            "model_load_s": 0.5,
+        },
+    }
+    record = {"timings": {}, "provider": "cpu", "precision": "fp32", "model": {"provider": "cpu", "precision": "fp32"}}
+    executor.add_to_record(record)
+    assert record["provider"] == "openvino" and record["precision"] == "bf16"
+    assert record["model"]["precision"] == "bf16" and record["model"]["requested"]["precision"] == "auto"
+    line = summary_line(RunReport([], record, None))
+    assert "provider OPENVINO bf16" in line

@@ -51,3 +51,37 @@ def test_constants_are_defined_once():
     assert metrics.DEFAULT_THRESHOLD is DEFAULT_THRESHOLD
     assert not hasattr(geometry, "DEFAULT_THRESHOLD")
     assert DEFAULT_TILE_OUT == geometry.TILE_OUT == 484
+
+
+@pytest.mark.parametrize(
+    "key, value, named",
+    [
+        ("threshold", "47", "threshold 47.0"),
+        ("threshold", "nan", "threshold nan"),
+        ("threshold", "-1", "threshold -1.0"),
+        ("threshold", "0", "threshold 0.0"),
+        ("align", "0", "align 0"),
+        ("margin", "-4", "margin -4"),
+        ("polar_offset", "100", "polar_offset 100.0"),
+        ("polar_offset", "nan", "polar_offset nan"),
+        ("tile_out", "500", "tile_out 500"),
+    ],
+)
+def test_every_contract_field_is_checked_at_load(key, value, named):
+    """Issue 32 item 6: a metadata value no run could use is refused when the model is read,
+    naming the file and the key, instead of all-clear masks or per-map failures."""
+    meta = {"threshold": "0.5", "tile_in": "668", "tile_out": "484", "margin": "92", "align": "16"}
+    meta[key] = value
+    if key in ("margin", "tile_out"):
+        meta.pop("tile_in")
+    with pytest.raises(ModelError, match=r"^m\.onnx: bad model metadata: ") as exc:
+        ModelInfo.from_metadata(meta, Path("m.onnx"))
+    assert named in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_usable_metadata_of_other_depths_still_loads():
+    from tests.tiny_model import depth_metadata
+
+    for depth in (2, 3, 4, 5):
+        meta = {**depth_metadata(depth), "threshold": "0.47", "polar_offset": "-3"}
+        assert ModelInfo.from_metadata(meta, Path("m.onnx")).align == 2**depth

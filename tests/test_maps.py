@@ -236,6 +236,7 @@ def test_a_bom_or_latin1_bytes_in_the_ls_table_still_find_the_row(tmp_path):
         ("P01_day02   28   abc", "not a number"),
         ("P01_day02   28", "expected 'NAME MARS_YEAR LS'"),
         ("P01_day02   28   400", "outside 0-360"),
+        ("P01_day02   99999999999999999999   133.0", "Mars year 99999999999999999999 is outside -9999..9999"),
     ],
 )
 def test_an_unusable_ls_row_fails_only_its_own_map_naming_file_and_line(tmp_path, row, reason):
@@ -259,6 +260,35 @@ def test_a_row_spelled_differently_for_the_same_day_is_found(tmp_path):
     ls_table(sub, {"P01day01": 132.5, "P01day10": 136.1}, name="list_ls.txt")  # the labels' spelling
     job = find_jobs([touch_map(sub / "P01_day01_zequat.jpg")])[0][0]
     assert job.ls_name == "P01_day01" and ls_entry(job) == LsEntry("P01day01", 28, 132.5)
+
+
+def test_a_utf16_table_says_it_is_not_utf8_naming_the_table(tmp_path):
+    """Issue 32 item 15: a UTF-16 table said only "no row" (it decoded as Latin-1 with NULs)."""
+    sub = tmp_path / "P" / "P01"
+    table = touch_map(sub / "P01_day01_zequat.jpg").parent / "P01_ls.txt"
+    table.write_bytes("P01_day01   28   132.500\n".encode("utf-16"))
+    job = find_jobs([sub])[0][0]
+    with pytest.raises(MapError) as err:
+        ls_entry(job)
+    assert str(err.value) == (
+        f"{job.path}: {table}: Ls table is not UTF-8 / ASCII text (it looks like UTF-16/UTF-32 text: "
+        "save it as UTF-8 or ASCII)"
+    )
+
+
+def test_no_row_names_the_rows_that_nearly_match(tmp_path):
+    """Issue 32 item 15: rows P01_day1 beside P01_day001 (both day 1) said only "no row"."""
+    sub = tmp_path / "P" / "P01"
+    ls_table(sub, {"P01_day1": 132.5, "P01_day001": 132.6, "P01_day02": 133.0})
+    job = find_jobs([touch_map(sub / "P01_day01_zequat.jpg")])[0][0]
+    with pytest.raises(MapError) as err:
+        ls_entry(job)
+    message = str(err.value)
+    assert message.startswith(f"{job.path}: no row for P01_day01 in {sub / 'P01_ls.txt'}; ")
+    assert "P01_day001, P01_day1" in message and "keep one" in message
+    ls_table(sub, {"P01_dy01": 132.5, "P02_day12": 133.0})
+    with pytest.raises(MapError, match="similar day: P01_dy01$"):
+        ls_entry(job)
 
 
 def test_a_job_survives_pickling_for_other_processes(tmp_path):
@@ -346,3 +376,103 @@ def test_every_real_map_is_found_once_with_its_days_ls(data_dir):
         entry = ls_entry(job)
         assert entry.name == job.ls_name == job.name and 0 <= entry.ls <= 360
         assert job.relative_output() == Path("P", job.subphase, "cloudmasks", f"cloudmask_{job.name}.ncdf")
+
+
+# --------------------------------------------------------------------------- unbounded input (issue 32 item 13)
+def _finishes(fn, seconds: float = 10.0):
+    """``fn()``'s exception (or None), asserting it returns within ``seconds`` (a FIFO blocks)."""
+    import threading
+
+    box: list = []
+
+    def target():
+        try:
+            fn()
+            box.append(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            box.append(exc)
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join(seconds)
+    assert box, f"still running after {seconds} s"
+    return box[0]
+
+
+def test_a_fifo_given_as_a_map_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "P" / "P01" / "P01_day01_zequat.jpg"
+    fifo.parent.mkdir(parents=True)
+    os.mkfifo(fifo)
+    jobs, errors = find_jobs([fifo])
+    assert [j.path for j in jobs] == [fifo] and errors == []
+    exc = _finishes(lambda: read_map(fifo))
+    assert isinstance(exc, MapError) and str(exc) == f"{fifo}: map is a FIFO, not a regular file"
+
+
+def test_a_link_to_dev_zero_is_refused_without_reading_it(tmp_path):
+    link = tmp_path / "zero.jpg"
+    link.symlink_to("/dev/zero")
+    with pytest.raises(MapError, match=r"zero\.jpg: map is a character device, not a regular file$"):
+        read_map(link)
+
+
+def test_a_huge_map_or_table_is_refused_by_its_size_naming_the_file(tmp_path):
+    from mars_cloudmask.infer.maps import MAX_MAP_BYTES, MAX_TABLE_BYTES
+
+    big = tmp_path / "big.jpg"
+    with open(big, "wb") as f:  # sparse: no disk or memory spent
+        f.truncate(MAX_MAP_BYTES + 1)
+    with pytest.raises(MapError, match=rf"^{big}: map is {MAX_MAP_BYTES + 1} bytes, larger than"):
+        read_map(big)
+    table = tmp_path / "P01_ls.txt"
+    with open(table, "wb") as f:
+        f.write(b"P01_day01   28   132.5\n")
+        f.truncate(1 << 30)  # the issue's 1 GiB table
+    with pytest.raises(MapError, match=rf"^{table}: Ls table is {1 << 30} bytes, larger than the {MAX_TABLE_BYTES}"):
+        read_ls_table(table)
+
+
+def test_a_table_is_parsed_once_until_it_changes(tmp_path, monkeypatch):
+    from mars_cloudmask.infer import maps
+
+    sub = tmp_path / "P" / "P01"
+    table = ls_table(sub, {f"P01_day{d:02d}": 130.0 + d for d in range(1, 4)})
+    for d in range(1, 4):
+        touch_map(sub / f"P01_day{d:02d}_zequat.jpg")
+    calls = []
+    real = maps.parse_ls_table
+    monkeypatch.setattr(maps, "parse_ls_table", lambda raw, path: calls.append(path) or real(raw, path))
+    jobs = find_jobs([sub])[0]
+    assert [ls_entry(j).ls for j in jobs] == [131.0, 132.0, 133.0] and calls == [table]
+    table.write_text("P01_day01   28   140.000\n")
+    os.utime(table, ns=(1, 1))  # a new modification time (and size): parsed again
+    assert ls_entry(jobs[0]).ls == 140.0 and len(calls) == 2
+
+
+def test_a_tree_1100_folders_deep_is_searched_without_recursion_error(tmp_path):
+    folders = [tmp_path / "P"]
+    for _ in range(1100):  # one mkdir at a time: pathlib's parents=True recurses too
+        folders[-1].mkdir()
+        folders.append(folders[-1] / "d")
+    bottom = folders[-2]
+    touch_map(bottom / "P01_day01_zequat.jpg")
+    try:
+        jobs, errors = find_jobs([tmp_path])
+        assert errors == [] and [(j.name, j.path.parent) for j in jobs] == [("P01_day01", bottom)]
+    finally:  # removed bottom-up here: a recursive rmtree of the tmp folder could fail
+        (bottom / "P01_day01_zequat.jpg").unlink()
+        for folder in reversed(folders[:-1]):
+            folder.rmdir()
+
+
+def test_a_fifo_or_device_inside_a_tree_is_one_line_and_the_rest_is_found(tmp_path):
+    sub = tmp_path / "P" / "P01"
+    touch_map(sub / "P01_day01_zequat.jpg")
+    os.mkfifo(sub / "P01_day02_zequat.jpg")
+    (sub / "P01_day03_zequat.jpg").symlink_to("/dev/zero")
+    jobs, errors = find_jobs([tmp_path])
+    assert [j.name for j in jobs] == ["P01_day01"]
+    assert errors == [
+        f"{sub / 'P01_day02_zequat.jpg'}: a FIFO, not a regular file: not read",
+        f"{sub / 'P01_day03_zequat.jpg'}: a character device, not a regular file: not read",
+    ]

@@ -317,3 +317,54 @@ def test_the_shipped_version_2_model_keeps_loading_and_reads_as_rgb():
     assert (info.version, info.input_channels, info.polar_offset) == ("2", "rgb", -3.0)
     if runtime.openvino_installed():
         assert load_model(path, provider="openvino", precision="fp32").info == info
+
+
+def test_metadata_threshold_47_is_refused_at_load(tmp_path):
+    """Issue 32 item 6: a model whose threshold is 47 would give all-clear binary masks."""
+    path = make_tiny_unet_onnx(tmp_path / "t47.onnx", metadata={"threshold": "47"})
+    with pytest.raises(ModelError) as exc:
+        load_model(path, provider="cpu")
+    assert one_line(exc).startswith(f"{path}: bad model metadata: threshold 47.0")
+
+
+def _with_output_op(path, out_path, op: str, value: float):
+    """Copy the ONNX model at ``path`` with ``output = op(output, value)`` appended."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    final = graph.output[0].name
+    for node in graph.node:
+        node.output[:] = [f"{final}_raw" if o == final else o for o in node.output]
+    graph.initializer.append(numpy_helper.from_array(np.array(value, np.float32), "cm_test_const"))
+    graph.node.append(helper.make_node(op, [f"{final}_raw", "cm_test_const"], [final]))
+    onnx.save(model, str(out_path))
+    return out_path
+
+
+@pytest.mark.parametrize("op, value, said", [("Add", float("nan"), "NaN"), ("Mul", 3.0, "outside the probabilities")])
+def test_an_output_that_is_not_a_probability_is_refused_not_clipped(tiny_model, tmp_path, op, value, said):
+    """Issue 32 item 6: NaN or values beyond [0, 1] fail (naming the model) instead of becoming a mask."""
+    path = _with_output_op(tiny_model, tmp_path / "bad.onnx", op, value)
+    model = load_model(path, provider="cpu")
+    with pytest.raises(runtime.ModelOutputError) as exc:
+        model.run(np.full((1, 668, 668, 3), 200, np.uint8))
+    assert str(path) in one_line(exc) and said in str(exc.value)
+
+
+def test_check_output_allows_rounding_only():
+    ok = np.array([0.0, 1.0 + 1e-6, -1e-7], np.float32)
+    assert runtime.check_output(ok, "m.onnx") is ok
+    with pytest.raises(runtime.ModelOutputError, match="from -0.5 to 1"):
+        runtime.check_output(np.array([-0.5, 1.0], np.float32), "m.onnx")
+
+
+def test_runtime_options_are_checked_before_any_model(tiny_model):
+    """Issue 32 item 15: one line naming the option and its choices (not a traceback, not the model)."""
+    assert runtime.option_problem("auto", "auto", None) is None and runtime.option_problem("cpu", "fp32", 2) is None
+    assert runtime.option_problem("foo", "auto", None) == "--provider foo: use one of auto, cuda, openvino, cpu"
+    assert runtime.option_problem("cpu", "foo", None) == "--precision foo: use one of auto, fp32, bf16"
+    assert runtime.option_problem("cpu", "fp32", -3).startswith("--threads -3: must be a number of threads >= 1")
+    with pytest.raises(ValueError, match="threads=-3: must be >= 1"):
+        load_model(tiny_model, provider="openvino", threads=-3)
