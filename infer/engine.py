@@ -37,6 +37,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import os
 import queue
@@ -168,6 +169,9 @@ class RunReport:
     interrupted: str | None = None
     record_error: str | None = None
     composites: list[CompositeResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """Run-level lines for the summary (masks kept from another model or plan, a repaired
+    contents file...)."""
 
     def by_status(self, status: str) -> list[MapResult]:
         return [r for r in self.results if r.status == status]
@@ -313,7 +317,8 @@ def mask_attributes(loaded: LoadedMap, plan: RunPlan, model_sha256: str | None =
         "bounds_source": "--bounds" if plan.bounds is not None else "Ls",
         "bounds_xmin_xmax_ymin_ymax": list(box.as_tuple()) if box else None,
         "bounds_convention": "north-up JPEG pixel indices, exclusive max",
-        "history": f"{now} cm-infer {__version__}: {job.path.name} -> {out_name}",
+        "history": f"{now} cm-infer {__version__} run {plan.run_id}: {job.path.name} -> {out_name}",
+        "run_id": plan.run_id,
         # models with extra channels only: RGB masks keep the attributes they always had
         **({"input_channels": plan.channels} if plan.channels != "rgb" else {}),
         **({"background_composite": loaded.background} if loaded.background else {}),
@@ -783,6 +788,8 @@ def run(
     check_jobs(plan, jobs)
     executor = executor or ThreadedExecutor()
     started = datetime.now(timezone.utc)
+    if plan.run_id is None:
+        plan = dataclasses.replace(plan, run_id=records.new_run_id(started))
     t_start = time.perf_counter()
     ensure_output_root(plan.out)
     if plan.quicklook:
@@ -845,7 +852,7 @@ def run(
                 record_extra(report.record)
             if write_record:
                 try:
-                    report.record_path = records.write_records(plan.out, report.record)
+                    report.record_path = records.write_records(plan.out, report.record, notes=report.notes)
                 except OSError as exc:
                     report.record_error = f"{plan.out}: cannot write the run record ({exc.strerror or exc})"
     if interrupted:

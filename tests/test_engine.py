@@ -433,7 +433,7 @@ def test_a_full_disk_stops_the_run_with_a_record_and_a_clear_reason(model, tmp_p
 def test_a_record_that_cannot_be_written_is_reported_not_raised(model, map_tree, tmp_path, monkeypatch):
     from mars_cloudmask.infer import records
 
-    def no_room(out, record):
+    def no_room(out, record, **kwargs):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(records, "write_records", no_room)
