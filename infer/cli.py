@@ -143,6 +143,7 @@ def summary_lines(report, model, wall_s: float) -> list[str]:
         f"wall {wall_s:.1f} s" + (f", {wall_s / done:.2f} s per map written" if done else ""),
     ]
     lines += composite_lines(report)
+    lines += [f"note: {n}" for n in getattr(report, "notes", [])]
     noted = [f"{r.source}: {n}" for r in report.results for n in r.notes + map_notes(r)]
     lines += [f"note: {n}" for n in noted[:10]]
     failures = list(report.input_errors) + [explain_failure(r.reason, r.output) for r in report.by_status("failed")]

@@ -37,6 +37,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import os
 import queue
@@ -106,7 +107,8 @@ class MapResult:
 
     ``reason``: one line (why it failed or was skipped); ``notes``: what else a user should know
     (an existing bad mask redone, extras made from an existing mask, Ls unknown...);
-    ``background``: the composite file the map's input was made with (None: none needed).
+    ``background``: the composite file the map's input was made with (None: none needed);
+    ``kept``: for a skipped map, how its mask was made where that differs from this run's plan.
     """
 
     name: str
@@ -122,6 +124,7 @@ class MapResult:
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     background: str | None = None
+    kept: str | None = None
 
 
 @dataclass
@@ -153,6 +156,8 @@ class WorkItem:
     job: MapJob
     kind: str = "map"
     note: str | None = None
+    mask: Path | None = None
+    """``extras``: the existing mask they are made from (None: the plan's output path)."""
 
 
 @dataclass
@@ -168,6 +173,9 @@ class RunReport:
     interrupted: str | None = None
     record_error: str | None = None
     composites: list[CompositeResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """Run-level lines for the summary (masks kept from another model or plan, a repaired
+    contents file...)."""
 
     def by_status(self, status: str) -> list[MapResult]:
         return [r for r in self.results if r.status == status]
@@ -230,23 +238,100 @@ def copy_paths(job: MapJob, plan: RunPlan) -> list[tuple[Path, Path]]:
     return pairs
 
 
-def mask_problem(path: Path) -> str | None:
-    """None when ``path`` is a complete, readable mask of the map's shape; else why not."""
-    from .netcdf import check_mask_file
+def values_problem(path: Path, data: np.ndarray) -> str | None:
+    """None when every value of a mask is -999 (invalid) or a probability in [0, 1]; else one
+    line naming the file (a mask edited to 5.0 or NaN everywhere is not sound)."""
+    valid = data != INVALID
+    bad_nan = int(np.count_nonzero(~np.isfinite(data)))
+    if bad_nan:
+        return f"{path}: {bad_nan} values are NaN or infinite"
+    outside = valid & ((data < 0.0) | (data > 1.0))
+    if outside.any():
+        lo, hi = float(data[outside].min()), float(data[outside].max())
+        return f"{path}: {int(np.count_nonzero(outside))} values outside [0, 1] and not -999 (from {lo:g} to {hi:g})"
+    return None
 
-    return check_mask_file(path)
+
+def inspect_mask(path: Path) -> tuple[str | None, dict[str, Any]]:
+    """``(problem, attributes)`` of an existing mask in one read: problem None when it is a
+    complete, readable mask of the map's shape whose values are sound (:func:`values_problem`)."""
+    import netCDF4
+
+    from .netcdf import NETCDF_LOCK, check_mask_file
+
+    try:
+        with NETCDF_LOCK, netCDF4.Dataset(path) as ds:
+            var = ds.variables["cloudmask"]
+            if var.shape != (MAP_HEIGHT, MAP_WIDTH):
+                raise ValueError(var.shape)
+            var.set_auto_maskandscale(False)
+            data = np.asarray(var[:, :], dtype=np.float32)
+            attrs = {k: ds.getncattr(k) for k in ds.ncattrs()}
+    except Exception:  # noqa: BLE001 - the check below names what is wrong
+        return check_mask_file(path) or f"{path}: not a readable NetCDF mask", {}
+    return values_problem(path, data), attrs
+
+
+def mask_problem(path: Path) -> str | None:
+    """None when ``path`` is a complete, readable mask of the map's shape with sound values; else why not."""
+    return inspect_mask(path)[0]
+
+
+def _plain(value: Any) -> Any:
+    return value.tolist() if hasattr(value, "tolist") else value
+
+
+def provenance_changes(attrs: dict[str, Any], plan: RunPlan) -> list[str]:
+    """How the mask with global attributes ``attrs`` was made, where that differs from ``plan``:
+    e.g. ``["model cloudmask-unet 2 (sha256 ab12cd34..)", "threshold 0.47", "binary output"]``;
+    empty when it was made as this run would make it."""
+    a = {k: _plain(v) for k, v in attrs.items()}
+    changes = []
+    if a.get("model_sha256") != plan.model_sha256:
+        sha = a.get("model_sha256")
+        made_by = f"{a['model_name']} {a.get('model_version', '?')}" if a.get("model_name") else "an unknown model"
+        changes.append(f"model {made_by}" + (f" (sha256 {str(sha)[:8]}..)" if sha else ""))
+    threshold = a.get("threshold")
+    if not isinstance(threshold, (int, float)) or abs(float(threshold) - plan.threshold) > 1e-9:
+        changes.append(f"threshold {threshold if threshold is not None else 'unknown'}")
+    want = "binary" if plan.binary else "probability"
+    if a.get("output_type", "probability") != want:
+        changes.append(f"{a.get('output_type')} output")
+    if plan.bounds is not None:
+        if a.get("bounds_source") != "--bounds" or list(a.get("bounds_xmin_xmax_ymin_ymax") or []) != list(plan.bounds):
+            box = a.get("bounds_xmin_xmax_ymin_ymax")
+            changes.append("bounds from Ls" if a.get("bounds_source") != "--bounds" else f"--bounds {box}")
+    elif a.get("bounds_source", "Ls") != "Ls":
+        changes.append(f"--bounds {a.get('bounds_xmin_xmax_ymin_ymax')}")
+    elif a.get("polar_offset_deg") is not None and abs(float(a["polar_offset_deg"]) - plan.polar_offset) > 1e-9:
+        changes.append(f"polar offset {a['polar_offset_deg']:g}")
+    if a.get("stitch_mode", plan.stitch) != plan.stitch:
+        changes.append(f"stitch {a['stitch_mode']}")
+    if a.get("input_channels", "rgb") != plan.channels:
+        changes.append(f"input channels {a.get('input_channels', 'rgb')}")
+    return changes
+
+
+def existing_output(job: MapJob, plan: RunPlan) -> Path | None:
+    """The map's mask in ``OUT``, under this run's suffix or another (None: none)."""
+    for path in [plan.output_path(job), *plan.other_output_paths(job)]:
+        if path.exists() or path.is_symlink():
+            return path
+    return None
 
 
 def triage(index: int, job: MapJob, plan: RunPlan) -> WorkItem | MapResult:
     """What to do with one map given ``OUT``: a :class:`WorkItem` or a skipped :class:`MapResult`.
 
-    A sound mask is skipped (unless ``overwrite``) or, when extras are asked for now and missing,
-    gets them made from it; a bad one (0-byte, truncated, wrong shape) is redone.
+    A sound mask (under this run's ``--suffix`` or the other) is skipped (unless ``overwrite``)
+    or, when extras are asked for now and missing, gets them made from it; a bad one (0-byte,
+    truncated, wrong shape, values neither -999 nor in [0, 1]) is redone.  A skipped mask made
+    by another model or with other options says so in ``kept`` (the summary counts them).
     """
-    out = plan.output_path(job)
-    if plan.overwrite or not out.exists():
+    out = existing_output(job, plan)
+    if plan.overwrite or out is None:
         return WorkItem(index, job)
-    problem = mask_problem(out)
+    problem, attrs = inspect_mask(out)
     if problem is not None:
         return WorkItem(index, job, note=f"existing output redone ({problem})")
     missing = []
@@ -255,8 +340,23 @@ def triage(index: int, job: MapJob, plan: RunPlan) -> WorkItem | MapResult:
     if plan.copy_maps and any(not dst.exists() for _, dst in copy_paths(job, plan)):
         missing.append("map copies")
     if missing:
-        return WorkItem(index, job, kind="extras", note=f"{' and '.join(missing)} made from the existing mask")
-    return result_for(job, plan, "skipped", reason="output exists")
+        return WorkItem(
+            index, job, kind="extras", note=f"{' and '.join(missing)} made from the existing mask", mask=out
+        )
+    kept = provenance_changes(attrs, plan)
+    reason = "output exists" + (f" ({out.name})" if out != plan.output_path(job) else "")
+    result = result_for(job, plan, "skipped", reason=reason + (f", made with {', '.join(kept)}" if kept else ""))
+    result.output, result.kept = str(out), ", ".join(kept) or None
+    return result
+
+
+def kept_lines(results: Sequence[MapResult]) -> list[str]:
+    """One summary line per kind of mask kept from another model or plan (``MapResult.kept``)."""
+    groups: dict[str, int] = {}
+    for r in results:
+        if r.status == "skipped" and r.kept:
+            groups[r.kept] = groups.get(r.kept, 0) + 1
+    return [f"kept {n} masks made with {kept}; use --overwrite to redo them" for kept, n in groups.items()]
 
 
 def remove_stale_temporaries(job: MapJob, plan: RunPlan) -> list[Path]:
@@ -313,7 +413,8 @@ def mask_attributes(loaded: LoadedMap, plan: RunPlan, model_sha256: str | None =
         "bounds_source": "--bounds" if plan.bounds is not None else "Ls",
         "bounds_xmin_xmax_ymin_ymax": list(box.as_tuple()) if box else None,
         "bounds_convention": "north-up JPEG pixel indices, exclusive max",
-        "history": f"{now} cm-infer {__version__}: {job.path.name} -> {out_name}",
+        "history": f"{now} cm-infer {__version__} run {plan.run_id}: {job.path.name} -> {out_name}",
+        "run_id": plan.run_id,
         # models with extra channels only: RGB masks keep the attributes they always had
         **({"input_channels": plan.channels} if plan.channels != "rgb" else {}),
         **({"background_composite": loaded.background} if loaded.background else {}),
@@ -482,6 +583,10 @@ class Stages:
             out.parent.mkdir(parents=True, exist_ok=True)
             written += self._extras(job, loaded.rgb, mask, out)
             write_mask(out, mask, mask_attributes(loaded, plan, self.model.sha256), binary=plan.binary)
+            for other in plan.other_output_paths(job):  # one mask per map, whatever the suffix
+                if other.exists():
+                    other.unlink()
+                    loaded.notes.append(f"replaced {other.name}, its mask under the other suffix")
         except BaseException as exc:
             for path in written:
                 path.unlink(missing_ok=True)
@@ -507,11 +612,12 @@ class Stages:
                     written.append(copy_atomic(src, dst))
         return written
 
-    def extras(self, job: MapJob) -> list[Path]:
-        """The quicklook / copies asked for now, from the existing mask (no prediction)."""
+    def extras(self, job: MapJob, mask_path: Path | None = None) -> list[Path]:
+        """The quicklook / copies asked for now, from the existing mask (no prediction):
+        ``mask_path``, else the plan's output path."""
         from .netcdf import read_mask
 
-        out = self.plan.output_path(job)
+        out = mask_path or self.plan.output_path(job)
         mask = read_mask(out)
         rgb = read_map(job.path) if self.plan.quicklook else None
         return self._extras(job, rgb, mask, out, only_missing=True)
@@ -540,7 +646,7 @@ class Stages:
     def run_extras(self, item: WorkItem) -> MapResult:
         t = time.perf_counter()
         try:
-            self.extras(item.job)
+            self.extras(item.job, item.mask)
         except Exception as exc:
             return self.failed(item, exc, {"extras_s": time.perf_counter() - t})
         return result_for(
@@ -783,6 +889,8 @@ def run(
     check_jobs(plan, jobs)
     executor = executor or ThreadedExecutor()
     started = datetime.now(timezone.utc)
+    if plan.run_id is None:
+        plan = dataclasses.replace(plan, run_id=records.new_run_id(started))
     t_start = time.perf_counter()
     ensure_output_root(plan.out)
     if plan.quicklook:
@@ -825,6 +933,7 @@ def run(
                 {},
                 None,
                 list(input_errors),
+                notes=kept_lines(ordered),
                 not_processed=not_processed,
                 halted=state.halted,
                 interrupted=signal.Signals(interrupted).name if interrupted else None,
@@ -845,7 +954,7 @@ def run(
                 record_extra(report.record)
             if write_record:
                 try:
-                    report.record_path = records.write_records(plan.out, report.record)
+                    report.record_path = records.write_records(plan.out, report.record, notes=report.notes)
                 except OSError as exc:
                     report.record_error = f"{plan.out}: cannot write the run record ({exc.strerror or exc})"
     if interrupted:

@@ -80,7 +80,8 @@ class RunPlan:
     towards the equator; ``tile_out`` None = chosen per map (``seamless``) or the model's tile.
     ``model_*`` name the model the plan was resolved against.  ``channels``: the model's input
     channel spec (:mod:`.channels`); ``background``: the absolute path of a given composite
-    (None: each subphase gets its own, :meth:`composite_path`).
+    (None: each subphase gets its own, :meth:`composite_path`).  ``run_id``: the run the plan is
+    carried out by (set by :func:`mars_cloudmask.infer.engine.run`; written into every mask).
     """
 
     out: Path
@@ -102,10 +103,16 @@ class RunPlan:
     model_version: str
     channels: str = "rgb"
     background: str | None = None
+    run_id: str | None = None
 
     def output_path(self, job: "MapJob") -> Path:
         """``OUT/<phase>/<subphase>/cloudmasks/cloudmask_<name><suffix>``."""
         return self.out / job.relative_output(self.suffix)
+
+    def other_output_paths(self, job: "MapJob") -> list[Path]:
+        """The map's mask under the other suffixes (:data:`MASK_SUFFIXES`): a mask there is the
+        map's output too (a rerun with another ``--suffix`` does not predict it again)."""
+        return [self.out / job.relative_output(s) for s in MASK_SUFFIXES if s != self.suffix]
 
     @property
     def percentiles(self) -> tuple[int, ...]:

@@ -5,9 +5,11 @@ Every run writes three JSON files into ``OUT``:
 * ``cm-infer-runs/<started>-<pid>.json``: this run's record, kept for good (a one-map rerun no
   longer erases the record of the 25-map run before it);
 * ``cm-infer-run.json``: a copy of the latest run's record (what existing scripts read);
-* ``cm-infer-contents.json``: what ``OUT`` holds, merged over every run: one entry per mask
-  written (source map, Ls, model, the background composite its input used, the run that
-  wrote it) and the maps whose latest attempt failed (with the reason), dropped once a later
+* ``cm-infer-contents.json``: what ``OUT`` holds: one entry per mask on disk (source map, Ls,
+  model, options, the background composite its input used, the run that wrote it), taken from
+  each mask's own attributes and reconciled with the disk at every run (a killed run's masks,
+  a concurrent run's, a removed mask, a truncated contents file: the summary says what was
+  repaired), and the maps whose latest attempt failed (with the reason), dropped once a later
   run writes them.  Updates are serialised with a lock on the ``OUT`` folder, so concurrent
   runs on one ``OUT`` do not lose each other's entries.
 """
@@ -15,6 +17,7 @@ Every run writes three JSON files into ``OUT``:
 from __future__ import annotations
 
 import fcntl
+import itertools
 import json
 import math
 import os
@@ -22,7 +25,7 @@ import sys
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .atomic import write_text_atomic
 
@@ -35,6 +38,16 @@ if TYPE_CHECKING:  # pragma: no cover
 RUN_RECORD = "cm-infer-run.json"
 RUNS_FOLDER = "cm-infer-runs"
 CONTENTS = "cm-infer-contents.json"
+
+
+_RUNS_IN_PROCESS = itertools.count(1)
+
+
+def new_run_id(started: datetime) -> str:
+    """A run's id: its start (UTC, to the second) and process id, ``20261204T195546Z-1234``;
+    a later run of the same process gets ``.2``, ``.3``... (two runs in one second differ)."""
+    n = next(_RUNS_IN_PROCESS)
+    return f"{started.strftime('%Y%m%dT%H%M%SZ')}-{os.getpid()}" + (f".{n}" if n > 1 else "")
 
 
 def _stage_totals(results: Sequence[Any]) -> dict[str, float]:
@@ -66,7 +79,7 @@ def run_record(
     done = sum(r.status == "done" for r in ordered)
     return {
         "tool": "cm-infer",
-        "run_id": f"{started.strftime('%Y%m%dT%H%M%SZ')}-{os.getpid()}",
+        "run_id": plan.run_id or new_run_id(started),
         "started": started.isoformat(timespec="seconds"),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "interrupted": report.interrupted,
@@ -117,57 +130,168 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def load_contents(out: Path) -> tuple[dict[str, Any], str | None]:
+    """``OUT/cm-infer-contents.json`` and what is wrong with it: ``(contents, None)``; an empty
+    one and None when absent; an empty one and the reason when unreadable (truncated...)."""
+    path = Path(out) / CONTENTS
+    empty: dict[str, Any] = {"tool": "cm-infer", "masks": {}, "failed": {}}
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return empty, None
+    except (OSError, UnicodeDecodeError) as exc:
+        return empty, f"unreadable ({getattr(exc, 'strerror', None) or exc})"
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        return empty, f"not valid JSON, truncated? ({exc})"
+    if not (isinstance(data, dict) and isinstance(data.get("masks"), dict)):
+        return empty, "not a contents file (no 'masks' table)"
+    if not isinstance(data.get("failed"), dict):
+        data["failed"] = {}
+    return data, None
+
+
 def read_contents(out: Path) -> dict[str, Any]:
     """``OUT/cm-infer-contents.json`` (an empty one when absent or unreadable)."""
-    try:
-        data = json.loads((Path(out) / CONTENTS).read_text())
-        if isinstance(data, dict) and isinstance(data.get("masks"), dict):
-            data.setdefault("failed", {})
-            return data
-    except (OSError, ValueError):
-        pass
-    return {"tool": "cm-infer", "masks": {}, "failed": {}}
+    return load_contents(out)[0]
 
 
-def merge_contents(contents: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
-    """``contents`` updated with one run's record (pure: returns a new dict)."""
-    out = Path(record["out"])
-    masks = dict(contents.get("masks", {}))
-    failed = dict(contents.get("failed", {}))
-    for m in record["maps"]:
-        key = os.path.relpath(m["output"], out)
-        if m["status"] == "done":
-            failed.pop(key, None)
-            entry = dict(masks.get(key, {}))
-            entry.update(source=m["source"], run_id=record["run_id"], finished=record["finished"])
-            if m.get("timings", {}).get("write_s") is not None or key not in masks:
-                entry.update(
-                    ls=m["ls"],
-                    mars_year=m["mars_year"],
-                    model_sha256=record["model"]["sha256"],
-                    model_version=record["model"]["version"],
-                    binary=record["plan"]["binary"],
-                )
-                if m.get("background"):
-                    entry["background"] = m["background"]
-                else:
-                    entry.pop("background", None)
-            masks[key] = entry
-        elif m["status"] == "failed":
-            failed[key] = {"source": m["source"], "reason": m["reason"], "run_id": record["run_id"]}
-            if not (out / key).exists():
-                masks.pop(key, None)
+def masks_on_disk(out: Path) -> dict[str, Path]:
+    """The masks ``OUT`` holds, by path relative to ``OUT``:
+    ``<phase>/<subphase>/cloudmasks/cloudmask_<name><suffix>`` (temporaries are hidden)."""
+    from .netcdf import MASK_PREFIX, MASK_SUFFIXES
+
+    out = Path(out)
+    found: dict[str, Path] = {}
+    for folder in out.glob("*/*/cloudmasks"):
+        try:
+            names = sorted(os.listdir(folder))
+        except OSError:
+            continue
+        for name in names:
+            path = folder / name
+            if name.startswith(MASK_PREFIX) and path.suffix in MASK_SUFFIXES and path.is_file():
+                found[os.path.relpath(path, out)] = path
+    return found
+
+
+def fingerprint(path: Path) -> list[int]:
+    """``[size, mtime_ns, inode]`` of a file: a mask rewritten by any run changes it."""
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns, st.st_ino]
+
+
+def _plain(value: Any) -> Any:
+    """A NetCDF attribute as a JSON-ready value (numpy scalars and arrays as Python ones)."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return value
+
+
+def entry_from_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
+    """The contents entry of a mask from its own global attributes (what wrote it, and how)."""
+    a = {k: _plain(v) for k, v in attrs.items()}
+    output_type = a.get("output_type")
     return {
-        "tool": "cm-infer",
-        "updated": record["finished"],
-        "masks": dict(sorted(masks.items())),
-        "failed": dict(sorted(failed.items())),
-        "runs": sorted(set(contents.get("runs", [])) | {record["run_id"]}),
+        "source": a.get("source_map"),
+        "run_id": a.get("run_id"),
+        "ls": a.get("solar_longitude"),
+        "mars_year": a.get("mars_year"),
+        "model_name": a.get("model_name"),
+        "model_sha256": a.get("model_sha256"),
+        "model_version": a.get("model_version"),
+        "binary": None if output_type is None else output_type == "binary",
+        "threshold": a.get("threshold"),
+        **({"background": a["background_composite"]} if a.get("background_composite") else {}),
     }
 
 
-def write_records(out: Path, record: dict[str, Any]) -> Path:
-    """Write this run's record, the latest-run copy and the merged contents; returns the run's file.
+PROVENANCE_KEYS = ("run_id", "model_sha256", "binary", "threshold", "background")
+"""Entry fields that say which run, model and options wrote a mask (compared when reconciling)."""
+
+
+def reconcile_contents(
+    contents: dict[str, Any],
+    record: dict[str, Any],
+    disk: dict[str, Path],
+    read_attrs: Callable[[Path], dict[str, Any]],
+    runs: Sequence[str] = (),
+) -> tuple[dict[str, Any], dict[str, int]]:
+    """``contents`` rebuilt against the masks on ``disk`` and one run's ``record`` (returns a new
+    dict, and the counts of repairs: ``added`` masks it did not list that no run of this record
+    wrote, ``corrected`` entries that named another writer, ``removed`` entries whose mask is gone).
+
+    Each mask's entry comes from its own attributes (:func:`entry_from_attrs`), unless the old
+    entry carries the file's unchanged :func:`fingerprint`: a ``--quicklook`` or ``--copy-maps``
+    rerun leaves the writer of the mask as it was.  ``runs``: the run ids of ``OUT``'s records.
+    """
+    old = contents.get("masks", {})
+    run_id = record["run_id"]
+    this_run = {os.path.relpath(m["output"], record["out"]): m for m in record["maps"]}
+    masks: dict[str, Any] = {}
+    repairs = {"added": 0, "corrected": 0, "removed": 0}
+    for key, path in sorted(disk.items()):
+        try:
+            fp = fingerprint(path)
+        except OSError:
+            continue  # removed meanwhile
+        before = old.get(key)
+        if isinstance(before, dict) and before.get("fingerprint") == fp:
+            masks[key] = before
+            continue
+        try:
+            entry = entry_from_attrs(read_attrs(path))
+        except Exception:  # noqa: BLE001 - a mask that cannot be read is not held (a rerun redoes it)
+            continue
+        name = entry["source"]
+        known = [this_run.get(key, {}).get("source"), before.get("source") if isinstance(before, dict) else None]
+        entry["source"] = next((s for s in known if s and (name is None or Path(s).name == name)), name)
+        if entry["run_id"] is None and isinstance(before, dict):
+            entry["run_id"] = before.get("run_id")  # a mask older than the run_id attribute
+        if entry["run_id"] == run_id:
+            entry["finished"] = record["finished"]
+        elif isinstance(before, dict) and before.get("run_id") == entry["run_id"] and "finished" in before:
+            entry["finished"] = before["finished"]
+        entry["fingerprint"] = fp
+        if entry["run_id"] != run_id:
+            if not isinstance(before, dict):
+                repairs["added"] += 1
+            elif any(before.get(k) != entry.get(k) for k in PROVENANCE_KEYS if before.get(k) is not None):
+                repairs["corrected"] += 1
+        masks[key] = entry
+    repairs["removed"] = sum(1 for key in old if key not in masks and key not in disk)
+    failed = dict(contents.get("failed", {}))
+    for key, m in this_run.items():
+        if m["status"] == "done":
+            failed.pop(key, None)
+        elif m["status"] == "failed":
+            failed[key] = {"source": m["source"], "reason": m["reason"], "run_id": run_id}
+    run_ids = set(contents.get("runs", [])) | set(runs) | {run_id}
+    run_ids |= {e["run_id"] for e in masks.values() if e.get("run_id")}
+    return {
+        "tool": "cm-infer",
+        "updated": record["finished"],
+        "masks": masks,
+        "failed": dict(sorted(failed.items())),
+        "runs": sorted(run_ids),
+    }, repairs
+
+
+def repair_lines(path: Path, problem: str | None, repairs: dict[str, int], n_masks: int) -> list[str]:
+    """What a reconcile changed that the contents file had wrong (empty: nothing)."""
+    if problem is not None:
+        return [f"{path}: {problem}; rebuilt from the {n_masks} masks on disk"]
+    what = {"added": "masks on disk it did not list", "corrected": "entries naming the wrong writer"}
+    what["removed"] = "entries whose mask is gone"
+    said = [f"{repairs[k]} {text}" for k, text in what.items() if repairs[k]]
+    return [f"{path}: repaired from the masks on disk ({', '.join(said)})"] if said else []
+
+
+def write_records(out: Path, record: dict[str, Any], notes: list[str] | None = None) -> Path:
+    """Write this run's record, the latest-run copy and the contents, reconciled with the masks
+    on disk (:func:`reconcile_contents`); returns the run's file.  ``notes`` gets one line when
+    the contents file had to be repaired.
 
     Raises:
         OSError: a record cannot be written (full or read-only disk): the caller reports it.
@@ -180,7 +304,19 @@ def write_records(out: Path, record: dict[str, Any]) -> Path:
     fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY)  # the lock is on OUT itself: no lock file left
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        write_text_atomic(out / CONTENTS, _dump(_clean(merge_contents(read_contents(out), record))))
+        contents, problem = load_contents(out)
+        disk = masks_on_disk(out)
+        runs = [p.stem for p in (out / RUNS_FOLDER).glob("*.json")]
+        merged, repairs = reconcile_contents(contents, record, disk, _read_attrs, runs)
+        write_text_atomic(out / CONTENTS, _dump(_clean(merged)))
     finally:
         os.close(fd)
+    if notes is not None:
+        notes += repair_lines(out / CONTENTS, problem, repairs, len(merged["masks"]))
     return path
+
+
+def _read_attrs(path: Path) -> dict[str, Any]:
+    from .netcdf import read_attrs
+
+    return read_attrs(path)

@@ -433,7 +433,7 @@ def test_a_full_disk_stops_the_run_with_a_record_and_a_clear_reason(model, tmp_p
 def test_a_record_that_cannot_be_written_is_reported_not_raised(model, map_tree, tmp_path, monkeypatch):
     from mars_cloudmask.infer import records
 
-    def no_room(out, record):
+    def no_room(out, record, **kwargs):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(records, "write_records", no_room)
@@ -524,3 +524,75 @@ def test_a_nan_ls_with_bounds_writes_no_nan(model, tmp_path):
     assert report.ok and "Ls unknown" in report.results[0].notes[0]
     assert "solar_longitude" not in read_attrs(ncdf_files(out)[0])
     assert "NaN" not in (out / RUN_RECORD).read_text()
+
+
+# ------------------------------------------------------------------ issue 32: provenance and soundness on rerun
+@pytest.mark.parametrize(
+    "second, said",
+    [
+        (dict(threshold=0.47), "threshold 0.5"),
+        (dict(binary=True), "probability output"),
+        (dict(bounds=(0, 3600, 300, 1500)), "bounds from Ls"),
+    ],
+)
+def test_masks_kept_from_other_options_are_counted_and_named(model, map_tree, tmp_path, second, said):
+    out = tmp_path / "out"
+    jobs = find_maps(map_tree)
+    run(jobs, model, InferOptions(out=out))
+    report = run(jobs, model, InferOptions(out=out, **second))
+    assert report.counts()["skipped"] == 2
+    assert report.notes == [f"kept 2 masks made with {said}; use --overwrite to redo them"]
+    assert all(said in r.reason for r in report.results)
+    assert not run(jobs, model, InferOptions(out=out)).notes  # the same plan again: nothing to say
+
+
+def test_masks_kept_from_another_model_name_it(model, map_tree, tmp_path):
+    from tests.tiny_model import make_tiny_unet_onnx
+
+    other = load_model(
+        make_tiny_unet_onnx(tmp_path / "v2.onnx", seed=1, metadata={"name": "cloudmask-unet", "version": "2"}),
+        provider="cpu",
+    )
+    out = tmp_path / "out"
+    jobs = find_maps(map_tree)
+    run(jobs, other, InferOptions(out=out))
+    report = run(jobs, model, InferOptions(out=out))
+    assert report.counts()["skipped"] == 2
+    assert report.notes == [
+        f"kept 2 masks made with model cloudmask-unet 2 (sha256 {other.sha256[:8]}..); use --overwrite to redo them"
+    ]
+
+
+def test_the_other_suffix_counts_as_the_existing_mask(model, map_tree, tmp_path):
+    out = tmp_path / "out"
+    jobs = find_maps(map_tree)
+    run(jobs, model, InferOptions(out=out))
+    report = run(jobs, model, InferOptions(out=out, suffix=".nc"))
+    assert report.counts() == {"done": 0, "skipped": 2, "failed": 0}
+    assert not list(out.rglob("*.nc")) and len(ncdf_files(out)) == 2
+    assert report.results[0].output.endswith(".ncdf")
+    redone = run(jobs, model, InferOptions(out=out, suffix=".nc", overwrite=True))
+    assert redone.counts()["done"] == 2 and not ncdf_files(out) and len(list(out.rglob("*.nc"))) == 2
+    assert "replaced cloudmask_P01_day01.ncdf" in redone.results[0].notes[0]
+
+
+@pytest.mark.parametrize("value", [5.0, np.nan])
+def test_a_mask_edited_to_impossible_values_is_redone(model, map_tree, tmp_path, value):
+    import netCDF4
+
+    out = tmp_path / "out"
+    jobs = find_maps(map_tree)[:1]
+    run(jobs, model, InferOptions(out=out))
+    nc = output_path(jobs[0], out)
+    good, attrs = read_mask(nc), read_attrs(nc)
+    nc.unlink()
+    with netCDF4.Dataset(nc, "w", format="NETCDF4_CLASSIC") as ds:  # the same mask, its values edited
+        ds.createDimension("latitude", 1801)
+        ds.createDimension("longitude", 3600)
+        ds.createVariable("cloudmask", "f4", ("latitude", "longitude"))[:, :] = np.full((1801, 3600), value)
+        ds.setncatts(attrs)
+    report = run(jobs, model, InferOptions(out=out))
+    assert report.counts()["done"] == 1, report.results
+    note = report.results[0].notes[0]
+    assert "existing output redone" in note and str(nc) in note
+    np.testing.assert_array_equal(read_mask(nc), good)
