@@ -377,6 +377,22 @@ def copy_atomic(src: Path, dst: Path) -> Path:
     return dst
 
 
+def quicklook_caption(name: str, entry: LsEntry | float | None, mars_year: int | None = None) -> str:
+    """The quicklook legend's first line: ``"P01_day16  |  MY 28  |  Ls 133.4"`` (from a table
+    row, or from ``ls`` and ``mars_year``); parts that are unknown are left out."""
+    if isinstance(entry, LsEntry):
+        ls: float | None = entry.ls
+        mars_year = entry.mars_year
+    else:
+        ls = entry
+    parts = ["".join(c if c.isprintable() else "?" for c in name)]
+    if mars_year is not None:
+        parts.append(f"MY {mars_year}")
+    if ls is not None:
+        parts.append(f"Ls {ls:.1f}")
+    return "  |  ".join(parts)
+
+
 def quicklook_writer() -> Callable[..., Path]:
     """``save_quicklook(png_path, rgb, mask, threshold)``; OutputError when unavailable."""
     try:
@@ -581,7 +597,7 @@ class Stages:
         written: list[Path] = []
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
-            written += self._extras(job, loaded.rgb, mask, out)
+            written += self._extras(job, loaded.rgb, mask, out, caption=quicklook_caption(job.name, loaded.entry))
             write_mask(out, mask, mask_attributes(loaded, plan, self.model.sha256), binary=plan.binary)
             for other in plan.other_output_paths(job):  # one mask per map, whatever the suffix
                 if other.exists():
@@ -601,11 +617,17 @@ class Stages:
             self.on_mask(loaded.job, loaded.rgb, mask)
 
     def _extras(
-        self, job: MapJob, rgb: np.ndarray | None, mask: np.ndarray, out: Path, only_missing: bool = False
+        self,
+        job: MapJob,
+        rgb: np.ndarray | None,
+        mask: np.ndarray,
+        out: Path,
+        only_missing: bool = False,
+        caption: str | None = None,
     ) -> list[Path]:
         written: list[Path] = []
         if self.plan.quicklook and not (only_missing and quicklook_path(out).exists()):
-            written.append(quicklook_writer()(quicklook_path(out), rgb, mask, self.plan.threshold))
+            written.append(quicklook_writer()(quicklook_path(out), rgb, mask, self.plan.threshold, caption))
         if self.plan.copy_maps:
             for src, dst in copy_paths(job, self.plan):
                 if not (only_missing and dst.exists()):
@@ -615,12 +637,14 @@ class Stages:
     def extras(self, job: MapJob, mask_path: Path | None = None) -> list[Path]:
         """The quicklook / copies asked for now, from the existing mask (no prediction):
         ``mask_path``, else the plan's output path."""
-        from .netcdf import read_mask
+        from .netcdf import read_mask, read_time_coords
 
         out = mask_path or self.plan.output_path(job)
         mask = read_mask(out)
         rgb = read_map(job.path) if self.plan.quicklook else None
-        return self._extras(job, rgb, mask, out, only_missing=True)
+        coords = read_time_coords(out)
+        caption = quicklook_caption(job.name, coords.ls, coords.mars_year)
+        return self._extras(job, rgb, mask, out, only_missing=True, caption=caption)
 
     # -- results
     def done(self, item: WorkItem, loaded: LoadedMap, tiles: TilePlan | None, timings: dict[str, float]) -> MapResult:

@@ -26,7 +26,7 @@ from mars_cloudmask.infer.engine import (
     run_folder,
 )
 from mars_cloudmask.infer.geometry import INVALID
-from mars_cloudmask.infer.maps import MapJob, find_maps, read_map
+from mars_cloudmask.infer.maps import MapJob, find_maps, ls_entry, read_map
 from mars_cloudmask.infer.netcdf import read_attrs, read_mask
 from mars_cloudmask.infer.plan import InferOptions, resolve_plan
 from mars_cloudmask.infer.predict import predict
@@ -228,8 +228,8 @@ def test_the_stage_runner_is_the_per_map_unit_with_a_picklable_plan(model, map_t
 def test_quicklook_writes_a_png_beside_each_mask(model, map_tree, tmp_path, monkeypatch):
     calls = []
 
-    def save_quicklook(png_path, rgb, mask, threshold):
-        calls.append((png_path, rgb.shape, mask.shape, threshold))
+    def save_quicklook(png_path, rgb, mask, threshold, caption=None):
+        calls.append((png_path, rgb.shape, mask.shape, threshold, caption))
         png_path.write_bytes(b"png")
         return png_path
 
@@ -238,10 +238,16 @@ def test_quicklook_writes_a_png_beside_each_mask(model, map_tree, tmp_path, monk
     monkeypatch.setitem(sys.modules, "mars_cloudmask.infer.quicklook", fake)
     out = tmp_path / "out"
     jobs = find_maps(map_tree)[:1]
+    entry = ls_entry(jobs[0])
+    caption = f"{jobs[0].name}  |  MY {entry.mars_year}  |  Ls {entry.ls:.1f}"  # the legend's first line
     assert run(jobs, model, InferOptions(out=out, quicklook=True)).ok
     nc = output_path(jobs[0], out)
-    assert calls == [(nc.with_suffix(".png"), (1801, 3600, 3), (1801, 3600), 0.5)]
+    assert calls == [(nc.with_suffix(".png"), (1801, 3600, 3), (1801, 3600), 0.5, caption)]
     assert nc.with_suffix(".png").exists()
+    # a quicklook-only rerun draws the same caption from the mask's own time coordinates
+    nc.with_suffix(".png").unlink()
+    assert run(jobs, model, InferOptions(out=out, quicklook=True)).ok
+    assert calls[1] == calls[0]
 
 
 def test_run_folder_is_the_one_call_api(tiny_model, map_tree, tmp_path):
@@ -361,7 +367,7 @@ def test_a_symlinked_map_is_named_and_placed_by_the_link(model, tmp_path):
 def failing_quicklook(monkeypatch):
     fake = types.ModuleType("mars_cloudmask.infer.quicklook")
 
-    def save_quicklook(png_path, rgb, mask, threshold):
+    def save_quicklook(png_path, rgb, mask, threshold, caption=None):
         raise OSError(28, "No room for the picture")
 
     fake.save_quicklook = save_quicklook
@@ -373,7 +379,7 @@ def test_a_map_whose_extras_fail_leaves_no_mask_and_a_rerun_finishes_it(model, m
     jobs = find_maps(map_tree)[:1]
     fake = types.ModuleType("mars_cloudmask.infer.quicklook")
 
-    def broken(png_path, rgb, mask, threshold):
+    def broken(png_path, rgb, mask, threshold, caption=None):
         raise ValueError("quicklook exploded")
 
     fake.save_quicklook = broken
