@@ -81,12 +81,12 @@ def free_bytes(path: str | Path) -> int | None:
     return st.f_bavail * st.f_frsize
 
 
-def explain_failure(reason: str | None, output: str | Path | None, free=free_bytes) -> str | None:
+def explain_failure(reason: str | None, output: str | Path | None, free=None) -> str | None:
     """``reason``, with ``disk full`` and the file said when netCDF-C's "HDF error" hides a full
-    disk (``free(output)`` below :data:`LOW_SPACE_BYTES`)."""
+    disk (``free(output)``, default :func:`free_bytes`, below :data:`LOW_SPACE_BYTES`)."""
     if output is None or not reason or "HDF error" not in reason:
         return reason
-    left = free(output)
+    left = (free or free_bytes)(output)
     if left is None or left >= LOW_SPACE_BYTES:
         return reason
     return f"{reason}: disk full writing {output} ({left / 1e6:.1f} MB free there)"
@@ -320,6 +320,12 @@ def infer(
             run_report, status = stopped.report, stopped.exit_status
         except (OutputError, cluster.ClusterError) as exc:
             raise _fatal(str(exc)) from None
+        except RuntimeError as exc:  # netCDF4 writing a background composite on a full disk
+            if "HDF error" not in str(exc):
+                raise
+            reason = f"{plan.out}: writing a NetCDF file under it failed ({' '.join(str(exc).split())})"
+            typer.echo(f"cm-infer: error: {explain_failure(reason, plan.out)}; the run stopped", err=True)
+            raise typer.Exit(EXIT_FAILED) from None
     if plan.report:
         from .science.report import report_page  # a science tool: imported only when asked for
 

@@ -419,3 +419,22 @@ def test_an_all_black_map_gets_a_note_naming_it(tiny_model, map_tree, tmp_path):
     assert res.exit_code == 0, res.output
     assert f"note: {black}: no data pixel (an all-black map): its mask is all invalid (-999)" in res.output
     assert sum("no data pixel" in ln for ln in res.output.splitlines()) == 1
+
+
+def test_an_hdf_error_escaping_the_run_is_one_line_saying_disk_full(tiny_model, map_tree, tmp_path, monkeypatch):
+    """Issue 32 item 15: a background composite written on a full disk ended in a traceback
+    "RuntimeError: NetCDF: HDF error" (composites.py lets it through)."""
+    from mars_cloudmask.infer import cli, engine
+
+    def full_disk(*args, **kwargs):
+        raise RuntimeError("NetCDF: HDF error")
+
+    monkeypatch.setattr(engine, "run", full_disk)
+    monkeypatch.setattr(cli, "free_bytes", lambda path: 0)
+    out = tmp_path / "out"
+    res = cm_infer(map_tree, "--out", out, "--model", tiny_model)
+    assert res.exit_code == EXIT_FAILED and "Traceback" not in res.output and res.exception is not None
+    assert (
+        f"cm-infer: error: {out}: writing a NetCDF file under it failed (NetCDF: HDF error): disk full writing "
+        f"{out} (0.0 MB free there); the run stopped"
+    ) in res.output
