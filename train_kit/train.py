@@ -105,14 +105,14 @@ def _compile(model, cfg: TrainConfig, w0: float) -> None:
 
 
 def check_unvalidated(cfg: TrainConfig) -> None:
-    """A run without validation days (a refit on every labelled day) is allowed only when
+    """A run without validation days or subphases (a refit on every labelled day) is allowed only when
     validation would choose nothing: a cosine schedule (no plateau halving) and early-stopping
     patience of at least ``epochs``, so the last epoch is the model.
 
     Raises:
         ValueError: no validation days, and the schedule or patience would need them.
     """
-    if cfg.val_days:
+    if cfg.val_days or cfg.val_subphases:
         return
     if cfg.lr_schedule != "cosine" or cfg.patience < cfg.epochs:
         raise ValueError(
