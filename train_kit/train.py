@@ -36,7 +36,7 @@ from .checkpoint import (
     write_json,
 )
 from .config import LR_SCHEDULES, TrainConfig, check_resumable, run_loss
-from .data import day_number, grid_tiles
+from .data import grid_tiles, split_record
 from .loss import cloudy_fraction
 from .metrics import pixel_metrics
 from .model import alignment, architecture_of, batchnorm, build_unet, input_channels
@@ -122,6 +122,15 @@ def check_unvalidated(cfg: TrainConfig) -> None:
         )
 
 
+def set_aside(by_subphase: dict[str, dict[str, list[int]]]) -> str:
+    """The test days of a :func:`.data.split_record`, for the log: ``test days [18, 19]`` with one
+    subphase, ``test days P02 [18], P03 [1, 2]`` with several."""
+    if len(by_subphase) == 1:
+        return f"test days {next(iter(by_subphase.values()))['test']}"
+    tested = [f"{sub} {roles['test']}" for sub, roles in by_subphase.items() if roles["test"]]
+    return "test days " + (", ".join(tested) or "[]")
+
+
 def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train (or resume) the run in ``cfg.out``; returns the final ``metrics.json`` content.
 
@@ -148,9 +157,10 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
     else:
         state = RunState(lr=cfg.lr)
 
+    by_subphase = split_record(train_s, val_s, test_s)
     log(
         f"loading {len(train_s)} training, {len(val_s)} validation, {len(ref_s)} reference maps "
-        f"(test days {sorted(day_number(s.name) for s in test_s)} set aside)"
+        f"({set_aside(by_subphase)} set aside)"
     )
     inputs = run_inputs(cfg)
     train_maps = load_all(train_s, cfg.tile_out, cfg.depth, inputs=inputs)
@@ -189,6 +199,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
                     "val": [s.name for s in val_s],
                     "test": [s.name for s in test_s],
                     "reference": [s.name for s in ref_s],
+                    "subphases": by_subphase,
                 },
                 "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             },
