@@ -34,3 +34,26 @@ def test_cm_train_refuses_a_bad_day_list_in_one_line(tmp_path, option):
     assert len(lines) == 1 and option in lines[0] and "'abc'" in lines[0], result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert not (tmp_path / "run").exists()
+
+
+def test_subphase_lists():
+    from mars_cloudmask.train_kit.cli import parse_subphases
+
+    assert parse_subphases("P03,P07", "--val-subphases") == ["P03", "P07"]
+    assert parse_subphases(" B01 , ", "--val-subphases") == ["B01"]
+    assert parse_subphases("", "--test-subphases") == []
+
+
+@pytest.mark.parametrize("text", ["P03,P03", "labels/P03", "P 03", ".hidden"])
+def test_cm_train_refuses_a_bad_subphase_list_in_one_line(tmp_path, text):
+    args = ["--data", str(tmp_path), "--val-subphases", text, "--out", str(tmp_path / "run")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "--val-subphases" in lines[0], result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_cm_train_needs_validation_days_or_subphases(tmp_path):
+    result = CliRunner().invoke(app, ["--data", str(tmp_path), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2 and "--val-subphases" in result.output and "'none'" in result.output

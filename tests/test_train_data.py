@@ -14,12 +14,16 @@ from mars_cloudmask.infer.geometry import INVALID, MARGIN, build_canvas, plan_ti
 from mars_cloudmask.infer.netcdf import write_mask
 from mars_cloudmask.train_kit.data import (
     DataError,
+    Split,
     augment,
     grid_tiles,
     load_sample,
     random_tile,
+    scan_archive,
     scan_labelled,
     split_by_day,
+    split_record,
+    split_samples,
     target_bounds,
 )
 from tests.synthetic import make_map
@@ -57,20 +61,21 @@ def synthetic_day(seed: int) -> tuple[np.ndarray, np.ndarray]:
     return rgb, label
 
 
-def write_labelled(folder: Path, days=(1, 2, 3), list_days=None) -> Path:
-    """A labelled folder (``list_ls.txt``, ``mdgms/``, ``cloudmask/``) of synthetic days."""
+def write_labelled(folder: Path, days=(1, 2, 3), list_days=None, prefix: str = "P01") -> Path:
+    """A labelled folder (``list_ls.txt``, ``mdgms/``, ``cloudmask/``) of synthetic days named
+    ``<prefix>dayNN`` (as ``labels/P01``: ``P01day07``)."""
     from PIL import Image
 
     (folder / "mdgms").mkdir(parents=True, exist_ok=True)
     (folder / "cloudmask").mkdir(parents=True, exist_ok=True)
     rows = []
     for d in days:
-        name = f"P01day{d:02d}"
+        name = f"{prefix}day{d:02d}"
         rgb, label = synthetic_day(seed=d)
         Image.fromarray(rgb).save(folder / "mdgms" / f"{name}.jpeg", quality=95)
         write_mask(folder / "cloudmask" / f"cloudmask_{name}.ncdf", label, complevel=1)
     for d in list_days if list_days is not None else days:
-        rows.append(f"P01day{d:02d}      28      {132.5 + 0.4 * d:.3f}")
+        rows.append(f"{prefix}day{d:02d}      28      {132.5 + 0.4 * d:.3f}")
     (folder / "list_ls.txt").write_text("\n".join(rows) + "\n")
     return folder
 
@@ -219,3 +224,123 @@ def test_inputs_add_channels_before_tiling(labelled):
     # the tile's first row is map row BOX[0] - MARGIN: its latitude channel says so
     expected = latitude_channel((1801, 1))[BOX[0] - MARGIN, 0]
     assert img[0, 0, 3] == expected
+
+
+# --------------------------------------------------------------------------- label archives
+def stub_subphase(folder: Path, prefix: str, days) -> Path:
+    """A subphase folder in the ``labels/P01`` layout whose files are empty: enough for scanning."""
+    (folder / "mdgms").mkdir(parents=True)
+    (folder / "cloudmask").mkdir()
+    for d in days:
+        (folder / "mdgms" / f"{prefix}day{d:02d}.jpeg").touch()
+        (folder / "cloudmask" / f"cloudmask_{prefix}day{d:02d}.ncdf").touch()
+    (folder / "list_ls.txt").write_text("".join(f"{prefix}day{d:02d} 29 {10 + d:.3f}\n" for d in days))
+    return folder
+
+
+@pytest.fixture
+def archive(tmp_path) -> Path:
+    """A label archive root of three subphases, P02 (days 1-4), P03 (1-3) and B01 (1-2)."""
+    root = tmp_path / "labels"
+    stub_subphase(root / "P02", "P02", range(1, 5))
+    stub_subphase(root / "P03", "P03", range(1, 4))
+    stub_subphase(root / "B01", "B01", range(1, 3))
+    (root / "notes").mkdir()  # not a subphase folder: skipped
+    (root / "README.txt").write_text("the archive\n")
+    return root
+
+
+def _names(samples) -> list[str]:
+    return [s.name for s in samples]
+
+
+def test_scan_archive_reads_every_subphase_folder_of_a_root(archive):
+    samples = scan_archive([archive])
+    assert _names(samples) == [f"B01day0{d}" for d in (1, 2)] + [f"P02day0{d}" for d in (1, 2, 3, 4)] + [
+        f"P03day0{d}" for d in (1, 2, 3)
+    ]
+    assert {s.subphase for s in samples} == {"P02", "P03", "B01"}
+    assert all(s.subphase == s.name[:3] for s in samples)
+    assert samples[0].ls == pytest.approx(11.0)
+
+
+def test_a_subphase_folder_as_data_is_scanned_as_before(archive, labelled):
+    assert scan_archive([labelled]) == scan_labelled(labelled)
+    assert {s.subphase for s in scan_labelled(labelled)} == {"P01"}
+    assert _names(scan_archive([archive / "P03"])) == ["P03day01", "P03day02", "P03day03"]
+
+
+def test_several_roots_and_folders_are_scanned_in_order(archive, tmp_path):
+    other = stub_subphase(tmp_path / "more" / "P04", "P04", (5,)).parent
+    samples = scan_archive([archive / "P03", other])
+    assert [(s.subphase, s.name) for s in samples] == [
+        ("P03", "P03day01"), ("P03", "P03day02"), ("P03", "P03day03"), ("P04", "P04day05")
+    ]
+
+
+def test_an_archive_root_without_a_subphase_folder_is_refused(tmp_path):
+    (tmp_path / "labels" / "notes").mkdir(parents=True)
+    with pytest.raises(DataError, match=r"labels: no subphase folder in it .*and it is not one itself"):
+        scan_archive([tmp_path / "labels"])
+    with pytest.raises(DataError, match=r"nowhere: no such data folder"):
+        scan_archive([tmp_path / "nowhere"])
+
+
+def test_one_subphase_in_two_roots_is_refused(archive, tmp_path):
+    stub_subphase(tmp_path / "more" / "P03", "P03", (7,))
+    with pytest.raises(DataError, match=r"more/P03: subphase P03 is already in .*labels/P03"):
+        scan_archive([archive, tmp_path / "more"])
+
+
+def test_one_day_name_in_two_subphases_is_refused(tmp_path):
+    stub_subphase(tmp_path / "a" / "PA", "P01", (1, 2))
+    stub_subphase(tmp_path / "a" / "PB", "P01", (2, 3))
+    with pytest.raises(DataError, match=r"PB/mdgms/P01day02\.jpeg: day P01day02 is also in subphase PA"):
+        scan_archive([tmp_path / "a"])
+
+
+def test_a_bad_subphase_folder_in_an_archive_is_named(archive):
+    (archive / "P03" / "cloudmask" / "cloudmask_P03day02.ncdf").unlink()
+    with pytest.raises(DataError, match=r"P03/mdgms/P03day02\.jpeg: map without a label"):
+        scan_archive([archive])
+
+
+def test_split_by_whole_subphase_and_by_day_within_the_others(archive):
+    samples = scan_archive([archive])
+    # test: all of P03, and days 4 of the others; val: all of B01, and day 1 of the others (P02)
+    train, val, test = split_samples(samples, Split([1], [4], ["B01"], ["P03"]), str(archive))
+    assert _names(train) == ["P02day02", "P02day03"]
+    assert _names(val) == ["B01day01", "B01day02", "P02day01"]
+    assert _names(test) == ["P02day04", "P03day01", "P03day02", "P03day03"]
+    assert split_record(train, val, test) == {
+        "B01": {"train": [], "val": [1, 2], "test": []},
+        "P02": {"train": [2, 3], "val": [1], "test": [4]},
+        "P03": {"train": [], "val": [], "test": [1, 2, 3]},
+    }
+    # leave one season out, no day split
+    train, val, test = split_samples(samples, Split(val_subphases=["P02"]), str(archive))
+    assert {s.subphase for s in train} == {"B01", "P03"} and {s.subphase for s in val} == {"P02"} and not test
+
+
+def test_a_day_split_alone_applies_within_every_subphase(archive):
+    train, val, test = split_samples(scan_archive([archive]), Split([2], [3]), "x")
+    assert _names(val) == ["B01day02", "P02day02", "P03day02"]
+    assert _names(test) == ["P02day03", "P03day03"]
+    assert len(train) == 4
+
+
+@pytest.mark.parametrize(
+    "split, message",
+    [
+        (Split([1], val_subphases=["P09"]), r"--val-subphases P09: no such subphase in ARCH \(it has B01, P02, P03\)"),
+        (Split([1], test_subphases=["P03", "Q1"]), r"--test-subphases Q1: no such subphase in ARCH"),
+        (Split(val_subphases=["P02", "P03"], test_subphases=["P03"]), r"--val-subphases and --test-subphases both "
+         r"name P03"),
+        (Split(val_subphases=["B01", "P02"], test_subphases=["P03"]), r"no training day left in ARCH"),
+        (Split([3], test_subphases=["P02", "P03"]), r"none of the validation days \[3\] is in ARCH outside"),
+    ],
+)
+def test_impossible_splits_are_refused_in_one_line(archive, split, message):
+    with pytest.raises(DataError, match=message) as err:
+        split_samples(scan_archive([archive]), split, "ARCH")
+    assert "\n" not in str(err.value)

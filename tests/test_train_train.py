@@ -427,3 +427,84 @@ def test_a_refit_is_refused_where_validation_would_choose_an_epoch(labelled, tmp
 def test_cli_refit_needs_the_word_none(labelled, tmp_path):
     result = CliRunner().invoke(app, ["--data", str(labelled), "--val-days", "", "--out", str(tmp_path / "r")])
     assert result.exit_code == 2 and "'none'" in result.output
+
+
+# --------------------------------------------------------------------------- label archives
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory) -> Path:
+    """A synthetic label archive: subphases PA (days 1, 2), PB (1, 2) and PC (1)."""
+    root = tmp_path_factory.mktemp("archive") / "labels"
+    for sub, days in (("PA", (1, 2)), ("PB", (1, 2)), ("PC", (1,))):
+        write_labelled(root / sub, days=days, prefix=sub)
+    return root
+
+
+def _archive_args(root: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "--data", str(root), "--out", str(out), "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "2",
+        "--width", "2", "--tile-out", str(TILE_OUT), *extra,
+    ]
+
+
+def test_an_archive_trains_one_epoch_split_by_subphase_and_day_and_the_model_card_says_so(archive, tmp_path):
+    from mars_cloudmask.export.cli import run_metadata
+
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, _archive_args(archive, out, "--val-subphases", "PB", "--test-days", "2"))
+    assert result.exit_code == 0, result.output
+    assert "test days PA [2] set aside" in result.output
+    record = json.loads((out / "run.json").read_text())
+    split = record["split"]
+    assert split["train"] == ["PAday01", "PCday01"]
+    assert split["val"] == ["PBday01", "PBday02"] and split["test"] == ["PAday02"]
+    assert split["subphases"] == {
+        "PA": {"train": [1], "val": [], "test": [2]},
+        "PB": {"train": [], "val": [1, 2], "test": []},
+        "PC": {"train": [1], "val": [], "test": []},
+    }
+    assert (record["config"]["val_subphases"], record["config"]["test_subphases"]) == (["PB"], [])
+    assert json.loads((out / "history.json").read_text())[0]["epoch"] == 1
+    card = run_metadata(out)  # what cm-export writes into the model's metadata
+    assert json.loads(card["split"])["subphases"] == split["subphases"]
+    assert card["training_data"] == str(archive)
+
+
+def test_a_test_subphase_is_never_loaded(archive, tmp_path):
+    out = tmp_path / "run"
+    args = _archive_args(archive, out, "--val-days", "2", "--test-subphases", "PC,PB", "--steps-per-epoch", "1")
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    split = json.loads((out / "run.json").read_text())["split"]
+    assert (split["train"], split["val"]) == (["PAday01"], ["PAday02"])
+    assert split["test"] == ["PBday01", "PBday02", "PCday01"]
+    assert "test days PB [1, 2], PC [1] set aside" in result.output
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (("--val-subphases", "PD"), "--val-subphases PD: no such subphase in"),
+        (("--val-subphases", "PB", "--test-subphases", "PB,PC"), "--val-subphases and --test-subphases both name PB"),
+        (("--val-days", "1", "--test-subphases", "PA,PB,PC"), "none of the validation days [1] is in"),
+    ],
+)
+def test_cm_train_refuses_an_impossible_archive_split_in_one_line(archive, tmp_path, extra, message):
+    result = CliRunner().invoke(app, _archive_args(archive, tmp_path / "run", *extra))
+    assert result.exit_code == 1, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and message in lines[0], result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_cm_train_refuses_a_root_without_subphase_folders_in_one_line(tmp_path):
+    (tmp_path / "labels" / "notes").mkdir(parents=True)
+    result = CliRunner().invoke(app, _archive_args(tmp_path / "labels", tmp_path / "run", "--val-days", "1"))
+    assert result.exit_code == 1, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "labels: no subphase folder in it" in lines[0], result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_subphase_folder_as_data_records_its_days_as_before(trained):
+    split = json.loads((trained / "run.json").read_text())["split"]
+    assert split["subphases"] == {"P01": {"train": [1, 2], "val": [3], "test": []}}

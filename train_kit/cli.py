@@ -31,16 +31,45 @@ def parse_days(text: str, option: str = "--days") -> list[int]:
     return days
 
 
+def parse_subphases(text: str, option: str) -> list[str]:
+    """'P03,P07' -> ['P03', 'P07'] (subphase folder names); '' -> [].
+
+    Raises:
+        ValueError: a name holds a path separator or a space, or is repeated; the message names ``option``.
+    """
+    names = [p.strip() for p in text.split(",") if p.strip()]
+    for name in names:
+        if "/" in name or " " in name or name.startswith("."):
+            raise ValueError(f"{option}: {name!r} is not a subphase name (a folder name such as P03)")
+    if len(set(names)) < len(names):
+        raise ValueError(f"{option}: {text!r} names a subphase twice")
+    return names
+
+
 @app.command()
 def train_command(
-    data: list[Path] = typer.Option(..., "--data", help="Labelled folder(s) (list_ls.txt, mdgms/, cloudmask/)."),
+    data: list[Path] = typer.Option(
+        ...,
+        "--data",
+        help="Labelled subphase folder(s) (list_ls.txt, mdgms/, cloudmask/; its name is the subphase), or label "
+        "archive root(s) holding such folders (P01/, P02/, ..., B01/).",
+    ),
     val_days: str = typer.Option(
-        ..., "--val-days",
-        help="Validation day numbers, e.g. '16-17'; 'none' for a refit on every day (needs --lr-schedule cosine "
-        "and --patience >= --epochs).",
+        "", "--val-days",
+        help="Validation day numbers, e.g. '16-17', taken in every subphase not held out whole; 'none' for a refit "
+        "on every day (needs --lr-schedule cosine and --patience >= --epochs). Optional with --val-subphases.",
     ),
     out: Path = typer.Option(..., "--out", help="Run folder (created; an existing run is resumed)."),
-    test_days: str = typer.Option("", "--test-days", help="Day numbers held out from training and validation."),
+    test_days: str = typer.Option(
+        "", "--test-days",
+        help="Day numbers held out from training and validation, in every subphase not held out whole.",
+    ),
+    val_subphases: str = typer.Option(
+        "", "--val-subphases", help="Subphases that validate whole, e.g. 'P03' (leave one season out)."
+    ),
+    test_subphases: str = typer.Option(
+        "", "--test-subphases", help="Subphases held out whole from training and validation, e.g. 'P03,P07'."
+    ),
     epochs: int = typer.Option(50, help="Maximum number of epochs."),
     batch_size: int = typer.Option(8, help="Tiles per step."),
     steps_per_epoch: Optional[int] = typer.Option(
@@ -132,9 +161,13 @@ def train_command(
 
     console = Console(stderr=True, width=200)
     try:
+        val_subs = parse_subphases(val_subphases, "--val-subphases")
+        test_subs = parse_subphases(test_subphases, "--test-subphases")
         val = [] if val_days.strip().lower() == "none" else parse_days(val_days, "--val-days")
-        if not val and val_days.strip().lower() != "none":
-            raise ValueError("--val-days: give day numbers (16-17), or 'none' for a refit without validation")
+        if not val and not val_subs and val_days.strip().lower() != "none":
+            raise ValueError(
+                "--val-days: give day numbers (16-17) or --val-subphases, or 'none' for a refit without validation"
+            )
         test = parse_days(test_days, "--test-days")
     except ValueError as exc:
         console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
@@ -144,6 +177,8 @@ def train_command(
         out=str(out),
         val_days=val,
         test_days=test,
+        val_subphases=val_subs,
+        test_subphases=test_subs,
         epochs=epochs,
         batch_size=batch_size,
         steps_per_epoch=steps_per_epoch,

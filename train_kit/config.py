@@ -27,6 +27,10 @@ class TrainConfig:
     out: str
     val_days: list[int]
     test_days: list[int] = field(default_factory=list)
+    val_subphases: list[str] = field(default_factory=list)
+    """Subphases (labelled folder names) that validate whole; ``val_days`` apply within the others."""
+    test_subphases: list[str] = field(default_factory=list)
+    """Subphases set aside whole for testing; ``test_days`` apply within the others."""
     epochs: int = 50
     batch_size: int = 8
     steps_per_epoch: int | None = None

@@ -13,11 +13,14 @@ last rows/columns holding a value >= 0 (docs/spec.md §6).  Targets are float32 
 (ignored), output-sized: a tile with output origin ``(y, x)`` reads canvas input
 ``[y, y + tile_in)`` and is scored on output pixels ``[y, y + tile_out)`` of the box.
 
-Splits are by day, never by tile.  All arrays are north-up.
+Splits are by whole subphase and by day, never by tile.  A label archive is a root of
+subphase folders (``P01/``, ``P02/``, ..., ``B01/``), each in the layout above; the subphase
+of a day is its folder's name.  All arrays are north-up.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +58,7 @@ class Sample:
     mask: Path
     ls: float
     source: str  # "label" or "reference"
+    subphase: str = ""  # the labelled folder's name (P01); a reference map's subphase folder
 
 
 @dataclass
@@ -127,7 +131,71 @@ def scan_labelled(folder: str | Path) -> list[Sample]:
     for name in sorted(maps):
         if name not in table:
             raise DataError(f"{maps[name]}: day {name} missing from {ls_path}")
-        samples.append(Sample(name, maps[name], masks[name], table[name].ls, "label"))
+        samples.append(Sample(name, maps[name], masks[name], table[name].ls, "label", subphase_name(folder)))
+    return samples
+
+
+SUBPHASE_PARTS = ("list_ls.txt", "mdgms", "cloudmask")
+"""What makes a folder a labelled subphase folder (any one of them; scanning checks the rest)."""
+
+
+def subphase_name(folder: str | Path) -> str:
+    """The subphase of a labelled folder: its name, symlinks not followed (``labels/P01/`` -> ``P01``)."""
+    return Path(os.path.abspath(folder)).name
+
+
+def is_subphase_folder(folder: Path) -> bool:
+    """True when ``folder`` holds ``list_ls.txt``, ``mdgms/`` or ``cloudmask/``."""
+    return any((folder / part).exists() for part in SUBPHASE_PARTS)
+
+
+def subphase_folders(root: str | Path) -> list[Path]:
+    """``[root]`` when ``root`` is a labelled subphase folder, else its subphase folders by name.
+
+    Raises:
+        DataError: ``root`` is missing, or neither a subphase folder nor a root holding one.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such data folder")
+    if is_subphase_folder(root):
+        return [root]
+    subs = [p for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(".") and is_subphase_folder(p)]
+    if not subs:
+        raise DataError(
+            f"{root}: no subphase folder in it (expected {root / 'P01'}/ etc. holding list_ls.txt, mdgms/, "
+            "cloudmask/), and it is not one itself"
+        )
+    return subs
+
+
+def scan_archive(roots: Sequence[str | Path]) -> list[Sample]:
+    """The labelled days of every subphase folder under ``roots`` (each a subphase folder or a
+    root of them), in root order, then subphase, then day.
+
+    Raises:
+        DataError: as :func:`scan_labelled` and :func:`subphase_folders`; two folders of one
+            subphase name, or one day name in two subphases (names both).
+    """
+    samples: list[Sample] = []
+    where: dict[str, Path] = {}
+    seen: dict[str, Sample] = {}
+    for root in roots:
+        for folder in subphase_folders(root):
+            sub = subphase_name(folder)
+            if sub in where and where[sub].resolve() == folder.resolve():
+                raise DataError(f"{folder}: given twice in --data")
+            if sub in where:
+                raise DataError(f"{folder}: subphase {sub} is already in {where[sub]} (subphase names must be unique)")
+            where[sub] = folder
+            for s in scan_labelled(folder):
+                if s.name in seen:
+                    raise DataError(
+                        f"{s.image}: day {s.name} is also in subphase {seen[s.name].subphase} "
+                        f"({seen[s.name].image}); day names must be unique across subphases"
+                    )
+                seen[s.name] = s
+                samples.append(s)
     return samples
 
 
@@ -162,7 +230,7 @@ def scan_reference(
             raise DataError(str(exc)) from None
         if name not in table:
             raise DataError(f"{image}: map {name} missing from {ls_path}")
-        samples.append(Sample(name, image, ref, table[name].ls, "reference"))
+        samples.append(Sample(name, image, ref, table[name].ls, "reference", sub))
     return samples
 
 
@@ -180,6 +248,75 @@ def split_by_day(samples: Sequence[Sample], days: Sequence[int]) -> tuple[list[S
     picked = [s for s in samples if s.source == "label" and day_number(s.name) in chosen]
     others = [s for s in samples if s not in picked]
     return others, picked
+
+
+def split_by_subphase(samples: Sequence[Sample], subphases: Sequence[str]) -> tuple[list[Sample], list[Sample]]:
+    """``(others, chosen)``: labelled samples of a subphase in ``subphases`` go to ``chosen``."""
+    chosen = set(subphases)
+    picked = [s for s in samples if s.source == "label" and s.subphase in chosen]
+    others = [s for s in samples if s not in picked]
+    return others, picked
+
+
+@dataclass(frozen=True)
+class Split:
+    """How labelled days are divided: whole subphases, then day numbers within the others."""
+
+    val_days: Sequence[int] = ()
+    test_days: Sequence[int] = ()
+    val_subphases: Sequence[str] = ()
+    test_subphases: Sequence[str] = ()
+
+
+def split_samples(
+    labelled: Sequence[Sample], split: Split, where: str
+) -> tuple[list[Sample], list[Sample], list[Sample]]:
+    """``(train, val, test)`` of ``labelled`` (scan order kept).
+
+    Every day of a ``test_subphases`` / ``val_subphases`` subphase tests / validates; in every
+    other subphase, the days numbered in ``test_days`` test, those in ``val_days`` validate and
+    the rest train.  ``where`` (the data folders) is named in errors.
+
+    Raises:
+        DataError: a subphase not in ``labelled``, a subphase both validating and testing,
+            ``val_days`` none of which is left to validate, or no training day left.
+    """
+    known = sorted({s.subphase for s in labelled})
+    for option, subs in (("--val-subphases", split.val_subphases), ("--test-subphases", split.test_subphases)):
+        unknown = [s for s in subs if s not in known]
+        if unknown:
+            raise DataError(f"{option} {','.join(unknown)}: no such subphase in {where} (it has {', '.join(known)})")
+    both = sorted(set(split.val_subphases) & set(split.test_subphases))
+    if both:
+        raise DataError(f"--val-subphases and --test-subphases both name {','.join(both)}: a subphase has one role")
+    rest, test_whole = split_by_subphase(labelled, split.test_subphases)
+    rest, val_whole = split_by_subphase(rest, split.val_subphases)
+    rest, test_days = split_by_day(rest, split.test_days)
+    train, val_days = split_by_day(rest, split.val_days)
+    if split.val_days and not val_days:
+        held = " outside --val-subphases/--test-subphases" if split.val_subphases or split.test_subphases else ""
+        raise DataError(f"none of the validation days {list(split.val_days)} is in {where}{held}")
+    if not train:
+        raise DataError(f"no training day left in {where} after taking out validation/test days")
+    chosen_val, chosen_test = set(val_whole + val_days), set(test_whole + test_days)
+    return (
+        train,
+        [s for s in labelled if s in chosen_val],
+        [s for s in labelled if s in chosen_test],
+    )
+
+
+def split_record(
+    train: Sequence[Sample], val: Sequence[Sample], test: Sequence[Sample]
+) -> dict[str, dict[str, list[int]]]:
+    """``{subphase: {"train": [day numbers], "val": [...], "test": [...]}}``: which days of which
+    subphase had each role (for ``run.json`` ``split.subphases``)."""
+    record: dict[str, dict[str, list[int]]] = {}
+    for role, samples in (("train", train), ("val", val), ("test", test)):
+        for s in samples:
+            days = record.setdefault(s.subphase, {"train": [], "val": [], "test": []})[role]
+            days.append(day_number(s.name))
+    return {sub: {role: sorted(days) for role, days in roles.items()} for sub, roles in sorted(record.items())}
 
 
 # --------------------------------------------------------------------------- loading

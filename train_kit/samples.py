@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 from .config import TrainConfig
-from .data import DataError, InputFn, Sample, TiledMap, load_sample, scan_labelled, scan_reference, split_by_day
+from .data import DataError, InputFn, Sample, Split, TiledMap, load_sample, scan_archive, scan_reference, split_samples
 from .inputs import ChannelInputs
 
 
@@ -15,22 +15,29 @@ def run_inputs(cfg: TrainConfig) -> ChannelInputs:
     return ChannelInputs(cfg.channels, cfg.background_maps, cfg.background_subset, cfg.seed)
 
 
+def run_split(cfg: TrainConfig) -> Split:
+    """The split ``cfg`` asks for (:func:`.data.split_samples` says how its parts combine)."""
+    return Split(cfg.val_days, cfg.test_days, cfg.val_subphases, cfg.test_subphases)
+
+
 def collect_samples(cfg: TrainConfig) -> tuple[list[Sample], list[Sample], list[Sample], list[Sample]]:
     """``(train, val, test, reference)`` samples; test days are set aside and never loaded.
 
+    ``cfg.data``: labelled subphase folders and/or roots of them (a label archive).
     Raises DataError (naming the file) for any inconsistent folder before anything is read.
     """
-    labelled: list[Sample] = []
-    for folder in cfg.data:
-        labelled.extend(scan_labelled(folder))
+    labelled = scan_archive(cfg.data)
+    where = ", ".join(cfg.data)
     if not labelled:
-        raise DataError(f"{', '.join(cfg.data)}: no labelled day found")
-    rest, test = split_by_day(labelled, cfg.test_days)
-    train, val = split_by_day(rest, cfg.val_days)
-    if cfg.val_days and not val:
-        raise DataError(f"none of the validation days {cfg.val_days} is in {', '.join(cfg.data)}")
-    if not train:
-        raise DataError(f"no training day left in {', '.join(cfg.data)} after taking out validation/test days")
+        raise DataError(f"{where}: no labelled day found")
+    train, val, test = split_samples(labelled, run_split(cfg), where)
+    subphases = sorted({s.subphase for s in labelled})
+    if len(subphases) > 1 and run_inputs(cfg).spec.needs_background:
+        raise DataError(
+            f"--channels {cfg.channels}: one --background-maps composite would serve every labelled day, but "
+            f"{where} holds {len(subphases)} subphases ({', '.join(subphases)}); "
+            "train background channels on one subphase"
+        )
     reference: list[Sample] = []
     for folder in cfg.reference:
         if cfg.mdgm is None:

@@ -36,7 +36,7 @@ from .checkpoint import (
     write_json,
 )
 from .config import LR_SCHEDULES, TrainConfig, check_resumable, run_loss
-from .data import day_number, grid_tiles
+from .data import grid_tiles, split_record
 from .loss import cloudy_fraction
 from .metrics import pixel_metrics
 from .model import alignment, architecture_of, batchnorm, build_unet, input_channels
@@ -105,14 +105,14 @@ def _compile(model, cfg: TrainConfig, w0: float) -> None:
 
 
 def check_unvalidated(cfg: TrainConfig) -> None:
-    """A run without validation days (a refit on every labelled day) is allowed only when
+    """A run without validation days or subphases (a refit on every labelled day) is allowed only when
     validation would choose nothing: a cosine schedule (no plateau halving) and early-stopping
     patience of at least ``epochs``, so the last epoch is the model.
 
     Raises:
         ValueError: no validation days, and the schedule or patience would need them.
     """
-    if cfg.val_days:
+    if cfg.val_days or cfg.val_subphases:
         return
     if cfg.lr_schedule != "cosine" or cfg.patience < cfg.epochs:
         raise ValueError(
@@ -120,6 +120,15 @@ def check_unvalidated(cfg: TrainConfig) -> None:
             f"use --lr-schedule cosine and --patience >= --epochs (got {cfg.lr_schedule}, patience "
             f"{cfg.patience}, epochs {cfg.epochs})"
         )
+
+
+def set_aside(by_subphase: dict[str, dict[str, list[int]]]) -> str:
+    """The test days of a :func:`.data.split_record`, for the log: ``test days [18, 19]`` with one
+    subphase, ``test days P02 [18], P03 [1, 2]`` with several."""
+    if len(by_subphase) == 1:
+        return f"test days {next(iter(by_subphase.values()))['test']}"
+    tested = [f"{sub} {roles['test']}" for sub, roles in by_subphase.items() if roles["test"]]
+    return "test days " + (", ".join(tested) or "[]")
 
 
 def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -148,9 +157,10 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
     else:
         state = RunState(lr=cfg.lr)
 
+    by_subphase = split_record(train_s, val_s, test_s)
     log(
         f"loading {len(train_s)} training, {len(val_s)} validation, {len(ref_s)} reference maps "
-        f"(test days {sorted(day_number(s.name) for s in test_s)} set aside)"
+        f"({set_aside(by_subphase)} set aside)"
     )
     inputs = run_inputs(cfg)
     train_maps = load_all(train_s, cfg.tile_out, cfg.depth, inputs=inputs)
@@ -189,6 +199,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
                     "val": [s.name for s in val_s],
                     "test": [s.name for s in test_s],
                     "reference": [s.name for s in ref_s],
+                    "subphases": by_subphase,
                 },
                 "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             },
