@@ -348,3 +348,41 @@ def test_a_mask_edited_out_of_range_or_to_nan_is_refused_by_name(tmp_path, edit)
     res = CliRunner().invoke(stats_app(), [str(root), "--out", str(tmp_path / "s.nc")])
     assert res.exit_code == 1 and "Traceback" not in res.output
     assert "cloudmask_P01_day04.ncdf" in res.output
+
+
+def test_cm_stats_on_a_full_disk_is_one_line_naming_the_file(tmp_path, monkeypatch):
+    """Issue 32 item 15: a full disk gave two chained tracebacks (the write's error, then the
+    dataset's close failing with an HDF error)."""
+    import errno
+
+    import netCDF4
+    from typer.testing import CliRunner
+
+    root = write_case(tmp_path / "run")
+    real = netCDF4.Dataset
+    failed: list[str] = []
+
+    class FullDisk(real):  # type: ignore[misc,valid-type]
+        def createVariable(self, *args, **kwargs):
+            if args[0] == "valid_days":
+                failed.append(args[0])
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return super().createVariable(*args, **kwargs)
+
+        def close(self):
+            out = super().close()
+            if failed:  # the half-written file cannot be flushed either
+                failed.clear()
+                raise RuntimeError("NetCDF: HDF error")
+            return out
+
+    monkeypatch.setattr(netCDF4, "Dataset", FullDisk)
+    out = tmp_path / "stats" / "s.nc"
+    with pytest.raises(OSError) as info:
+        write_stats(collect([root]).stats, out)
+    assert info.value.errno == errno.ENOSPC and str(out) in str(info.value)
+    res = CliRunner().invoke(stats_app(), [str(root), "--out", str(out)])
+    assert res.exit_code == 1 and isinstance(res.exception, (SystemExit, type(None))), res.exception
+    lines = [ln for ln in res.output.splitlines() if "error" in ln]
+    assert len(lines) == 1 and str(out) in lines[0] and "No space left on device" in lines[0], res.output
+    assert not out.exists() and (not out.parent.exists() or list(out.parent.iterdir()) == [])  # no partial file

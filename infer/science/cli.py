@@ -281,8 +281,8 @@ def stats_command(
         raise typer.Exit(1)
     try:
         write_stats(stats, out)
-    except OSError as exc:
-        _fail(f"--out {out}: cannot write ({exc.strerror or exc})")
+    except OSError as exc:  # one line naming the file (write_stats wraps netCDF's errors too)
+        _fail(f"--out {exc.strerror or exc}")
         raise typer.Exit(1) from None
     console.print(
         f"wrote {out}: {len(stats.days)} days, Ls {min(d.ls for d in stats.days):.1f}-"
