@@ -386,3 +386,12 @@ def test_cm_stats_on_a_full_disk_is_one_line_naming_the_file(tmp_path, monkeypat
     lines = [ln for ln in res.output.splitlines() if "error" in ln]
     assert len(lines) == 1 and str(out) in lines[0] and "No space left on device" in lines[0], res.output
     assert not out.exists() and (not out.parent.exists() or list(out.parent.iterdir()) == [])  # no partial file
+
+
+def test_cm_stats_refuses_a_threshold_outside_0_1(tmp_path):
+    """Issue 32 item 9: cm-stats --threshold 47 was taken."""
+    from typer.testing import CliRunner
+
+    res = CliRunner().invoke(stats_app(), [str(tmp_path), "--out", str(tmp_path / "s.nc"), "--threshold", "47"])
+    assert res.exit_code == 2 and "--threshold 47" in res.output and "[0, 1]" in res.output, res.output
+    assert not (tmp_path / "s.nc").exists()

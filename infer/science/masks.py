@@ -254,6 +254,10 @@ def load_reference(path: str | Path) -> tuple[BinaryMask, str]:
     return binarise(values, None), kind
 
 
+MAX_DAY_NUMBER = 9999
+"""Largest day number ``--days`` takes (a subphase has a few dozen days)."""
+
+
 def select_days(spec: str | None, names: Iterable[str]) -> list[str]:
     """The day names that ``spec`` picks out of ``names``.
 
@@ -267,16 +271,24 @@ def select_days(spec: str | None, names: Iterable[str]) -> list[str]:
     names = list(names)
     if not spec:
         return names
-    numbers: set[int] = set()
+    ranges: list[tuple[int, int]] = []
     exact: set[str] = set()
     for item in (s.strip() for s in spec.split(",") if s.strip()):
         if day_name(item) is not None:
             exact.add(day_name(item) or "")
-        elif re.fullmatch(r"\d+", item):
-            numbers.add(int(item))
-        elif re.fullmatch(r"\d+-\d+", item):
-            lo, hi = map(int, item.split("-"))
-            numbers.update(range(lo, hi + 1))
+        elif re.fullmatch(r"\d+(-\d+)?", item):
+            lo, _, hi = item.partition("-")
+            first, last = int(lo), int(hi or lo)
+            if last > MAX_DAY_NUMBER or first > last:
+                raise ValueError(
+                    f"--days: {item!r}: day numbers go from 1 to {MAX_DAY_NUMBER}, a range from low to high (16-20)"
+                )
+            ranges.append((first, last))  # kept as bounds: a range is never listed out
         else:
             raise ValueError(f"--days: {item!r} is not a day name (P01_day18), number (18) or range (16-20)")
-    return [n for n in names if n in exact or int(n.rsplit("day", 1)[1]) in numbers]
+
+    def picked(name: str) -> bool:
+        number = int(name.rsplit("day", 1)[1])
+        return name in exact or any(lo <= number <= hi for lo, hi in ranges)
+
+    return [n for n in names if picked(n)]
