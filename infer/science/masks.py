@@ -24,15 +24,18 @@ from ..geometry import INVALID, MAP_HEIGHT, MAP_WIDTH
 from ..maps import MAP_SUFFIXES
 from ..netcdf import MASK_SUFFIXES
 
-_DAY = re.compile(r"([A-Za-z]+\d+)_?day(\d+)", re.IGNORECASE)
+_DAY = re.compile(r"([^\W\d_]+\d+)_?day(\d+)", re.IGNORECASE)
+"""A subphase (letters, any script, then digits), ``day`` or ``_day``, the day number."""
 
 
 def day_name(path: str | Path) -> str | None:
-    """Canonical day name (``P01_day01``) found in a file name, or None if it holds none."""
+    """Canonical day name (``P01_day01``) found in a file name, or None if it holds none.
+    ASCII letters of the subphase are upper-cased; other letters are kept (``Pé01_day01``)."""
     m = _DAY.search(Path(path).name)
     if m is None:
         return None
-    return f"{m.group(1).upper()}_day{int(m.group(2)):02d}"
+    subphase = "".join(c.upper() if c.isascii() else c for c in m.group(1))
+    return f"{subphase}_day{int(m.group(2)):02d}"
 
 
 def index_by_day(roots: Iterable[str | Path], suffixes: tuple[str, ...]) -> dict[str, Path]:

@@ -247,7 +247,9 @@ def collect(
         try:
             attrs = read_attrs(path)
             year, ls = day_ls(path, attrs, table)
-            key = map_key(read_time_coords(path).map_name, year, ls)
+            when = read_time_coords(path)
+            name = day_name(path) or when.map_name  # as a cube names the step (its map_name)
+            key = map_key(when.map_name, year, ls)
             values = read_values(path, label=label)
             refused = seen.refuse(key, str(path))  # after the read: a bad first copy refuses no good one
             if refused is not None:
