@@ -362,8 +362,8 @@ def write_stats(stats: CloudStats, path: str | Path) -> Path:
     ``hovmoller_valid_pixels`` (lat_band, ls_bin) with band and bin bounds.
 
     Raises:
-        OSError: the file cannot be written (disk full...): one error naming ``path`` (its
-            ``errno`` and ``strerror`` are the cause's); no partial file is left.
+        OSError: the file cannot be written (disk full...): one error, its ``errno`` the
+            cause's, its ``strerror`` one line naming ``path`` and the cause; no partial file is left.
     """
     from ..geometry import latitudes_south_up
     from ..netcdf import default_global_attrs
