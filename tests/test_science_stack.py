@@ -141,6 +141,7 @@ def test_cube_statistics_equal_the_folders(tmp_path):
     assert folder.errors == [] and len(folder.stats.days) == 3
     assert folder.stats.cloudy_days.sum() > 0
     _assert_same_stats(_stats_from_cube(cube), folder.stats)
+    assert all(s.cloud is None for s in iter_cube_steps(cube))  # 0.912 is on the 0.004 grid: nothing stored
     masks = list(iter_cube_masks(cube))
     assert [(m.name, m.ls, m.mars_year) for m in masks] == [
         ("P01_day03", 10.0, 28),
@@ -251,6 +252,7 @@ def test_cm_stats_of_a_cube_equals_the_folders_at_a_threshold_off_the_packing_st
     for step in iter_cube_steps(cube):
         packed_only.add(binarise(step.mask, 0.47), step.name, step.ls, step.mars_year)
     assert (packed_only.cloudy_days != folder.stats.cloudy_days).sum() > 1000  # the defect this guards
+    assert all(s.cloud is not None for s in iter_cube_steps(cube))
     # an override off the 0.004 steps reads the packed values: said in one line, not silently
     off = collect([cube], threshold=0.47)
     assert len(off.warnings) == 1 and "0.47" in off.warnings[0] and "cube.nc" in off.warnings[0]
