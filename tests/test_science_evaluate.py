@@ -264,3 +264,18 @@ def test_cm_eval_bounds_the_days_it_is_given(tmp_path, spec):
     res = CliRunner().invoke(eval_app(), [str(pred_root), str(labels), "--days", spec])
     assert res.exit_code == 2 and "--days" in res.output and "9999" in res.output, res.output
     assert select_days("1-9999", ["P01_day18"]) == ["P01_day18"] and select_days("16-17", ["P01_day18"]) == []
+
+
+def test_a_second_prediction_of_a_day_is_named_not_silently_dropped(tmp_path):
+    """Issue 32 item 3, in cm-eval: the first mask of a day was scored and a second ignored silently."""
+    import shutil
+
+    pred_root, labels = write_case(tmp_path)
+    first = pred_root / "P" / "P01" / "cloudmasks" / "cloudmask_P01_day01.ncdf"
+    copy = pred_root / "Q" / "P01" / "cloudmask_P01_day01.ncdf"
+    copy.parent.mkdir(parents=True)
+    shutil.copy(first, copy)
+    res = evaluate(pred_root, labels)
+    assert [d.day for d in res.days] == ["P01_day01", "P01_day02"] and res.days[0].pred == str(first)
+    dup = [e for e in res.errors if "the same day" in e]
+    assert len(dup) == 1 and str(copy) in dup[0] and str(first) in dup[0]

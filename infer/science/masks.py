@@ -38,11 +38,14 @@ def day_name(path: str | Path) -> str | None:
     return f"{subphase}_day{int(m.group(2)):02d}"
 
 
-def index_by_day(roots: Iterable[str | Path], suffixes: tuple[str, ...]) -> dict[str, Path]:
+def index_by_day(
+    roots: Iterable[str | Path], suffixes: tuple[str, ...], duplicates: list[str] | None = None
+) -> dict[str, Path]:
     """``{day name: path}`` of the files with one of ``suffixes`` under the roots (files or folders).
 
     Searched recursively; hidden files and files without a day name are skipped.  When two
-    files name the same day, the first in sorted order wins.
+    files name the same day, the first in sorted order wins; with ``duplicates``, one line
+    per file left out, naming both, is appended to it.
     """
     found: dict[str, Path] = {}
     for root in roots:
@@ -58,7 +61,9 @@ def index_by_day(roots: Iterable[str | Path], suffixes: tuple[str, ...]) -> dict
                 continue
             name = day_name(p)
             if name is not None:
-                found.setdefault(name, p)
+                first = found.setdefault(name, p)
+                if first != p and duplicates is not None:
+                    duplicates.append(f"{p}: the same day {name} as {first}; left out, scored once")
     return dict(sorted(found.items()))
 
 
@@ -89,9 +94,10 @@ class SeenMaps:
         return f"{where}: the same map as {first} ({key[0]}, MY {key[1]}, Ls {key[2]:g}); left out, counted once"
 
 
-def find_masks(*roots: str | Path) -> dict[str, Path]:
-    """``{day name: mask file}`` of the NetCDF masks (``.ncdf``/``.nc``) under the roots."""
-    return index_by_day(roots, MASK_SUFFIXES)
+def find_masks(*roots: str | Path, duplicates: list[str] | None = None) -> dict[str, Path]:
+    """``{day name: mask file}`` of the NetCDF masks (``.ncdf``/``.nc``) under the roots;
+    ``duplicates`` collects one line per second mask of a day (:func:`index_by_day`)."""
+    return index_by_day(roots, MASK_SUFFIXES, duplicates)
 
 
 def find_map_files(*roots: str | Path) -> dict[str, Path]:
