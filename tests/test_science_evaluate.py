@@ -247,3 +247,35 @@ def test_a_prediction_edited_out_of_range_is_refused_by_name(tmp_path, edit):
     res = evaluate(pred_root, labels)
     assert [d.day for d in res.days] == ["P01_day01", "P01_day02"]
     assert len(res.errors) == 1 and str(bad) in res.errors[0] and "not a cloud mask" in res.errors[0]
+
+
+@pytest.mark.parametrize("args", [["--threshold", "47"], ["--threshold", "-0.1"], ["--threshold", "nan"]])
+def test_cm_eval_refuses_a_threshold_outside_0_1(tmp_path, args):
+    """Issue 32 item 9: --threshold 47 was taken (every pixel clear)."""
+    pred_root, labels = write_case(tmp_path)
+    res = CliRunner().invoke(eval_app(), [str(pred_root), str(labels), *args])
+    assert res.exit_code == 2 and "--threshold" in res.output and "[0, 1]" in res.output, res.output
+
+
+@pytest.mark.parametrize("spec", ["1-99999999999999", "20-16", "100000"])
+def test_cm_eval_bounds_the_days_it_is_given(tmp_path, spec):
+    """Issue 32 item 13: --days 1-99999999999999 listed every number and was killed for memory."""
+    pred_root, labels = write_case(tmp_path)
+    res = CliRunner().invoke(eval_app(), [str(pred_root), str(labels), "--days", spec])
+    assert res.exit_code == 2 and "--days" in res.output and "9999" in res.output, res.output
+    assert select_days("1-9999", ["P01_day18"]) == ["P01_day18"] and select_days("16-17", ["P01_day18"]) == []
+
+
+def test_a_second_prediction_of_a_day_is_named_not_silently_dropped(tmp_path):
+    """Issue 32 item 3, in cm-eval: the first mask of a day was scored and a second ignored silently."""
+    import shutil
+
+    pred_root, labels = write_case(tmp_path)
+    first = pred_root / "P" / "P01" / "cloudmasks" / "cloudmask_P01_day01.ncdf"
+    copy = pred_root / "Q" / "P01" / "cloudmask_P01_day01.ncdf"
+    copy.parent.mkdir(parents=True)
+    shutil.copy(first, copy)
+    res = evaluate(pred_root, labels)
+    assert [d.day for d in res.days] == ["P01_day01", "P01_day02"] and res.days[0].pred == str(first)
+    dup = [e for e in res.errors if "the same day" in e]
+    assert len(dup) == 1 and str(copy) in dup[0] and str(first) in dup[0]

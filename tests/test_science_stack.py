@@ -141,6 +141,7 @@ def test_cube_statistics_equal_the_folders(tmp_path):
     assert folder.errors == [] and len(folder.stats.days) == 3
     assert folder.stats.cloudy_days.sum() > 0
     _assert_same_stats(_stats_from_cube(cube), folder.stats)
+    assert all(s.cloud is None for s in iter_cube_steps(cube))  # 0.912 is on the 0.004 grid: nothing stored
     masks = list(iter_cube_masks(cube))
     assert [(m.name, m.ls, m.mars_year) for m in masks] == [
         ("P01_day03", 10.0, 28),
@@ -251,9 +252,49 @@ def test_cm_stats_of_a_cube_equals_the_folders_at_a_threshold_off_the_packing_st
     for step in iter_cube_steps(cube):
         packed_only.add(binarise(step.mask, 0.47), step.name, step.ls, step.mars_year)
     assert (packed_only.cloudy_days != folder.stats.cloudy_days).sum() > 1000  # the defect this guards
+    assert all(s.cloud is not None for s in iter_cube_steps(cube))
     # an override off the 0.004 steps reads the packed values: said in one line, not silently
     off = collect([cube], threshold=0.47)
     assert len(off.warnings) == 1 and "0.47" in off.warnings[0] and "cube.nc" in off.warnings[0]
     on = collect([cube], threshold=0.5)
     assert on.warnings == []
     _assert_same_stats(on.stats, collect([out], threshold=0.5).stats)
+
+
+def test_unicode_map_and_subphase_names_work_end_to_end(tmp_path):
+    """Issue 32 item 14: any non-ASCII map or subphase name failed ('ascii' codec can't decode)."""
+    import typer
+    from typer.testing import CliRunner
+
+    from mars_cloudmask.infer.science.cli import eval_command, stats_command, view_command
+    from mars_cloudmask.infer.science.stats import write_stats
+
+    out = tmp_path / "OUT é"
+    names = ["Pé01_day01", "Pé01_day02", "雲_day03"]
+    for i, name in enumerate(names):
+        write_mask(
+            out / "Phasé" / "Pé01" / "cloudmasks" / f"cloudmask_{name}.ncdf",
+            prob_mask(i),
+            {"solar_longitude": 10.0 * (i + 1), "mars_year": 28, "map_name": name, "subphase": "Pé01"},
+            threshold=0.912,
+        )
+    cube = build_cube(out, tmp_path / "cubé.nc")
+    assert cube.errors == [] and cube.steps == 3
+    assert sorted(s.name for s in iter_cube_steps(cube.path)) == sorted(names)
+    folder, from_cube = collect([out]), collect([cube.path])
+    assert folder.errors == from_cube.errors == []
+    _assert_same_stats(from_cube.stats, folder.stats)
+    import netCDF4
+
+    with netCDF4.Dataset(write_stats(folder.stats, tmp_path / "statsé.nc")) as ds:
+        assert sorted(ds["day_name"][:]) == sorted(d.name for d in folder.stats.days)
+    runner = CliRunner()
+    for command, args in [
+        (stats_command, [str(out), "--out", str(tmp_path / "s.nc")]),
+        (eval_command, [str(out), str(out)]),
+        (view_command, [str(out / "Phasé" / "Pé01" / "cloudmasks" / "cloudmask_Pé01_day01.ncdf")]),
+    ]:
+        app = typer.Typer(add_completion=False)
+        app.command()(command)
+        res = runner.invoke(app, args)
+        assert res.exit_code == 0 and "codec" not in res.output, (command.__name__, res.output, res.exception)

@@ -348,3 +348,88 @@ def test_a_mask_edited_out_of_range_or_to_nan_is_refused_by_name(tmp_path, edit)
     res = CliRunner().invoke(stats_app(), [str(root), "--out", str(tmp_path / "s.nc")])
     assert res.exit_code == 1 and "Traceback" not in res.output
     assert "cloudmask_P01_day04.ncdf" in res.output
+
+
+def test_cm_stats_on_a_full_disk_is_one_line_naming_the_file(tmp_path, monkeypatch):
+    """Issue 32 item 15: a full disk gave two chained tracebacks (the write's error, then the
+    dataset's close failing with an HDF error)."""
+    import errno
+
+    import netCDF4
+    from typer.testing import CliRunner
+
+    from mars_cloudmask.infer.science import stats as stats_module
+
+    root = write_case(tmp_path / "run")
+    s = collect([root]).stats
+    real = netCDF4.Dataset
+
+    class FullDisk:
+        """A dataset whose variables do not fit and whose close then fails (pure Python: a
+        subclass of netCDF4.Dataset crashes the interpreter when it is collected)."""
+
+        def __init__(self, *args, **kwargs):
+            self._ds = real(*args, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(self._ds, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.close()
+            return False
+
+        def createVariable(self, *args, **kwargs):
+            if args[0] == "valid_days":
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self._ds.createVariable(*args, **kwargs)
+
+        def close(self):
+            self._ds.close()
+            raise RuntimeError("NetCDF: HDF error")
+
+    def dataset(*args, **kwargs):  # reading works; only the file being written is full
+        mode = args[1] if len(args) > 1 else kwargs.get("mode", "r")
+        return FullDisk(*args, **kwargs) if mode == "w" else real(*args, **kwargs)
+
+    class FullFile:
+        """What ``open(tmp, "wb")`` gives on a full disk: the write fails."""
+
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def flush(self):
+            pass
+
+    out = tmp_path / "stats" / "s.nc"
+    for target, name, fake in [(netCDF4, "Dataset", dataset), (stats_module, "open", FullFile)]:
+        with monkeypatch.context() as m:
+            m.setattr(target, name, fake, raising=False)
+            with pytest.raises(OSError) as info:
+                write_stats(s, out)
+            assert info.value.errno == errno.ENOSPC and str(out) in str(info.value), info.value
+            res = CliRunner().invoke(stats_app(), [str(root), "--out", str(out)])
+        assert res.exit_code == 1 and isinstance(res.exception, (SystemExit, type(None))), res.exception
+        lines = [ln for ln in res.output.splitlines() if "error" in ln]
+        assert len(lines) == 1 and str(out) in lines[0] and "No space left on device" in lines[0], res.output
+        assert not out.exists() and (not out.parent.exists() or list(out.parent.iterdir()) == [])  # no partial file
+
+
+def test_cm_stats_refuses_a_threshold_outside_0_1(tmp_path):
+    """Issue 32 item 9: cm-stats --threshold 47 was taken."""
+    from typer.testing import CliRunner
+
+    res = CliRunner().invoke(stats_app(), [str(tmp_path), "--out", str(tmp_path / "s.nc"), "--threshold", "47"])
+    assert res.exit_code == 2 and "--threshold 47" in res.output and "[0, 1]" in res.output, res.output
+    assert not (tmp_path / "s.nc").exists()

@@ -55,6 +55,13 @@ def _check_outputs(files: dict[str, Path | None], folders: dict[str, Path | None
         raise typer.Exit(2) from None
 
 
+def _check_threshold(threshold: float | None) -> None:
+    """Exit 2 with one line unless ``--threshold`` is absent or a number in [0, 1] (``47`` is not 0.47)."""
+    if threshold is not None and not (math.isfinite(threshold) and 0.0 <= threshold <= 1.0):
+        _fail(f"--threshold {threshold:g}: must be a cloud probability in [0, 1] (e.g. 0.47)")
+        raise typer.Exit(2)
+
+
 def _need_matplotlib(command: str) -> None:
     """Exit 2 with one line naming the ``science`` extra when matplotlib cannot be imported."""
     from .view import MissingExtraError, require_matplotlib
@@ -106,6 +113,7 @@ def eval_command(
     from .masks import find_masks, select_days
     from .split import split_for_masks, split_note
 
+    _check_threshold(threshold)
     for root in (pred, labels):
         if not root.exists():
             _fail(f"{root}: no such file or folder")
@@ -199,6 +207,7 @@ def view_command(
     from .masks import MaskShapeError, MaskValueError
     from .view import default_view_path, draw_view, read_view
 
+    _check_threshold(threshold)
     if not mask.is_file():
         _fail(f"{mask}: no such file")
         raise typer.Exit(2)
@@ -243,6 +252,7 @@ def stats_command(
     from .stack import cube_steps
     from .stats import check_bins, collect, plot_frequency, plot_hovmoller, write_stats
 
+    _check_threshold(threshold)
     try:
         check_bins(lat_bin, ls_bin)
     except ValueError as exc:
@@ -281,8 +291,8 @@ def stats_command(
         raise typer.Exit(1)
     try:
         write_stats(stats, out)
-    except OSError as exc:
-        _fail(f"--out {out}: cannot write ({exc.strerror or exc})")
+    except OSError as exc:  # one line naming the file (write_stats wraps netCDF's errors too)
+        _fail(f"--out {exc.strerror or exc}")
         raise typer.Exit(1) from None
     console.print(
         f"wrote {out}: {len(stats.days)} days, Ls {min(d.ls for d in stats.days):.1f}-"

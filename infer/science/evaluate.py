@@ -188,14 +188,17 @@ def evaluate(
             ``labels/P01/mdgms``); the picture has a grey background when a map is not found.
         progress: called with each day name after it is scored.
 
-    A file that cannot be read adds one line to ``errors``; the other days are still scored.
+    A file that cannot be read, or a second mask of a day (``.nc`` beside ``.ncdf``, a copy
+    in another folder: the first in path order is scored), adds one line to ``errors``; the
+    other days are still scored.
     """
     from ..maps import MapError, read_map
 
-    pairs, missing = match_days(find_masks(pred_root), find_masks(ref_root), days)
+    errors: list[str] = []
+    pred_masks = find_masks(pred_root, duplicates=errors)  # a day with two masks: one line, scored once
+    pairs, missing = match_days(pred_masks, find_masks(ref_root, duplicates=errors), days)
     maps = find_map_files(*map_roots) if png_dir is not None else {}
     results: list[DayResult] = []
-    errors: list[str] = []
     pooled = Counts()
     for day, pred_path, ref_path in pairs:
         try:

@@ -24,22 +24,28 @@ from ..geometry import INVALID, MAP_HEIGHT, MAP_WIDTH
 from ..maps import MAP_SUFFIXES
 from ..netcdf import MASK_SUFFIXES
 
-_DAY = re.compile(r"([A-Za-z]+\d+)_?day(\d+)", re.IGNORECASE)
+_DAY = re.compile(r"([^\W\d_]+\d+)_?day(\d+)", re.IGNORECASE)
+"""A subphase (letters, any script, then digits), ``day`` or ``_day``, the day number."""
 
 
 def day_name(path: str | Path) -> str | None:
-    """Canonical day name (``P01_day01``) found in a file name, or None if it holds none."""
+    """Canonical day name (``P01_day01``) found in a file name, or None if it holds none.
+    ASCII letters of the subphase are upper-cased; other letters are kept (``Pé01_day01``)."""
     m = _DAY.search(Path(path).name)
     if m is None:
         return None
-    return f"{m.group(1).upper()}_day{int(m.group(2)):02d}"
+    subphase = "".join(c.upper() if c.isascii() else c for c in m.group(1))
+    return f"{subphase}_day{int(m.group(2)):02d}"
 
 
-def index_by_day(roots: Iterable[str | Path], suffixes: tuple[str, ...]) -> dict[str, Path]:
+def index_by_day(
+    roots: Iterable[str | Path], suffixes: tuple[str, ...], duplicates: list[str] | None = None
+) -> dict[str, Path]:
     """``{day name: path}`` of the files with one of ``suffixes`` under the roots (files or folders).
 
     Searched recursively; hidden files and files without a day name are skipped.  When two
-    files name the same day, the first in sorted order wins.
+    files name the same day, the first in sorted order wins; with ``duplicates``, one line
+    per file left out, naming both, is appended to it.
     """
     found: dict[str, Path] = {}
     for root in roots:
@@ -55,7 +61,9 @@ def index_by_day(roots: Iterable[str | Path], suffixes: tuple[str, ...]) -> dict
                 continue
             name = day_name(p)
             if name is not None:
-                found.setdefault(name, p)
+                first = found.setdefault(name, p)
+                if first != p and duplicates is not None:
+                    duplicates.append(f"{p}: the same day {name} as {first}; left out, scored once")
     return dict(sorted(found.items()))
 
 
@@ -86,9 +94,10 @@ class SeenMaps:
         return f"{where}: the same map as {first} ({key[0]}, MY {key[1]}, Ls {key[2]:g}); left out, counted once"
 
 
-def find_masks(*roots: str | Path) -> dict[str, Path]:
-    """``{day name: mask file}`` of the NetCDF masks (``.ncdf``/``.nc``) under the roots."""
-    return index_by_day(roots, MASK_SUFFIXES)
+def find_masks(*roots: str | Path, duplicates: list[str] | None = None) -> dict[str, Path]:
+    """``{day name: mask file}`` of the NetCDF masks (``.ncdf``/``.nc``) under the roots;
+    ``duplicates`` collects one line per second mask of a day (:func:`index_by_day`)."""
+    return index_by_day(roots, MASK_SUFFIXES, duplicates)
 
 
 def find_map_files(*roots: str | Path) -> dict[str, Path]:
@@ -254,6 +263,10 @@ def load_reference(path: str | Path) -> tuple[BinaryMask, str]:
     return binarise(values, None), kind
 
 
+MAX_DAY_NUMBER = 9999
+"""Largest day number ``--days`` takes (a subphase has a few dozen days)."""
+
+
 def select_days(spec: str | None, names: Iterable[str]) -> list[str]:
     """The day names that ``spec`` picks out of ``names``.
 
@@ -267,16 +280,24 @@ def select_days(spec: str | None, names: Iterable[str]) -> list[str]:
     names = list(names)
     if not spec:
         return names
-    numbers: set[int] = set()
+    ranges: list[tuple[int, int]] = []
     exact: set[str] = set()
     for item in (s.strip() for s in spec.split(",") if s.strip()):
         if day_name(item) is not None:
             exact.add(day_name(item) or "")
-        elif re.fullmatch(r"\d+", item):
-            numbers.add(int(item))
-        elif re.fullmatch(r"\d+-\d+", item):
-            lo, hi = map(int, item.split("-"))
-            numbers.update(range(lo, hi + 1))
+        elif re.fullmatch(r"\d+(-\d+)?", item):
+            lo, _, hi = item.partition("-")
+            first, last = int(lo), int(hi or lo)
+            if last > MAX_DAY_NUMBER or first > last:
+                raise ValueError(
+                    f"--days: {item!r}: day numbers go from 1 to {MAX_DAY_NUMBER}, a range from low to high (16-20)"
+                )
+            ranges.append((first, last))  # kept as bounds: a range is never listed out
         else:
             raise ValueError(f"--days: {item!r} is not a day name (P01_day18), number (18) or range (16-20)")
-    return [n for n in names if n in exact or int(n.rsplit("day", 1)[1]) in numbers]
+
+    def picked(name: str) -> bool:
+        number = int(name.rsplit("day", 1)[1])
+        return name in exact or any(lo <= number <= hi for lo, hi in ranges)
+
+    return [n for n in names if picked(n)]

@@ -12,7 +12,9 @@ Layout of the cube (``cm-stack OUT --out cube.nc``):
 * ``cloud(time, latitude, longitude)`` signed byte, zlib: the mask at the step's own threshold
   (1 cloud, 0 clear, -128 invalid), computed from the float values, so ``cm-stats CUBE`` gives
   the folder's numbers at thresholds that are not multiples of 0.004 (the shipped model's 0.47:
-  the packed probability alone put 12,280 pixels of 115 masks on the wrong side);
+  the packed probability alone put 12,280 pixels of 115 masks on the wrong side).  Written only
+  for such steps: where the threshold is on the grid (0.912, 0/1 masks) it is all -128 and
+  its chunks are never written, so it costs no bytes;
 * rows are **south-up** like the mask files (``latitude`` ascending from -90);
 * chunks ``(time_chunk, 120, 240)`` (16 days x 12 x 24 degrees): a time series at a point
   reads one chunk per 16 days, a single day reads 120 chunks;
@@ -116,8 +118,9 @@ class CubeStep:
     mask: np.ndarray
     """float32 ``(1801, 3600)`` **north-up**, -999 invalid."""
     cloud: np.ndarray | None = None
-    """bool ``(1801, 3600)`` **north-up**: cloud at :attr:`threshold` (the step's
-    :func:`step_threshold`), exact; None for cubes made before it was stored."""
+    """bool ``(1801, 3600)`` **north-up**: cloud at the step's :func:`step_threshold`, exact;
+    None where the packed values are exact at it already (a multiple of 0.004, the 0/1 masks)
+    and for cubes made before it was stored."""
 
 
 def step_threshold(threshold: float) -> float:
@@ -347,7 +350,8 @@ def build_cube(
                     "flag_meanings": "clear cloud",
                     "coordinates": "time ls mars_year map_name",
                     "comment": "value >= threshold(time) of the float mask (0.912 where threshold is NaN), exact "
-                    "where cloudmask's steps of 0.004 are not; -128 = invalid; rows are south-up",
+                    "where cloudmask's steps of 0.004 are not; -128 = invalid, and everywhere on steps whose "
+                    "threshold is a multiple of 0.004 (threshold cloudmask there); rows are south-up",
                 }
             )
             cloud.set_auto_maskandscale(False)
@@ -355,14 +359,21 @@ def build_cube(
             side = np.empty((tchunk, MAP_HEIGHT, MAP_WIDTH), dtype=np.int8)
             for start in range(0, n, tchunk):
                 part = steps[start : start + tchunk]
+                needed = False
                 for j, s in enumerate(part):
                     values = read_mask(s.path, north_up=False)
                     block[j] = to_stored(pack(values))
-                    side[j] = cloud_stored(values, step_threshold(s.threshold))
+                    thr = step_threshold(s.threshold)
+                    if on_pack_grid(thr):  # the packed values are exact there: left unwritten (no bytes)
+                        side[j] = STORE_FILL
+                    else:
+                        side[j] = cloud_stored(values, thr)
+                        needed = True
                     if progress is not None:
                         progress(s.name)
                 cube[start : start + len(part)] = block[: len(part)]
-                cloud[start : start + len(part)] = side[: len(part)]
+                if needed:
+                    cloud[start : start + len(part)] = side[: len(part)]
                 written += len(part)
             ds.setncatts(
                 {
@@ -403,6 +414,7 @@ def iter_cube_steps(cube_path: str | Path) -> Iterator[CubeStep]:
             sides = None if side_var is None else np.asarray(side_var[start : start + tchunk])
             for j in range(block.shape[0]):
                 i = start + j
+                exact_cloud = sides is not None and not on_pack_grid(step_threshold(float(thresholds[i])))
                 yield CubeStep(
                     names[i],
                     float(ls[i]),
@@ -411,7 +423,7 @@ def iter_cube_steps(cube_path: str | Path) -> Iterator[CubeStep]:
                     sources[i],
                     float(thresholds[i]),
                     np.ascontiguousarray(unpack(block[j])[::-1]),
-                    None if sides is None else np.ascontiguousarray(sides[j][::-1] == 1),
+                    np.ascontiguousarray(sides[j][::-1] == 1) if sides is not None and exact_cloud else None,
                 )
 
 

@@ -19,9 +19,11 @@ its parent (``cm-infer`` copies the table into ``<out>/<phase>/<subphase>/``).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -245,7 +247,9 @@ def collect(
         try:
             attrs = read_attrs(path)
             year, ls = day_ls(path, attrs, table)
-            key = map_key(read_time_coords(path).map_name, year, ls)
+            when = read_time_coords(path)
+            name = day_name(path) or when.map_name  # as a cube names the step (its map_name)
+            key = map_key(when.map_name, year, ls)
             values = read_values(path, label=label)
             refused = seen.refuse(key, str(path))  # after the read: a bad first copy refuses no good one
             if refused is not None:
@@ -314,6 +318,40 @@ def _collect_cube(
     return refused
 
 
+@contextmanager
+def _in_memory_dataset(path: Path) -> Iterator[Any]:
+    """A NetCDF-4 dataset built in memory, written to ``path`` atomically when the block ends.
+
+    Built in memory so that netCDF never holds the disk: a full disk is then one ``OSError``
+    from Python's write (naming ``path``, with the cause's ``errno``), not an HDF error from
+    the dataset's close chained onto the first one.  On any error nothing is left at ``path``."""
+    import uuid
+
+    import netCDF4
+
+    from ..atomic import atomic_path
+    from ..netcdf import NETCDF_LOCK
+
+    try:
+        with NETCDF_LOCK:
+            ds = netCDF4.Dataset(f"{path.name}.{uuid.uuid4().hex}", "w", format="NETCDF4", memory=1 << 20)
+            try:
+                yield ds
+            except BaseException:
+                try:
+                    ds.close()
+                except Exception:  # noqa: BLE001 - the first error is the one to report
+                    pass
+                raise
+            image = bytes(ds.close())
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            f.write(image)
+            f.flush()
+    except (OSError, RuntimeError) as exc:
+        reason = getattr(exc, "strerror", None) or " ".join(str(exc).split()) or type(exc).__name__
+        raise OSError(getattr(exc, "errno", None), f"{path}: cannot write the statistics ({reason})") from None
+
+
 def write_stats(stats: CloudStats, path: str | Path) -> Path:
     """Write the statistics as one NetCDF-4 file (CF-1.8 attributes), atomically.
 
@@ -322,16 +360,17 @@ def write_stats(stats: CloudStats, path: str | Path) -> Path:
     ``day_name``, ``ls``, ``mars_year``, ``day_cloud_fraction`` (day);
     ``zonal_cloud_fraction`` (day, lat_band); ``hovmoller_cloud_fraction``,
     ``hovmoller_valid_pixels`` (lat_band, ls_bin) with band and bin bounds.
-    """
-    import netCDF4
 
-    from ..atomic import atomic_path
+    Raises:
+        OSError: the file cannot be written (disk full...): one error, its ``errno`` the
+            cause's, its ``strerror`` one line naming ``path`` and the cause; no partial file is left.
+    """
     from ..geometry import latitudes_south_up
     from ..netcdf import default_global_attrs
 
     fill = np.float32(-999.0)
     n_days = len(stats.days)
-    with atomic_path(path) as tmp, netCDF4.Dataset(tmp, "w", format="NETCDF4") as ds:
+    with _in_memory_dataset(Path(path)) as ds:
         ds.createDimension("latitude", MAP_HEIGHT)
         ds.createDimension("longitude", MAP_WIDTH)
         ds.createDimension("day", n_days)
