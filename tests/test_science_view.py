@@ -143,3 +143,55 @@ def test_cm_view_refuses_a_mask_edited_to_nan_but_draws_a_label_file(tmp_path):
         values[:10] = 80.0
         ds["cloudmask"][:] = values
     assert view_mask(tmp_path / "label.png", label).is_file()
+
+
+def test_the_title_names_the_map_its_mars_year_and_ls(tmp_path):
+    """cm-view's title had the file name and cloud share only (issue 35)."""
+    from mars_cloudmask.infer.netcdf import write_mask
+    from mars_cloudmask.infer.science.view import read_view, view_title
+
+    assert view_title("P01_day16", 28, 133.44, 0.1972, 0.47) == (
+        "P01_day16  MY 28  Ls 133.4: cloud 19.7 % of valid pixels (threshold 0.47)"
+    )
+    assert view_title("x", None, None, 0.5, 0.5) == "x: cloud 50.0 % of valid pixels (threshold 0.5)"
+    prob = np.full((1801, 3600), 0.2, np.float32)
+    prob[:, :900] = 0.9
+    path = write_mask(tmp_path / "cloudmask_P01_day16.ncdf", prob, {"solar_longitude": 133.4, "mars_year": 28},
+                      threshold=0.5)
+    view = read_view(path)
+    assert view.title == "cloudmask_P01_day16.ncdf  MY 28  Ls 133.4: cloud 25.0 % of valid pixels (threshold 0.5)"
+    np.testing.assert_array_equal(view.probability, prob)  # the values, for --probability
+
+
+def test_cm_view_probability_draws_a_colour_bar_and_refuses_a_binary_mask(tmp_path):
+    from typer.testing import CliRunner
+
+    from mars_cloudmask.infer.netcdf import write_mask
+    from mars_cloudmask.infer.science.cli import view_command
+    from mars_cloudmask.infer.science.view import draw_view, read_view
+
+    ramp = np.tile(np.linspace(0, 1, 3600, dtype=np.float32), (1801, 1))  # probability rising to the east
+    path = write_mask(tmp_path / "cloudmask_P01_day02.ncdf", ramp, {"solar_longitude": 10.0}, threshold=0.5)
+    view = read_view(path)
+    binary_png = draw_view(tmp_path / "b.png", view)
+    prob_png = draw_view(tmp_path / "p.png", view, probability=True)
+    with Image.open(binary_png) as b, Image.open(prob_png) as p:
+        pb, pp = np.asarray(b.convert("RGB")).astype(int), np.asarray(p.convert("RGB")).astype(int)
+    # the probability picture has a viridis colour bar: yellow (high) and purple (low) pixels
+    yellow = ((pp[..., 0] > 200) & (pp[..., 1] > 200) & (pp[..., 2] < 80)).sum()
+    purple = (np.abs(pp - np.array([68, 1, 84])).sum(axis=-1) < 60).sum()  # viridis at 0, alpha-blended
+    assert yellow > 500 and purple > 50
+    assert ((pb[..., 0] > 200) & (pb[..., 1] > 200) & (pb[..., 2] < 80)).sum() < 50  # not in the binary view
+    binary = write_mask(tmp_path / "cloudmask_P01_day03.ncdf", (ramp > 0.5).astype(np.float32), {}, binary=True)
+    app = typer_app(view_command)
+    result = CliRunner().invoke(app, [str(binary), "--probability", "--out", str(tmp_path / "x.png")])
+    assert result.exit_code == 2 and "no probability to show" in result.output
+    assert not (tmp_path / "x.png").exists()
+
+
+def typer_app(command):
+    import typer
+
+    app = typer.Typer(add_completion=False)
+    app.command()(command)
+    return app

@@ -201,6 +201,9 @@ def view_command(
         "quicklook <mask name>.png alone).",
     ),
     threshold: Optional[float] = typer.Option(None, help="Cloud threshold (default: the file's, else 0.912)."),
+    probability: bool = typer.Option(
+        False, "--probability", help="Show the cloud probability with a colour bar instead of the binary mask."
+    ),
 ) -> None:
     """Render one mask with latitude/longitude ticks, clouds tinted over the map if given."""
     from ..maps import MapError
@@ -224,7 +227,10 @@ def view_command(
         _fail(f"{mask}: cannot read mask ({exc})")
         raise typer.Exit(1) from None
     try:
-        draw_view(out, view)
+        draw_view(out, view, probability)
+    except ValueError as exc:
+        _fail(f"{mask}: {exc}")
+        raise typer.Exit(2) from None
     except OSError as exc:
         _fail(f"{what} {out}: cannot write ({exc.strerror or exc})")
         raise typer.Exit(1) from None

@@ -119,31 +119,44 @@ def render_view(
 
 @dataclass(frozen=True)
 class MaskView:
-    """What ``cm-view`` draws: the map (or None), north-up validity and cloud, and a title."""
+    """What ``cm-view`` draws: the map (or None), north-up validity, cloud and values, and a title.
+
+    ``probability``: the mask's values where valid (NaN elsewhere) when they are probabilities,
+    None for 0/1 masks and label files (nothing between clear and cloud to show)."""
 
     rgb: np.ndarray | None
     valid: np.ndarray
     cloud: np.ndarray
     title: str
+    probability: np.ndarray | None = None
+
+
+def view_title(name: str, mars_year: int | None, ls: float | None, share: float, threshold: float) -> str:
+    """``"P01_day16  MY 28  Ls 133.4: cloud 19.7 % of valid pixels (threshold 0.47)"``; an unknown
+    Mars year or Ls is left out."""
+    when = "".join([f"  MY {mars_year}" if mars_year is not None else "", f"  Ls {ls:.1f}" if ls is not None else ""])
+    return f"{name}{when}: cloud {100 * share:.1f} % of valid pixels (threshold {threshold:g})"
 
 
 def read_view(mask_path: str | Path, map_path: str | Path | None = None, threshold: float | None = None) -> MaskView:
     """Read one mask file (and its map if given) for :func:`view_mask`, north-up.
 
     The threshold is ``threshold``, else the file's ``threshold`` attribute, else 0.912;
-    label files (blue-channel numbers) therefore show every labelled pixel as cloud.
+    label files (blue-channel numbers) therefore show every labelled pixel as cloud.  The
+    title names the map, its Mars year and Ls (from the file's time coordinates, when it has them).
     Raises :class:`~.masks.MaskShapeError` for a mask that is not 1801 x 3600,
     :class:`~.masks.MaskValueError` for NaN or values outside [0, 1] in a file that is not a
     label file (:func:`~.masks.reference_kind`), ``MapError`` for a bad map, OSError for an
     unreadable file.
     """
     from ..maps import read_map
-    from ..netcdf import read_attrs
+    from ..netcdf import read_attrs, read_time_coords
     from .masks import MaskValueError, file_threshold, read_values, reference_kind, value_problem
 
     values = read_values(mask_path, label=True)
     attrs = read_attrs(mask_path)
     problem = value_problem(values, label=False)
+    labels = False
     if problem is not None:
         try:
             labels = reference_kind(values, attrs)[0] == "labels"
@@ -156,13 +169,45 @@ def read_view(mask_path: str | Path, map_path: str | Path | None = None, thresho
     cloud = valid & (values >= thr)
     rgb = read_map(map_path) if map_path is not None else None
     share = cloud.sum() / max(int(valid.sum()), 1)
-    title = f"{Path(mask_path).name}: cloud {share:.1%} of valid pixels (threshold {thr:g})"
-    return MaskView(rgb, valid, cloud, title)
+    coords = read_time_coords(mask_path)
+    probability = None
+    inside = values[valid]
+    if not labels and inside.size and not np.isin(inside, (0.0, 1.0)).all():
+        probability = np.where(valid, values, np.float32(np.nan)).astype(np.float32)
+    title = view_title(Path(mask_path).name, coords.mars_year, coords.ls, float(share), thr)
+    return MaskView(rgb, valid, cloud, title, probability)
 
 
-def draw_view(out_png: str | Path, view: MaskView) -> Path:
-    """Write the PNG of a :class:`MaskView`: clouds tinted :data:`CLOUD_TINT`, lat/lon ticks."""
-    return render_view(out_png, view.rgb, view.valid, [(view.cloud, CLOUD_TINT, "cloud")], view.title)
+def draw_view(out_png: str | Path, view: MaskView, probability: bool = False) -> Path:
+    """Write the PNG of a :class:`MaskView`: clouds tinted :data:`CLOUD_TINT`, lat/lon ticks; with
+    ``probability``, the cloud probability in colour over the map, with a colour bar.
+
+    Raises ValueError (one line) when ``probability`` is asked of a 0/1 mask or a label file."""
+    if not probability:
+        return render_view(out_png, view.rgb, view.valid, [(view.cloud, CLOUD_TINT, "cloud")], view.title)
+    if view.probability is None:
+        raise ValueError("holds 0/1 values or labels, no probability to show (drop --probability)")
+    return render_probability(out_png, view.rgb, view.valid, view.probability, view.title)
+
+
+def render_probability(
+    out_png: str | Path, rgb: np.ndarray | None, valid: np.ndarray, prob: np.ndarray, title: str, factor: int = 2
+) -> Path:
+    """Draw the cloud probability (0-1, colour map ``viridis``) over the map, transparent below
+    0.05 so the ground shows, invalid pixels dimmed, with a colour bar; north-up arrays."""
+    plt = pyplot()
+    image = composite(rgb, valid, [], factor)
+    small = prob[::factor, ::factor]
+    shown = np.ma.masked_where(~np.isfinite(small) | (small < 0.05), small)
+    fig, ax = plt.subplots(figsize=(12.8, 6.4))
+    ax.imshow(image, extent=MAP_EXTENT, interpolation="nearest", aspect="equal")
+    art = ax.imshow(shown, extent=MAP_EXTENT, interpolation="nearest", aspect="equal", cmap="viridis",
+                    vmin=0.0, vmax=1.0, alpha=0.85)
+    geo_axes(ax, title)
+    bar = fig.colorbar(art, ax=ax, fraction=0.025, pad=0.02)
+    bar.set_label("cloud probability (below 0.05 not drawn)")
+    fig.tight_layout()
+    return save_figure(fig, out_png)
 
 
 def view_mask(
