@@ -54,7 +54,7 @@ from typing import Any, Callable, ContextManager, Iterator, Protocol, Sequence
 
 import numpy as np
 
-from .atomic import atomic_path, remove_stale_temporaries_of
+from .atomic import atomic_path, remove_stale_temporaries_of, write_text_atomic
 from .channels import model_input, parse_spec
 from .composites import CACHE, CompositeResult, composite_tasks, prepare_composite, source_folder
 from .geometry import DEFAULT_POLAR_OFFSET, INVALID, MAP_HEIGHT, MAP_WIDTH, Bounds, TilePlan
@@ -337,7 +337,9 @@ def triage(index: int, job: MapJob, plan: RunPlan) -> WorkItem | MapResult:
     missing = []
     if plan.quicklook and not quicklook_path(out).exists():
         missing.append("quicklook")
-    if plan.copy_maps and any(not dst.exists() for _, dst in copy_paths(job, plan)):
+    if plan.copy_maps and any(
+        not (ls_copy_current(src, dst) if src == job.ls_file else dst.exists()) for src, dst in copy_paths(job, plan)
+    ):
         missing.append("map copies")
     if missing:
         return WorkItem(
@@ -348,6 +350,23 @@ def triage(index: int, job: MapJob, plan: RunPlan) -> WorkItem | MapResult:
     result = result_for(job, plan, "skipped", reason=reason + (f", made with {', '.join(kept)}" if kept else ""))
     result.output, result.kept = str(out), ", ".join(kept) or None
     return result
+
+
+def shared_ls_tables(jobs: Sequence[MapJob], plan: RunPlan) -> list[str]:
+    """``--copy-maps``: one line per copied ``_ls.txt`` that tables of several input trees go to
+    (their rows are merged there, :func:`copy_ls_table`), naming them."""
+    if not plan.copy_maps:
+        return []
+    sources: dict[Path, list[Path]] = {}
+    for job in jobs:
+        for src, dst in copy_paths(job, plan):
+            if src == job.ls_file and src not in sources.setdefault(dst, []):
+                sources[dst].append(src)
+    return [
+        f"--copy-maps: the tables {' and '.join(map(str, srcs))} both go to {dst}: their rows are merged there"
+        for dst, srcs in sources.items()
+        if len(srcs) > 1
+    ]
 
 
 def kept_lines(results: Sequence[MapResult]) -> list[str]:
@@ -366,7 +385,7 @@ def remove_stale_temporaries(job: MapJob, plan: RunPlan) -> list[Path]:
     same ``OUT`` keeps its files.
     """
     out = plan.output_path(job)
-    targets = [out, quicklook_path(out)] + [dst for _, dst in copy_paths(job, plan)]
+    targets = [out, *plan.other_output_paths(job), quicklook_path(out)] + [dst for _, dst in copy_paths(job, plan)]
     return [tmp for target in targets for tmp in remove_stale_temporaries_of(target)]
 
 
@@ -375,6 +394,72 @@ def copy_atomic(src: Path, dst: Path) -> Path:
     with atomic_path(dst) as tmp:
         shutil.copyfile(src, tmp)
     return dst
+
+
+def _rows(text: str) -> list[str]:
+    """The non-blank rows of an ``_ls.txt``, whitespace normalised."""
+    return [" ".join(line.split()) for line in text.splitlines() if line.strip()]
+
+
+def ls_copy_current(src: Path, dst: Path) -> bool:
+    """True when the copied table ``dst`` exists and holds every row of ``src``."""
+    try:
+        have = set(_rows(dst.read_text(errors="replace")))
+    except OSError:
+        return False
+    try:
+        return all(row in have for row in _rows(src.read_text(errors="replace")))
+    except OSError:
+        return True  # the source cannot be read: the load stage names it
+
+
+def merge_ls_rows(existing: str, new: str) -> tuple[str, list[str]]:
+    """``existing`` with the rows of ``new`` it lacks appended; and the map names whose rows
+    disagree (empty: merged).  Rows are keyed by their first field, the map name."""
+    have = {row.split()[0]: row for row in _rows(existing)}
+    added, clashes = [], []
+    for row in _rows(new):
+        key = row.split()[0]
+        if key not in have:
+            have[key] = row
+            added.append(row)
+        elif have[key] != row:
+            clashes.append(key)
+    text = existing if existing.endswith("\n") or not existing else existing + "\n"
+    return text + "".join(f"{row}\n" for row in added), clashes
+
+
+def copy_ls_table(src: Path, dst: Path, notes: list[str]) -> bool:
+    """``--copy-maps`` of a subphase's ``_ls.txt``: copied when ``dst`` is absent, merged when
+    ``dst`` holds another input tree's table of the same subphase (a note names both), left
+    alone when it already holds every row.  True when ``dst`` was created.
+
+    Raises:
+        MapError: the two tables give a map different rows (the message names both files).
+    """
+    import fcntl
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(dst.parent, os.O_RDONLY | os.O_DIRECTORY)  # one merge at a time per subphase
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if not dst.exists():
+            copy_atomic(src, dst)
+            return True
+        if ls_copy_current(src, dst):
+            return False
+        merged, clashes = merge_ls_rows(dst.read_text(errors="replace"), src.read_text(errors="replace"))
+        if clashes:
+            shown = ", ".join(clashes[:3]) + (f" and {len(clashes) - 3} more" if len(clashes) > 3 else "")
+            raise MapError(
+                f"{src}: --copy-maps: {dst} already holds another table of subphase {dst.parent.name} "
+                f"with other rows for {shown}; copy the two input trees into separate --out folders"
+            )
+        write_text_atomic(dst, merged)
+        notes.append(f"merged the rows of {src} into {dst}, which held another input tree's table")
+        return False
+    finally:
+        os.close(fd)
 
 
 def quicklook_writer() -> Callable[..., Path]:
@@ -581,7 +666,7 @@ class Stages:
         written: list[Path] = []
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
-            written += self._extras(job, loaded.rgb, mask, out)
+            written += self._extras(job, loaded.rgb, mask, out, notes=loaded.notes)
             write_mask(out, mask, mask_attributes(loaded, plan, self.model.sha256), binary=plan.binary)
             for other in plan.other_output_paths(job):  # one mask per map, whatever the suffix
                 if other.exists():
@@ -601,18 +686,29 @@ class Stages:
             self.on_mask(loaded.job, loaded.rgb, mask)
 
     def _extras(
-        self, job: MapJob, rgb: np.ndarray | None, mask: np.ndarray, out: Path, only_missing: bool = False
+        self,
+        job: MapJob,
+        rgb: np.ndarray | None,
+        mask: np.ndarray,
+        out: Path,
+        only_missing: bool = False,
+        notes: list[str] | None = None,
     ) -> list[Path]:
+        """The quicklook and copies; returns the files made for this map alone (removed again
+        if the map fails: a merged ``_ls.txt`` is shared by its subphase and stays)."""
         written: list[Path] = []
         if self.plan.quicklook and not (only_missing and quicklook_path(out).exists()):
             written.append(quicklook_writer()(quicklook_path(out), rgb, mask, self.plan.threshold))
         if self.plan.copy_maps:
             for src, dst in copy_paths(job, self.plan):
-                if not (only_missing and dst.exists()):
+                if src == job.ls_file:
+                    if copy_ls_table(src, dst, notes if notes is not None else []):
+                        written.append(dst)
+                elif not (only_missing and dst.exists()):
                     written.append(copy_atomic(src, dst))
         return written
 
-    def extras(self, job: MapJob, mask_path: Path | None = None) -> list[Path]:
+    def extras(self, job: MapJob, mask_path: Path | None = None, notes: list[str] | None = None) -> list[Path]:
         """The quicklook / copies asked for now, from the existing mask (no prediction):
         ``mask_path``, else the plan's output path."""
         from .netcdf import read_mask
@@ -620,7 +716,7 @@ class Stages:
         out = mask_path or self.plan.output_path(job)
         mask = read_mask(out)
         rgb = read_map(job.path) if self.plan.quicklook else None
-        return self._extras(job, rgb, mask, out, only_missing=True)
+        return self._extras(job, rgb, mask, out, only_missing=True, notes=notes)
 
     # -- results
     def done(self, item: WorkItem, loaded: LoadedMap, tiles: TilePlan | None, timings: dict[str, float]) -> MapResult:
@@ -645,17 +741,12 @@ class Stages:
 
     def run_extras(self, item: WorkItem) -> MapResult:
         t = time.perf_counter()
+        notes = [item.note] if item.note else []
         try:
-            self.extras(item.job, item.mask)
+            self.extras(item.job, item.mask, notes)
         except Exception as exc:
             return self.failed(item, exc, {"extras_s": time.perf_counter() - t})
-        return result_for(
-            item.job,
-            self.plan,
-            "done",
-            timings={"extras_s": time.perf_counter() - t},
-            notes=[item.note] if item.note else [],
-        )
+        return result_for(item.job, self.plan, "done", timings={"extras_s": time.perf_counter() - t}, notes=notes)
 
     def run_item(self, item: WorkItem) -> MapResult:
         """Everything for one item, in this thread; never raises for a bad map."""
@@ -913,13 +1004,14 @@ def run(
     with _SignalGuard() as guard:
         state.critical = guard.held
         try:
+            records.remove_stale_record_temporaries(plan.out)
             for i, job in enumerate(jobs):
+                remove_stale_temporaries(job, plan)  # skipped maps' too
                 got = triage(i, job, plan)
                 if isinstance(got, MapResult):
                     finish(i, got)
                 else:
                     items.append(got)
-                    remove_stale_temporaries(job, plan)
             executor.run(stages, items, finish)
         except (_Signalled, KeyboardInterrupt) as exc:
             interrupted = exc.signum if isinstance(exc, _Signalled) else signal.SIGINT
@@ -933,7 +1025,7 @@ def run(
                 {},
                 None,
                 list(input_errors),
-                notes=kept_lines(ordered),
+                notes=shared_ls_tables(jobs, plan) + kept_lines(ordered),
                 not_processed=not_processed,
                 halted=state.halted,
                 interrupted=signal.Signals(interrupted).name if interrupted else None,

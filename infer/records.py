@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from .atomic import write_text_atomic
+from .atomic import remove_stale_temporaries_in, remove_stale_temporaries_of, write_text_atomic
 
 if TYPE_CHECKING:  # pragma: no cover
     from .engine import RunReport
@@ -128,6 +128,14 @@ def _clean(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_clean(v) for v in value]
     return value
+
+
+def remove_stale_record_temporaries(out: Path) -> list[Path]:
+    """Remove the temporaries of run records and contents files that dead runs left in ``OUT``
+    (a live run's are kept); returns them."""
+    out = Path(out)
+    removed = remove_stale_temporaries_of(out / RUN_RECORD) + remove_stale_temporaries_of(out / CONTENTS)
+    return removed + remove_stale_temporaries_in(out / RUNS_FOLDER, ".json")
 
 
 def load_contents(out: Path) -> tuple[dict[str, Any], str | None]:

@@ -596,3 +596,70 @@ def test_a_mask_edited_to_impossible_values_is_redone(model, map_tree, tmp_path,
     note = report.results[0].notes[0]
     assert "existing output redone" in note and str(nc) in note
     np.testing.assert_array_equal(read_mask(nc), good)
+
+
+def test_a_rerun_removes_stale_temporaries_beside_skipped_maps_and_records(model, map_tree, tmp_path):
+    out = tmp_path / "out"
+    jobs = find_maps(map_tree)
+    run(jobs, model, InferOptions(out=out))
+    nc = output_path(jobs[0], out)
+    stale = [
+        nc.parent / f".{nc.name}.dead1234.tmp",  # beside a mask the rerun skips
+        out / f".{RUN_RECORD}.dead1234.tmp",
+        out / f".{CONTENTS}.dead1234.tmp",
+        out / RUNS_FOLDER / ".20200101T000000Z-1.json.dead1234.tmp",
+    ]
+    for p in stale:
+        p.write_text("half")
+    report = run(jobs, model, InferOptions(out=out))
+    assert report.counts()["skipped"] == 2
+    assert [p for p in stale if p.exists()] == []
+
+
+def test_a_map_whose_mask_name_just_fits_is_written(model, tmp_path):
+    name = "P01_day01_" + "a" * 229  # its mask's name is 254 bytes, its temporaries' would be longer
+    root = tmp_path / "maps"
+    write_map_tree(root, days=(1,))
+    jpg = root / "P" / "P01" / "P01_day01_zequat.jpg"
+    jpg.rename(jpg.with_name(f"{name}_zequat.jpg"))
+    out = tmp_path / "out"
+    report = run(find_maps(root), model, InferOptions(out=out, quicklook=True))
+    assert report.ok, report.results
+    assert [p.name for p in ncdf_files(out)] == [f"cloudmask_{name}.ncdf"]
+    assert not [p for p in out.rglob(".*")]
+
+
+def test_copy_maps_of_two_trees_sharing_a_subphase_merges_their_tables(model, tmp_path):
+    write_map_tree(tmp_path / "a", days=(1,))
+    write_map_tree(tmp_path / "b", days=(2,))
+    out = tmp_path / "out"
+    jobs = find_maps(tmp_path / "a", tmp_path / "b")
+    report = run(jobs, model, InferOptions(out=out, copy_maps=True))
+    assert report.ok, report.results
+    copied = out / "P" / "P01" / "P01_ls.txt"
+    rows = [line.split()[0] for line in copied.read_text().splitlines()]
+    assert rows == ["P01_day01", "P01_day02"]
+    a, b = (tmp_path / t / "P" / "P01" / "P01_ls.txt" for t in "ab")
+    assert report.notes == [f"--copy-maps: the tables {a} and {b} both go to {copied}: their rows are merged there"]
+    assert any(f"merged the rows of {b} into {copied}" in n for n in report.results[1].notes)
+    # a later run of tree b alone over an OUT holding a's table: merged, not replaced
+    copied.write_text("P01_day01 28 132.500\n")
+    again = run(jobs[1:], model, InferOptions(out=out, copy_maps=True))
+    assert again.counts()["done"] == 1 and "made from the existing mask" in again.results[0].notes[0]
+    assert [line.split()[0] for line in copied.read_text().splitlines()] == ["P01_day01", "P01_day02"]
+
+
+def test_copy_maps_refuses_tables_that_disagree_naming_both(model, tmp_path):
+    write_map_tree(tmp_path / "a", days=(1,))
+    write_map_tree(tmp_path / "b", days=(1, 2), ls_start=200.0)  # another P01_day01 row
+    (tmp_path / "b" / "P" / "P01" / "P01_day01_zequat.jpg").unlink()
+    out = tmp_path / "out"
+    jobs = find_maps(tmp_path / "a", tmp_path / "b")
+    report = run(jobs, model, InferOptions(out=out, copy_maps=True))
+    copied = out / "P" / "P01" / "P01_ls.txt"
+    assert [r.status for r in report.results] == ["done", "failed"]
+    reason = report.results[1].reason
+    assert str(tmp_path / "b" / "P" / "P01" / "P01_ls.txt") in reason and str(copied) in reason
+    assert "P01_day01" in reason
+    assert copied.read_text() == (tmp_path / "a" / "P" / "P01" / "P01_ls.txt").read_text()
+    assert not output_path(jobs[1], out).exists()
