@@ -100,7 +100,9 @@ def summary_lines(report, model, wall_s: float) -> list[str]:
     ]
     lines += composite_lines(report)
     lines += [f"note: {n}" for n in getattr(report, "notes", [])]
-    noted = [f"{r.source}: {n}" for r in report.results for n in r.notes]
+    from .engine import shown as escaped
+
+    noted = [f"{escaped(r.source)}: {n}" for r in report.results for n in r.notes]
     lines += [f"note: {n}" for n in noted[:10]]
     failures = list(report.input_errors) + [r.reason for r in report.by_status("failed")]
     shown = failures[:15]
@@ -234,8 +236,10 @@ def infer(
         ensure_output_root(plan.out)
     except (PlanError, ModelError, ProviderError, OutputError, cluster.ClusterError) as exc:
         raise _fatal(str(exc)) from None
+    from .engine import shown
+
     for err in input_errors:
-        typer.echo(f"cm-infer: {err}", err=True)
+        typer.echo(f"cm-infer: {shown(err)}", err=True)
     if not jobs and not input_errors:
         input_errors.append(f"{', '.join(map(str, roots))}: no .jpg maps found")
         typer.echo(f"cm-infer: {input_errors[-1]}", err=True)

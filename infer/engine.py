@@ -45,6 +45,7 @@ import shutil
 import signal
 import threading
 import time
+import unicodedata
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -192,16 +193,40 @@ class RunReport:
 
 
 # --------------------------------------------------------------------------- small pieces
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def shown(text: str) -> str:
+    """``text`` safe to print as (part of) one line: control and line-separator characters
+    escaped as ``repr`` would (``\\n``, ``\\x1b``, ``\\u2028``); a name holding a newline
+    cannot forge a line of the summary.  Idempotent."""
+    out = []
+    for ch in text:
+        if unicodedata.category(ch) in ("Cc", "Zl", "Zp"):
+            out.append(_ESCAPES.get(ch) or (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}"))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def failure_reason(job: MapJob, exc: BaseException) -> str:
-    """One line naming the file and the reason."""
-    msg = " ".join(str(exc).split()) or type(exc).__name__
-    if isinstance(exc, MapError) or str(job.path) in msg:
+    """One line naming the file and the reason (names escaped by :func:`shown`)."""
+    raw = str(exc)
+    names = [str(job.path), str(job.ls_file or ""), job.path.name]
+    for name in sorted({n for n in names if n}, key=len, reverse=True):
+        raw = raw.replace(name, shown(name))  # a newline in a name is shown, not collapsed
+    msg = shown(" ".join(raw.split())) or type(exc).__name__
+    if isinstance(exc, MapError) or shown(str(job.path)) in msg:
         return msg
-    return f"{job.path}: {msg}"
+    return f"{shown(str(job.path))}: {msg}"
 
 
 def result_for(job: MapJob, plan: RunPlan, status: str, **kw: Any) -> MapResult:
-    """A :class:`MapResult` of ``job`` under ``plan``."""
+    """A :class:`MapResult` of ``job`` under ``plan`` (its reason and notes one line each)."""
+    if kw.get("reason"):
+        kw["reason"] = shown(kw["reason"])
+    if kw.get("notes"):
+        kw["notes"] = [shown(n) for n in kw["notes"]]
     return MapResult(job.name, str(job.path), str(plan.output_path(job)), status, **kw)
 
 
@@ -1024,8 +1049,8 @@ def run(
                 ordered,
                 {},
                 None,
-                list(input_errors),
-                notes=shared_ls_tables(jobs, plan) + kept_lines(ordered),
+                [shown(e) for e in input_errors],
+                notes=[shown(n) for n in shared_ls_tables(jobs, plan) + kept_lines(ordered)],
                 not_processed=not_processed,
                 halted=state.halted,
                 interrupted=signal.Signals(interrupted).name if interrupted else None,
@@ -1046,7 +1071,9 @@ def run(
                 record_extra(report.record)
             if write_record:
                 try:
-                    report.record_path = records.write_records(plan.out, report.record, notes=report.notes)
+                    repaired: list[str] = []
+                    report.record_path = records.write_records(plan.out, report.record, notes=repaired)
+                    report.notes += [shown(n) for n in repaired]
                 except OSError as exc:
                     report.record_error = f"{plan.out}: cannot write the run record ({exc.strerror or exc})"
     if interrupted:

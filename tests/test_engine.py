@@ -663,3 +663,29 @@ def test_copy_maps_refuses_tables_that_disagree_naming_both(model, tmp_path):
     assert "P01_day01" in reason
     assert copied.read_text() == (tmp_path / "a" / "P" / "P01" / "P01_ls.txt").read_text()
     assert not output_path(jobs[1], out).exists()
+
+
+def test_a_newline_in_a_name_cannot_forge_a_summary_line(model, tmp_path):
+    from mars_cloudmask.infer.cli import summary_lines
+
+    root = tmp_path / "maps"
+    write_map_tree(root, days=(1, 2))
+    p01 = root / "P" / "P01"
+    (p01 / "P01_day01_zequat.jpg").rename(p01 / "P01_day01\nFAILED: forged_zequat.jpg")  # a good map
+    bad = p01 / "P01_day02\nFAILED: everything_zequat.jpg"
+    (p01 / "P01_day02_zequat.jpg").rename(bad)
+    bad.write_bytes(b"not a jpeg")
+    out = tmp_path / "out"
+    jobs = find_maps(root)
+    report = run(jobs, model, InferOptions(out=out))
+    assert [r.status for r in report.results] == ["done", "failed"]
+    failed = report.results[1]
+    assert "\n" not in failed.reason and "P01_day02\\nFAILED: everything_zequat.jpg" in failed.reason
+    output_path(jobs[0], out).write_bytes(b"")  # an empty mask: redone, with a note naming it
+    again = run(jobs[:1], model, InferOptions(out=out))
+    note = again.results[0].notes[0]
+    assert "existing output redone" in note and "\n" not in note and "P01_day01\\nFAILED: forged" in note
+    for rep in (report, again):
+        lines = summary_lines(rep, model, 1.0)
+        assert all("\n" not in line for line in lines)
+        assert sum(line.startswith("FAILED") for line in lines) == rep.counts()["failed"]
