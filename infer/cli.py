@@ -198,8 +198,7 @@ def infer(
     import time
 
     from . import cluster
-    from .engine import OutputError, RunInterrupted, ensure_output_root, run
-    from .maps import find_jobs
+    from .engine import OutputError, RunInterrupted, ensure_output_root, find_run_jobs, run
     from .plan import InferOptions, PlanError, check_jobs, resolve_plan
     from .runtime import ModelError, ProviderError, load_model
 
@@ -231,7 +230,7 @@ def infer(
             ),
             loaded,
         )
-        jobs, input_errors = find_jobs(roots)
+        jobs, input_errors = find_run_jobs(roots, plan.out)  # OUT inside the input tree: left out
         check_jobs(plan, jobs)
         ensure_output_root(plan.out)
     except (PlanError, ModelError, ProviderError, OutputError, cluster.ClusterError) as exc:

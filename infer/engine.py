@@ -1081,6 +1081,59 @@ def run(
     return report
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def roots_outside(roots: Sequence[str | Path], out: str | Path) -> list[str | Path]:
+    """``roots`` with ``out`` left out of the scan: a root holding ``out`` is replaced by its
+    entries other than the branch of ``out`` (down to ``out`` itself), so a run whose ``OUT`` is
+    inside its input tree never reads its own map copies back as input.  The entries are
+    those the folder walk of :func:`.maps.find_jobs` would visit (not hidden, not ``list/`` or
+    ``cloudmasks/``, ``mdgms/`` only without maps or ``cloudmasks/`` beside it)."""
+    from .maps import COPY_FOLDER, MAP_SUFFIXES, SKIPPED_FOLDERS
+
+    target = Path(os.path.realpath(out))
+    result: list[str | Path] = []
+    for root in roots:
+        real = Path(os.path.realpath(root))
+        if real == target:
+            continue  # OUT itself given as input: nothing of it is input
+        if not (real.is_dir() and _inside(target, real)):
+            result.append(root)
+            continue
+        folder = Path(os.path.abspath(root))
+        while True:
+            try:
+                entries = sorted(folder.iterdir())
+            except OSError:
+                result.append(folder)  # find_jobs names the unreadable folder
+                break
+            maps_beside = any(e.suffix.lower() in MAP_SUFFIXES and e.is_file() for e in entries)
+            copies_skipped = maps_beside or any(e.name == "cloudmasks" and e.is_dir() for e in entries)
+            branch = None
+            for e in entries:
+                if e.name.startswith(".") or (e.is_dir() and e.name in SKIPPED_FOLDERS):
+                    continue
+                if e.is_dir() and e.name == COPY_FOLDER and copies_skipped:
+                    continue
+                if e.is_dir() and _inside(target, Path(os.path.realpath(e))):
+                    branch = e
+                elif e.is_dir() or e.suffix.lower() in MAP_SUFFIXES:
+                    result.append(e)
+            if branch is None or Path(os.path.realpath(branch)) == target:
+                break
+            folder = branch
+    return result
+
+
+def find_run_jobs(roots: Sequence[str | Path], out: str | Path) -> tuple[list[MapJob], list[str]]:
+    """:func:`.maps.find_jobs` of ``roots`` with ``out`` left out of the scan (:func:`roots_outside`)."""
+    from .maps import find_jobs
+
+    return find_jobs(roots_outside(roots, out))
+
+
 def run_folder(
     *roots: str | Path,
     out: str | Path,
@@ -1094,10 +1147,9 @@ def run_folder(
     ``model``: a loaded model, a path, or None for the shipped default; ``options``: fields
     of :class:`~mars_cloudmask.infer.plan.InferOptions` (``stitch="center"``, ``binary=True`` ...).
     """
-    from .maps import find_jobs
     from .runtime import load_model
 
     if not isinstance(model, CloudModel):
         model = load_model(model, provider=provider, threads=threads)
-    jobs, errors = find_jobs(roots)
+    jobs, errors = find_run_jobs(roots, out)
     return run(jobs, model, InferOptions(out=Path(out), **options), roots=roots, input_errors=errors)

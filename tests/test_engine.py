@@ -689,3 +689,21 @@ def test_a_newline_in_a_name_cannot_forge_a_summary_line(model, tmp_path):
         lines = summary_lines(rep, model, 1.0)
         assert all("\n" not in line for line in lines)
         assert sum(line.startswith("FAILED") for line in lines) == rep.counts()["failed"]
+
+
+@pytest.mark.parametrize("inside", ["out", "P/out", "P/P01/out", "P/P01/deep/er/out"])
+def test_an_out_inside_the_input_tree_is_not_read_back_as_input(model, map_tree, tmp_path, inside):
+    import shutil
+
+    from mars_cloudmask.infer.engine import find_run_jobs
+
+    out = map_tree / inside
+    jobs, errors = find_run_jobs([map_tree], out)
+    assert [j.name for j in jobs] == ["P01_day01", "P01_day02"] and not errors
+    assert run(jobs, model, InferOptions(out=out, copy_maps=True)).ok
+    shutil.rmtree(out / "P" / "P01" / "cloudmasks")  # masks removed to redo them: the copies stay
+    jobs, errors = find_run_jobs([map_tree], out)
+    assert [str(j.path.parent) for j in jobs] == [str(map_tree / "P" / "P01")] * 2 and not errors
+    assert find_run_jobs([out], out) == ([], [])
+    report = run_folder(map_tree, out=out, model=model, copy_maps=True)
+    assert report.ok and report.counts()["done"] == 2
