@@ -366,11 +366,12 @@ def triage(index: int, job: MapJob, plan: RunPlan) -> WorkItem | MapResult:
         not (ls_copy_current(src, dst) if src == job.ls_file else dst.exists()) for src, dst in copy_paths(job, plan)
     ):
         missing.append("map copies")
-    if missing:
-        return WorkItem(
-            index, job, kind="extras", note=f"{' and '.join(missing)} made from the existing mask", mask=out
-        )
     kept = provenance_changes(attrs, plan)
+    if missing:
+        made = f" (made with {', '.join(kept)})" if kept else ""
+        return WorkItem(
+            index, job, kind="extras", note=f"{' and '.join(missing)} made from the existing mask{made}", mask=out
+        )
     reason = "output exists" + (f" ({out.name})" if out != plan.output_path(job) else "")
     result = result_for(job, plan, "skipped", reason=reason + (f", made with {', '.join(kept)}" if kept else ""))
     result.output, result.kept = str(out), ", ".join(kept) or None

@@ -544,6 +544,8 @@ def test_masks_kept_from_other_options_are_counted_and_named(model, map_tree, tm
     assert report.notes == [f"kept 2 masks made with {said}; use --overwrite to redo them"]
     assert all(said in r.reason for r in report.results)
     assert not run(jobs, model, InferOptions(out=out)).notes  # the same plan again: nothing to say
+    extras = run(jobs, model, InferOptions(out=out, copy_maps=True, **second))  # copies made from them: said too
+    assert all(f"made from the existing mask (made with {said})" in r.notes[0] for r in extras.results)
 
 
 def test_masks_kept_from_another_model_name_it(model, map_tree, tmp_path):
