@@ -77,7 +77,9 @@ def composite_lines(report, shown: int = 10) -> list[str]:
         lines += [f"note: {c.path}: {n}" for n in c.notes]
     if len(lines) > shown:
         lines = lines[:shown] + [f"... and {len(lines) - shown} more background lines: see the run record"]
-    return lines
+    from .engine import shown as escaped
+
+    return [escaped(line) for line in lines]
 
 
 def summary_lines(report, model, wall_s: float) -> list[str]:

@@ -709,3 +709,15 @@ def test_an_out_inside_the_input_tree_is_not_read_back_as_input(model, map_tree,
     assert find_run_jobs([out], out) == ([], [])
     report = run_folder(map_tree, out=out, model=model, copy_maps=True)
     assert report.ok and report.counts()["done"] == 2
+
+
+def test_background_lines_of_the_summary_escape_names():
+    from mars_cloudmask.infer.cli import composite_lines
+    from mars_cloudmask.infer.composites import CompositeResult
+    from mars_cloudmask.infer.engine import RunReport
+
+    folder = "/maps/P/P01\nFAILED: forged"
+    built = CompositeResult(folder, f"{folder}/background_P01.nc", "built", n_maps=3, notes=["one\nnote"])
+    lines = composite_lines(RunReport([], {}, None, composites=[built]))
+    assert len(lines) == 2 and all("\n" not in line for line in lines)
+    assert "P01\\nFAILED: forged" in lines[0] and lines[1].endswith("one\\nnote")
