@@ -290,9 +290,12 @@ def repair_lines(path: Path, problem: str | None, repairs: dict[str, int], n_mas
     """What a reconcile changed that the contents file had wrong (empty: nothing)."""
     if problem is not None:
         return [f"{path}: {problem}; rebuilt from the {n_masks} masks on disk"]
-    what = {"added": "masks on disk it did not list", "corrected": "entries naming the wrong writer"}
-    what["removed"] = "entries whose mask is gone"
-    said = [f"{repairs[k]} {text}" for k, text in what.items() if repairs[k]]
+    what = {
+        "added": ("mask on disk it did not list", "masks on disk it did not list"),
+        "corrected": ("entry naming the wrong writer", "entries naming the wrong writer"),
+        "removed": ("entry whose mask is gone", "entries whose mask is gone"),
+    }
+    said = [f"{repairs[k]} {text[repairs[k] != 1]}" for k, text in what.items() if repairs[k]]
     return [f"{path}: repaired from the masks on disk ({', '.join(said)})"] if said else []
 
 
