@@ -440,29 +440,24 @@ def ls_copy_current(src: Path, dst: Path) -> bool:
 
 
 def merge_ls_rows(existing: str, new: str) -> tuple[str, list[str]]:
-    """``existing`` with the rows of ``new`` it lacks appended; and the map names whose rows
-    disagree (empty: merged).  Rows are keyed by their first field, the map name."""
-    have = {row.split()[0]: row for row in _rows(existing)}
-    added, clashes = [], []
+    """``existing`` with the rows of ``new`` merged in: rows it lacks appended, rows of a map it
+    holds otherwise replaced by ``new``'s (keyed by their first field, the map name); and the
+    names of the maps whose rows were replaced."""
+    rows = {row.split()[0]: row for row in _rows(existing)}
+    replaced = []
     for row in _rows(new):
         key = row.split()[0]
-        if key not in have:
-            have[key] = row
-            added.append(row)
-        elif have[key] != row:
-            clashes.append(key)
-    text = existing if existing.endswith("\n") or not existing else existing + "\n"
-    return text + "".join(f"{row}\n" for row in added), clashes
+        if key in rows and rows[key] != row:
+            replaced.append(key)
+        rows[key] = row
+    return "".join(f"{row}\n" for row in rows.values()), replaced
 
 
 def copy_ls_table(src: Path, dst: Path, notes: list[str]) -> bool:
-    """``--copy-maps`` of a subphase's ``_ls.txt``: copied when ``dst`` is absent, merged when
-    ``dst`` holds another input tree's table of the same subphase (a note names both), left
-    alone when it already holds every row.  True when ``dst`` was created.
-
-    Raises:
-        MapError: the two tables give a map different rows (the message names both files).
-    """
+    """``--copy-maps`` of a subphase's ``_ls.txt``: copied when ``dst`` is absent, left alone
+    when it already holds every row, else merged (:func:`merge_ls_rows`: ``dst`` holds another
+    input tree's table of the same subphase, or an older version of this one), with a note
+    naming both.  True when ``dst`` was created."""
     import fcntl
 
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -474,15 +469,13 @@ def copy_ls_table(src: Path, dst: Path, notes: list[str]) -> bool:
             return True
         if ls_copy_current(src, dst):
             return False
-        merged, clashes = merge_ls_rows(dst.read_text(errors="replace"), src.read_text(errors="replace"))
-        if clashes:
-            shown = ", ".join(clashes[:3]) + (f" and {len(clashes) - 3} more" if len(clashes) > 3 else "")
-            raise MapError(
-                f"{src}: --copy-maps: {dst} already holds another table of subphase {dst.parent.name} "
-                f"with other rows for {shown}; copy the two input trees into separate --out folders"
-            )
+        merged, replaced = merge_ls_rows(dst.read_text(errors="replace"), src.read_text(errors="replace"))
         write_text_atomic(dst, merged)
-        notes.append(f"merged the rows of {src} into {dst}, which held another input tree's table")
+        changed = ", ".join(replaced[:3]) + (f" and {len(replaced) - 3} more" if len(replaced) > 3 else "")
+        notes.append(
+            f"merged the rows of {src} into {dst}, which held other rows"
+            + (f" (its rows for {changed} replaced by {src.name}'s)" if replaced else "")
+        )
         return False
     finally:
         os.close(fd)
@@ -694,16 +687,19 @@ class Stages:
             out.parent.mkdir(parents=True, exist_ok=True)
             written += self._extras(job, loaded.rgb, mask, out, notes=loaded.notes)
             write_mask(out, mask, mask_attributes(loaded, plan, self.model.sha256), binary=plan.binary)
-            for other in plan.other_output_paths(job):  # one mask per map, whatever the suffix
-                if other.exists():
-                    other.unlink()
-                    loaded.notes.append(f"replaced {other.name}, its mask under the other suffix")
         except BaseException as exc:
             for path in written:
                 path.unlink(missing_ok=True)
             if isinstance(exc, OSError) and exc.errno in FULL_DISK_ERRNOS:
                 self.state.halt(f"{plan.out}: {os.strerror(exc.errno)}: the run stopped; free space and run again")
             raise
+        for other in plan.other_output_paths(job):  # one mask per map, whatever the suffix
+            try:
+                if other.exists():
+                    other.unlink()
+                    loaded.notes.append(f"replaced {other.name}, its mask under the other suffix")
+            except OSError as exc:
+                loaded.notes.append(f"{other}: cannot remove this older mask ({exc.strerror or exc})")
         return out
 
     def saved(self, loaded: LoadedMap, mask: np.ndarray) -> None:

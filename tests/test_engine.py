@@ -651,7 +651,7 @@ def test_copy_maps_of_two_trees_sharing_a_subphase_merges_their_tables(model, tm
     assert [line.split()[0] for line in copied.read_text().splitlines()] == ["P01_day01", "P01_day02"]
 
 
-def test_copy_maps_refuses_tables_that_disagree_naming_both(model, tmp_path):
+def test_copy_maps_merges_tables_that_disagree_naming_both(model, tmp_path):
     write_map_tree(tmp_path / "a", days=(1,))
     write_map_tree(tmp_path / "b", days=(1, 2), ls_start=200.0)  # another P01_day01 row
     (tmp_path / "b" / "P" / "P01" / "P01_day01_zequat.jpg").unlink()
@@ -659,12 +659,12 @@ def test_copy_maps_refuses_tables_that_disagree_naming_both(model, tmp_path):
     jobs = find_maps(tmp_path / "a", tmp_path / "b")
     report = run(jobs, model, InferOptions(out=out, copy_maps=True))
     copied = out / "P" / "P01" / "P01_ls.txt"
-    assert [r.status for r in report.results] == ["done", "failed"]
-    reason = report.results[1].reason
-    assert str(tmp_path / "b" / "P" / "P01" / "P01_ls.txt") in reason and str(copied) in reason
-    assert "P01_day01" in reason
-    assert copied.read_text() == (tmp_path / "a" / "P" / "P01" / "P01_ls.txt").read_text()
-    assert not output_path(jobs[1], out).exists()
+    b = tmp_path / "b" / "P" / "P01" / "P01_ls.txt"
+    assert report.ok
+    note = report.results[1].notes[0]
+    assert f"merged the rows of {b} into {copied}" in note and "rows for P01_day01 replaced" in note
+    assert copied.read_text() == b.read_text().replace("       ", " ")  # b's rows, whitespace normalised
+    assert read_attrs(output_path(jobs[0], out))["solar_longitude"] == pytest.approx(132.5)  # from a's own table
 
 
 def test_a_newline_in_a_name_cannot_forge_a_summary_line(model, tmp_path):
