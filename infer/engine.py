@@ -55,7 +55,7 @@ from typing import Any, Callable, ContextManager, Iterator, Protocol, Sequence
 
 import numpy as np
 
-from .atomic import atomic_path, remove_stale_temporaries_of, write_text_atomic
+from .atomic import atomic_path, remove_stale_temporaries_of_many, write_text_atomic
 from .channels import model_input, parse_spec
 from .composites import CACHE, CompositeResult, composite_tasks, prepare_composite, source_folder
 from .geometry import DEFAULT_POLAR_OFFSET, INVALID, MAP_HEIGHT, MAP_WIDTH, Bounds, TilePlan
@@ -314,8 +314,9 @@ def provenance_changes(attrs: dict[str, Any], plan: RunPlan) -> list[str]:
     changes = []
     if a.get("model_sha256") != plan.model_sha256:
         sha = a.get("model_sha256")
-        made_by = f"{a['model_name']} {a.get('model_version', '?')}" if a.get("model_name") else "an unknown model"
-        changes.append(f"model {made_by}" + (f" (sha256 {str(sha)[:8]}..)" if sha else ""))
+        name = a.get("model_name")
+        made_by = f"model {name} {a.get('model_version', '?')}" if name else "an unknown model"
+        changes.append(made_by + (f" (sha256 {str(sha)[:8]}..)" if sha else ""))
     threshold = a.get("threshold")
     if not isinstance(threshold, (int, float)) or abs(float(threshold) - plan.threshold) > 1e-9:
         changes.append(f"threshold {threshold if threshold is not None else 'unknown'}")
@@ -410,9 +411,13 @@ def remove_stale_temporaries(job: MapJob, plan: RunPlan) -> list[Path]:
     Only those no live process is writing (their writer's lock is gone): another run on the
     same ``OUT`` keeps its files.
     """
+    return remove_stale_temporaries_of_many(output_targets(job, plan))
+
+
+def output_targets(job: MapJob, plan: RunPlan) -> list[Path]:
+    """Every file a run may write for this map: the mask (either suffix), quicklook, copies."""
     out = plan.output_path(job)
-    targets = [out, *plan.other_output_paths(job), quicklook_path(out)] + [dst for _, dst in copy_paths(job, plan)]
-    return [tmp for target in targets for tmp in remove_stale_temporaries_of(target)]
+    return [out, *plan.other_output_paths(job), quicklook_path(out)] + [dst for _, dst in copy_paths(job, plan)]
 
 
 def copy_atomic(src: Path, dst: Path) -> Path:
@@ -1027,8 +1032,9 @@ def run(
         state.critical = guard.held
         try:
             records.remove_stale_record_temporaries(plan.out)
+            # every map's, skipped ones' too; each folder listed once
+            remove_stale_temporaries_of_many(t for job in jobs for t in output_targets(job, plan))
             for i, job in enumerate(jobs):
-                remove_stale_temporaries(job, plan)  # skipped maps' too
                 got = triage(i, job, plan)
                 if isinstance(got, MapResult):
                     finish(i, got)

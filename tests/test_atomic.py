@@ -60,3 +60,18 @@ def test_stale_run_record_temporaries_are_removed_and_live_ones_kept(tmp_path):
         assert live.exists() and kept.exists()
     write_text_atomic(tmp_path / "x.json", "{}")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["20261204T195547Z-98.json", "notes.txt", "x.json"]
+
+
+def test_many_targets_list_each_folder_once(tmp_path, monkeypatch):
+    from mars_cloudmask.infer import atomic
+
+    targets = [tmp_path / f"cloudmask_P01_day{d:03d}.ncdf" for d in range(300)]
+    dead = [tmp_path / f".{t.name}.dead{k:04d}.tmp" for k, t in enumerate(targets[::30])]
+    for p in dead:
+        p.write_text("half")
+    (tmp_path / ".cloudmask_P01_day999.ncdf.dead9999.tmp").write_text("not one of the targets")
+    calls = []
+    real = os.listdir
+    monkeypatch.setattr(atomic.os, "listdir", lambda folder: calls.append(folder) or real(folder))
+    assert sorted(atomic.remove_stale_temporaries_of_many(targets)) == sorted(dead)
+    assert len(calls) == 1 and (tmp_path / ".cloudmask_P01_day999.ncdf.dead9999.tmp").exists()
