@@ -12,9 +12,10 @@ the files it writes, and would find them locked.)
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,9 +23,26 @@ TMP_SUFFIX = ".tmp"
 LOCK_SUFFIX = ".lock"
 
 
+NAME_MAX = 255
+"""Longest file name, in bytes, of the file systems the outputs go to (Linux ``NAME_MAX``)."""
+_RANDOM_PART = 8 + max(len(TMP_SUFFIX), len(LOCK_SUFFIX))
+"""Bytes ``tempfile.mkstemp`` adds after the prefix: 8 random characters and the suffix."""
+
+
 def temporary_prefix(path: str | Path) -> str:
-    """The hidden prefix of the temporaries of ``path``: ``.<name>.``."""
-    return f".{Path(path).name}."
+    """The hidden prefix of the temporaries of ``path``: ``.<name>.``; for a name too long to
+    take it within :data:`NAME_MAX` bytes, ``.<start of name>~<hash of name>.`` (the same for the
+    same name, so a rerun finds the temporaries a dead run left)."""
+    name = Path(path).name
+    prefix = f".{name}."
+    if len(os.fsencode(prefix)) + _RANDOM_PART <= NAME_MAX:
+        return prefix
+    digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:16]
+    room = NAME_MAX - _RANDOM_PART - len(f".~{digest}.")
+    start = os.fsencode(name)[:room].decode(errors="ignore")  # whole characters only
+    while len(os.fsencode(start)) > room:  # surrogate-escaped bytes may count double
+        start = start[:-1]
+    return f".{start}~{digest}."
 
 
 def is_temporary_of(candidate: Path, path: Path) -> bool:
@@ -114,19 +132,58 @@ def remove_if_stale(tmp: Path) -> bool:
 def remove_stale_temporaries_of(path: str | Path) -> list[Path]:
     """Remove the stale temporaries of ``path`` (see :func:`remove_if_stale`) and orphan lock
     sidecars; returns the temporaries removed."""
-    path = Path(path)
-    if not path.parent.is_dir():
+    return remove_stale_temporaries_of_many([path])
+
+
+def _prefix_of(name: str) -> str | None:
+    """The :func:`temporary_prefix` a temporary or lock named ``name`` was made with (its name
+    without the suffix and the random part, which holds no dot); None for other names."""
+    for suffix in (TMP_SUFFIX, LOCK_SUFFIX):
+        if name.startswith(".") and name.endswith(suffix):
+            stem = name[: -len(suffix)]
+            return stem[: stem.rfind(".") + 1] if stem.rfind(".") > 0 else None
+    return None
+
+
+def remove_stale_temporaries_of_many(paths: Iterable[str | Path]) -> list[Path]:
+    """:func:`remove_stale_temporaries_of` for many paths, listing each folder once (a rerun
+    over a folder of 10,000 masks); names are matched exactly, never as glob patterns."""
+    by_folder: dict[Path, set[str]] = {}
+    for p in map(Path, paths):
+        by_folder.setdefault(p.parent, set()).add(temporary_prefix(p))
+    removed = []
+    for folder, prefixes in by_folder.items():
+        removed += _remove_stale(folder, _made_with(prefixes))
+    return removed
+
+
+def _made_with(prefixes: set[str]) -> Callable[[str], bool]:
+    return lambda name: _prefix_of(name) in prefixes
+
+
+def _remove_stale(folder: Path, matches: Callable[[str], bool]) -> list[Path]:
+    """Remove the stale temporaries (and orphan lock sidecars) in ``folder`` whose names
+    ``matches`` (exact string tests: a name holding ``[`` or ``*`` is no glob pattern)."""
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
         return []
     removed = []
-    prefix = temporary_prefix(path)
-    for candidate in path.parent.glob(prefix + "*" + TMP_SUFFIX):
-        if remove_if_stale(candidate):
-            removed.append(candidate)
-    for lock in path.parent.glob(prefix + "*" + LOCK_SUFFIX):
-        tmp = lock.with_name(lock.name[: -len(LOCK_SUFFIX)] + TMP_SUFFIX)
-        if not tmp.exists():
-            remove_if_stale(tmp)  # an orphan sidecar: removed unless its writer lives
+    for name in names:
+        if matches(name) and name.endswith(TMP_SUFFIX) and remove_if_stale(folder / name):
+            removed.append(folder / name)
+    for name in names:
+        if matches(name) and name.endswith(LOCK_SUFFIX):
+            tmp = folder / (name[: -len(LOCK_SUFFIX)] + TMP_SUFFIX)
+            if not tmp.exists():
+                remove_if_stale(tmp)  # an orphan sidecar: removed unless its writer lives
     return removed
+
+
+def remove_stale_temporaries_in(folder: str | Path, suffix: str = "") -> list[Path]:
+    """Remove every stale temporary in ``folder`` of a file whose name ends in ``suffix`` (the
+    run records of dead runs: ``.<run>.json.<random>.tmp``); returns the temporaries removed."""
+    return _remove_stale(Path(folder), lambda name: name.startswith(".") and f"{suffix}." in name)
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:

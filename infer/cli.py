@@ -107,7 +107,9 @@ def composite_lines(report, shown: int = 10) -> list[str]:
         lines += [f"note: {c.path}: {n}" for n in c.notes]
     if len(lines) > shown:
         lines = lines[:shown] + [f"... and {len(lines) - shown} more background lines: see the run record"]
-    return lines
+    from .engine import shown as escaped
+
+    return [escaped(line) for line in lines]
 
 
 NO_DATA_NOTE = "no data pixel (an all-black map): its mask is all invalid (-999)"
@@ -144,7 +146,9 @@ def summary_lines(report, model, wall_s: float) -> list[str]:
     ]
     lines += composite_lines(report)
     lines += [f"note: {n}" for n in getattr(report, "notes", [])]
-    noted = [f"{r.source}: {n}" for r in report.results for n in r.notes + map_notes(r)]
+    from .engine import shown as escaped
+
+    noted = [f"{escaped(r.source)}: {n}" for r in report.results for n in r.notes + map_notes(r)]
     lines += [f"note: {n}" for n in noted[:10]]
     failures = list(report.input_errors) + [explain_failure(r.reason, r.output) for r in report.by_status("failed")]
     shown = failures[:15]
@@ -245,8 +249,7 @@ def infer(
     import time
 
     from . import cluster
-    from .engine import OutputError, RunInterrupted, ensure_output_root, run
-    from .maps import find_jobs
+    from .engine import OutputError, RunInterrupted, ensure_output_root, find_run_jobs, run
     from .plan import InferOptions, PlanError, check_jobs, resolve_plan
     from .runtime import ModelError, ProviderError, load_model
 
@@ -278,13 +281,15 @@ def infer(
             ),
             loaded,
         )
-        jobs, input_errors = find_jobs(roots)
+        jobs, input_errors = find_run_jobs(roots, plan.out)  # OUT inside the input tree: left out
         check_jobs(plan, jobs)
         ensure_output_root(plan.out)
     except (PlanError, ModelError, ProviderError, OutputError, cluster.ClusterError) as exc:
         raise _fatal(str(exc)) from None
+    from .engine import shown
+
     for err in input_errors:
-        typer.echo(f"cm-infer: {err}", err=True)
+        typer.echo(f"cm-infer: {shown(err)}", err=True)
     if not jobs and not input_errors:
         input_errors.append(f"{', '.join(map(str, roots))}: no .jpg maps found")
         typer.echo(f"cm-infer: {input_errors[-1]}", err=True)

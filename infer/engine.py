@@ -45,6 +45,7 @@ import shutil
 import signal
 import threading
 import time
+import unicodedata
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -54,7 +55,7 @@ from typing import Any, Callable, ContextManager, Iterator, Protocol, Sequence
 
 import numpy as np
 
-from .atomic import atomic_path, remove_stale_temporaries_of
+from .atomic import atomic_path, remove_stale_temporaries_of_many, write_text_atomic
 from .channels import model_input, parse_spec
 from .composites import CACHE, CompositeResult, composite_tasks, prepare_composite, source_folder
 from .geometry import DEFAULT_POLAR_OFFSET, INVALID, MAP_HEIGHT, MAP_WIDTH, Bounds, TilePlan
@@ -192,16 +193,40 @@ class RunReport:
 
 
 # --------------------------------------------------------------------------- small pieces
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def shown(text: str) -> str:
+    """``text`` safe to print as (part of) one line: control and line-separator characters
+    escaped as ``repr`` would (``\\n``, ``\\x1b``, ``\\u2028``); a name holding a newline
+    cannot forge a line of the summary.  Idempotent."""
+    out = []
+    for ch in text:
+        if unicodedata.category(ch) in ("Cc", "Zl", "Zp"):
+            out.append(_ESCAPES.get(ch) or (f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}"))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def failure_reason(job: MapJob, exc: BaseException) -> str:
-    """One line naming the file and the reason."""
-    msg = " ".join(str(exc).split()) or type(exc).__name__
-    if isinstance(exc, MapError) or str(job.path) in msg:
+    """One line naming the file and the reason (names escaped by :func:`shown`)."""
+    raw = str(exc)
+    names = [str(job.path), str(job.ls_file or ""), job.path.name]
+    for name in sorted({n for n in names if n}, key=len, reverse=True):
+        raw = raw.replace(name, shown(name))  # a newline in a name is shown, not collapsed
+    msg = shown(" ".join(raw.split())) or type(exc).__name__
+    if isinstance(exc, MapError) or shown(str(job.path)) in msg:
         return msg
-    return f"{job.path}: {msg}"
+    return f"{shown(str(job.path))}: {msg}"
 
 
 def result_for(job: MapJob, plan: RunPlan, status: str, **kw: Any) -> MapResult:
-    """A :class:`MapResult` of ``job`` under ``plan``."""
+    """A :class:`MapResult` of ``job`` under ``plan`` (its reason and notes one line each)."""
+    if kw.get("reason"):
+        kw["reason"] = shown(kw["reason"])
+    if kw.get("notes"):
+        kw["notes"] = [shown(n) for n in kw["notes"]]
     return MapResult(job.name, str(job.path), str(plan.output_path(job)), status, **kw)
 
 
@@ -289,8 +314,9 @@ def provenance_changes(attrs: dict[str, Any], plan: RunPlan) -> list[str]:
     changes = []
     if a.get("model_sha256") != plan.model_sha256:
         sha = a.get("model_sha256")
-        made_by = f"{a['model_name']} {a.get('model_version', '?')}" if a.get("model_name") else "an unknown model"
-        changes.append(f"model {made_by}" + (f" (sha256 {str(sha)[:8]}..)" if sha else ""))
+        name = a.get("model_name")
+        made_by = f"model {name} {a.get('model_version', '?')}" if name else "an unknown model"
+        changes.append(made_by + (f" (sha256 {str(sha)[:8]}..)" if sha else ""))
     threshold = a.get("threshold")
     if not isinstance(threshold, (int, float)) or abs(float(threshold) - plan.threshold) > 1e-9:
         changes.append(f"threshold {threshold if threshold is not None else 'unknown'}")
@@ -337,17 +363,37 @@ def triage(index: int, job: MapJob, plan: RunPlan) -> WorkItem | MapResult:
     missing = []
     if plan.quicklook and not quicklook_path(out).exists():
         missing.append("quicklook")
-    if plan.copy_maps and any(not dst.exists() for _, dst in copy_paths(job, plan)):
+    if plan.copy_maps and any(
+        not (ls_copy_current(src, dst) if src == job.ls_file else dst.exists()) for src, dst in copy_paths(job, plan)
+    ):
         missing.append("map copies")
-    if missing:
-        return WorkItem(
-            index, job, kind="extras", note=f"{' and '.join(missing)} made from the existing mask", mask=out
-        )
     kept = provenance_changes(attrs, plan)
+    if missing:
+        made = f" (made with {', '.join(kept)})" if kept else ""
+        return WorkItem(
+            index, job, kind="extras", note=f"{' and '.join(missing)} made from the existing mask{made}", mask=out
+        )
     reason = "output exists" + (f" ({out.name})" if out != plan.output_path(job) else "")
     result = result_for(job, plan, "skipped", reason=reason + (f", made with {', '.join(kept)}" if kept else ""))
     result.output, result.kept = str(out), ", ".join(kept) or None
     return result
+
+
+def shared_ls_tables(jobs: Sequence[MapJob], plan: RunPlan) -> list[str]:
+    """``--copy-maps``: one line per copied ``_ls.txt`` that tables of several input trees go to
+    (their rows are merged there, :func:`copy_ls_table`), naming them."""
+    if not plan.copy_maps:
+        return []
+    sources: dict[Path, list[Path]] = {}
+    for job in jobs:
+        for src, dst in copy_paths(job, plan):
+            if src == job.ls_file and src not in sources.setdefault(dst, []):
+                sources[dst].append(src)
+    return [
+        f"--copy-maps: the tables {' and '.join(map(str, srcs))} both go to {dst}: their rows are merged there"
+        for dst, srcs in sources.items()
+        if len(srcs) > 1
+    ]
 
 
 def kept_lines(results: Sequence[MapResult]) -> list[str]:
@@ -365,9 +411,13 @@ def remove_stale_temporaries(job: MapJob, plan: RunPlan) -> list[Path]:
     Only those no live process is writing (their writer's lock is gone): another run on the
     same ``OUT`` keeps its files.
     """
+    return remove_stale_temporaries_of_many(output_targets(job, plan))
+
+
+def output_targets(job: MapJob, plan: RunPlan) -> list[Path]:
+    """Every file a run may write for this map: the mask (either suffix), quicklook, copies."""
     out = plan.output_path(job)
-    targets = [out, quicklook_path(out)] + [dst for _, dst in copy_paths(job, plan)]
-    return [tmp for target in targets for tmp in remove_stale_temporaries_of(target)]
+    return [out, *plan.other_output_paths(job), quicklook_path(out)] + [dst for _, dst in copy_paths(job, plan)]
 
 
 def copy_atomic(src: Path, dst: Path) -> Path:
@@ -391,6 +441,65 @@ def quicklook_caption(name: str, entry: LsEntry | float | None, mars_year: int |
     if ls is not None:
         parts.append(f"Ls {ls:.1f}")
     return "  |  ".join(parts)
+
+
+def _rows(text: str) -> list[str]:
+    """The non-blank rows of an ``_ls.txt``, whitespace normalised."""
+    return [" ".join(line.split()) for line in text.splitlines() if line.strip()]
+
+
+def ls_copy_current(src: Path, dst: Path) -> bool:
+    """True when the copied table ``dst`` exists and holds every row of ``src``."""
+    try:
+        have = set(_rows(dst.read_text(errors="replace")))
+    except OSError:
+        return False
+    try:
+        return all(row in have for row in _rows(src.read_text(errors="replace")))
+    except OSError:
+        return True  # the source cannot be read: the load stage names it
+
+
+def merge_ls_rows(existing: str, new: str) -> tuple[str, list[str]]:
+    """``existing`` with the rows of ``new`` merged in: rows it lacks appended, rows of a map it
+    holds otherwise replaced by ``new``'s (keyed by their first field, the map name); and the
+    names of the maps whose rows were replaced."""
+    rows = {row.split()[0]: row for row in _rows(existing)}
+    replaced = []
+    for row in _rows(new):
+        key = row.split()[0]
+        if key in rows and rows[key] != row:
+            replaced.append(key)
+        rows[key] = row
+    return "".join(f"{row}\n" for row in rows.values()), replaced
+
+
+def copy_ls_table(src: Path, dst: Path, notes: list[str]) -> bool:
+    """``--copy-maps`` of a subphase's ``_ls.txt``: copied when ``dst`` is absent, left alone
+    when it already holds every row, else merged (:func:`merge_ls_rows`: ``dst`` holds another
+    input tree's table of the same subphase, or an older version of this one), with a note
+    naming both.  True when ``dst`` was created."""
+    import fcntl
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(dst.parent, os.O_RDONLY | os.O_DIRECTORY)  # one merge at a time per subphase
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if not dst.exists():
+            copy_atomic(src, dst)
+            return True
+        if ls_copy_current(src, dst):
+            return False
+        merged, replaced = merge_ls_rows(dst.read_text(errors="replace"), src.read_text(errors="replace"))
+        write_text_atomic(dst, merged)
+        changed = ", ".join(replaced[:3]) + (f" and {len(replaced) - 3} more" if len(replaced) > 3 else "")
+        notes.append(
+            f"merged the rows of {src} into {dst}, which held other rows"
+            + (f" (its rows for {changed} replaced by {src.name}'s)" if replaced else "")
+        )
+        return False
+    finally:
+        os.close(fd)
 
 
 def quicklook_writer() -> Callable[..., Path]:
@@ -597,18 +706,23 @@ class Stages:
         written: list[Path] = []
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
-            written += self._extras(job, loaded.rgb, mask, out, caption=quicklook_caption(job.name, loaded.entry))
+            written += self._extras(
+                job, loaded.rgb, mask, out, notes=loaded.notes, caption=quicklook_caption(job.name, loaded.entry)
+            )
             write_mask(out, mask, mask_attributes(loaded, plan, self.model.sha256), binary=plan.binary)
-            for other in plan.other_output_paths(job):  # one mask per map, whatever the suffix
-                if other.exists():
-                    other.unlink()
-                    loaded.notes.append(f"replaced {other.name}, its mask under the other suffix")
         except BaseException as exc:
             for path in written:
                 path.unlink(missing_ok=True)
             if isinstance(exc, OSError) and exc.errno in FULL_DISK_ERRNOS:
                 self.state.halt(f"{plan.out}: {os.strerror(exc.errno)}: the run stopped; free space and run again")
             raise
+        for other in plan.other_output_paths(job):  # one mask per map, whatever the suffix
+            try:
+                if other.exists():
+                    other.unlink()
+                    loaded.notes.append(f"replaced {other.name}, its mask under the other suffix")
+            except OSError as exc:
+                loaded.notes.append(f"{other}: cannot remove this older mask ({exc.strerror or exc})")
         return out
 
     def saved(self, loaded: LoadedMap, mask: np.ndarray) -> None:
@@ -624,17 +738,23 @@ class Stages:
         out: Path,
         only_missing: bool = False,
         caption: str | None = None,
+        notes: list[str] | None = None,
     ) -> list[Path]:
+        """The quicklook and copies; returns the files made for this map alone (removed again
+        if the map fails: a merged ``_ls.txt`` is shared by its subphase and stays)."""
         written: list[Path] = []
         if self.plan.quicklook and not (only_missing and quicklook_path(out).exists()):
             written.append(quicklook_writer()(quicklook_path(out), rgb, mask, self.plan.threshold, caption))
         if self.plan.copy_maps:
             for src, dst in copy_paths(job, self.plan):
-                if not (only_missing and dst.exists()):
+                if src == job.ls_file:
+                    if copy_ls_table(src, dst, notes if notes is not None else []):
+                        written.append(dst)
+                elif not (only_missing and dst.exists()):
                     written.append(copy_atomic(src, dst))
         return written
 
-    def extras(self, job: MapJob, mask_path: Path | None = None) -> list[Path]:
+    def extras(self, job: MapJob, mask_path: Path | None = None, notes: list[str] | None = None) -> list[Path]:
         """The quicklook / copies asked for now, from the existing mask (no prediction):
         ``mask_path``, else the plan's output path."""
         from .netcdf import read_mask, read_time_coords
@@ -644,7 +764,7 @@ class Stages:
         rgb = read_map(job.path) if self.plan.quicklook else None
         coords = read_time_coords(out)
         caption = quicklook_caption(job.name, coords.ls, coords.mars_year)
-        return self._extras(job, rgb, mask, out, only_missing=True, caption=caption)
+        return self._extras(job, rgb, mask, out, only_missing=True, notes=notes, caption=caption)
 
     # -- results
     def done(self, item: WorkItem, loaded: LoadedMap, tiles: TilePlan | None, timings: dict[str, float]) -> MapResult:
@@ -669,17 +789,12 @@ class Stages:
 
     def run_extras(self, item: WorkItem) -> MapResult:
         t = time.perf_counter()
+        notes = [item.note] if item.note else []
         try:
-            self.extras(item.job, item.mask)
+            self.extras(item.job, item.mask, notes)
         except Exception as exc:
             return self.failed(item, exc, {"extras_s": time.perf_counter() - t})
-        return result_for(
-            item.job,
-            self.plan,
-            "done",
-            timings={"extras_s": time.perf_counter() - t},
-            notes=[item.note] if item.note else [],
-        )
+        return result_for(item.job, self.plan, "done", timings={"extras_s": time.perf_counter() - t}, notes=notes)
 
     def run_item(self, item: WorkItem) -> MapResult:
         """Everything for one item, in this thread; never raises for a bad map."""
@@ -937,13 +1052,15 @@ def run(
     with _SignalGuard() as guard:
         state.critical = guard.held
         try:
+            records.remove_stale_record_temporaries(plan.out)
+            # every map's, skipped ones' too; each folder listed once
+            remove_stale_temporaries_of_many(t for job in jobs for t in output_targets(job, plan))
             for i, job in enumerate(jobs):
                 got = triage(i, job, plan)
                 if isinstance(got, MapResult):
                     finish(i, got)
                 else:
                     items.append(got)
-                    remove_stale_temporaries(job, plan)
             executor.run(stages, items, finish)
         except (_Signalled, KeyboardInterrupt) as exc:
             interrupted = exc.signum if isinstance(exc, _Signalled) else signal.SIGINT
@@ -956,8 +1073,8 @@ def run(
                 ordered,
                 {},
                 None,
-                list(input_errors),
-                notes=kept_lines(ordered),
+                [shown(e) for e in input_errors],
+                notes=[shown(n) for n in shared_ls_tables(jobs, plan) + kept_lines(ordered)],
                 not_processed=not_processed,
                 halted=state.halted,
                 interrupted=signal.Signals(interrupted).name if interrupted else None,
@@ -978,12 +1095,67 @@ def run(
                 record_extra(report.record)
             if write_record:
                 try:
-                    report.record_path = records.write_records(plan.out, report.record, notes=report.notes)
+                    repaired: list[str] = []
+                    report.record_path = records.write_records(plan.out, report.record, notes=repaired)
+                    report.notes += [shown(n) for n in repaired]
                 except OSError as exc:
                     report.record_error = f"{plan.out}: cannot write the run record ({exc.strerror or exc})"
     if interrupted:
         raise RunInterrupted(interrupted, report)
     return report
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def roots_outside(roots: Sequence[str | Path], out: str | Path) -> list[str | Path]:
+    """``roots`` with ``out`` left out of the scan: a root holding ``out`` is replaced by its
+    entries other than the branch of ``out`` (down to ``out`` itself), so a run whose ``OUT`` is
+    inside its input tree never reads its own map copies back as input.  The entries are
+    those the folder walk of :func:`.maps.find_jobs` would visit (not hidden, not ``list/`` or
+    ``cloudmasks/``, ``mdgms/`` only without maps or ``cloudmasks/`` beside it)."""
+    from .maps import COPY_FOLDER, MAP_SUFFIXES, SKIPPED_FOLDERS
+
+    target = Path(os.path.realpath(out))
+    result: list[str | Path] = []
+    for root in roots:
+        real = Path(os.path.realpath(root))
+        if real == target:
+            continue  # OUT itself given as input: nothing of it is input
+        if not (real.is_dir() and _inside(target, real)):
+            result.append(root)
+            continue
+        folder = Path(os.path.abspath(root))
+        while True:
+            try:
+                entries = sorted(folder.iterdir())
+            except OSError:
+                result.append(folder)  # find_jobs names the unreadable folder
+                break
+            maps_beside = any(e.suffix.lower() in MAP_SUFFIXES and e.is_file() for e in entries)
+            copies_skipped = maps_beside or any(e.name == "cloudmasks" and e.is_dir() for e in entries)
+            branch = None
+            for e in entries:
+                if e.name.startswith(".") or (e.is_dir() and e.name in SKIPPED_FOLDERS):
+                    continue
+                if e.is_dir() and e.name == COPY_FOLDER and copies_skipped:
+                    continue
+                if e.is_dir() and _inside(target, Path(os.path.realpath(e))):
+                    branch = e
+                elif e.is_dir() or e.suffix.lower() in MAP_SUFFIXES:
+                    result.append(e)
+            if branch is None or Path(os.path.realpath(branch)) == target:
+                break
+            folder = branch
+    return result
+
+
+def find_run_jobs(roots: Sequence[str | Path], out: str | Path) -> tuple[list[MapJob], list[str]]:
+    """:func:`.maps.find_jobs` of ``roots`` with ``out`` left out of the scan (:func:`roots_outside`)."""
+    from .maps import find_jobs
+
+    return find_jobs(roots_outside(roots, out))
 
 
 def run_folder(
@@ -999,10 +1171,9 @@ def run_folder(
     ``model``: a loaded model, a path, or None for the shipped default; ``options``: fields
     of :class:`~mars_cloudmask.infer.plan.InferOptions` (``stitch="center"``, ``binary=True`` ...).
     """
-    from .maps import find_jobs
     from .runtime import load_model
 
     if not isinstance(model, CloudModel):
         model = load_model(model, provider=provider, threads=threads)
-    jobs, errors = find_jobs(roots)
+    jobs, errors = find_run_jobs(roots, out)
     return run(jobs, model, InferOptions(out=Path(out), **options), roots=roots, input_errors=errors)

@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from .atomic import write_text_atomic
+from .atomic import remove_stale_temporaries_in, remove_stale_temporaries_of, write_text_atomic
 
 if TYPE_CHECKING:  # pragma: no cover
     from .engine import RunReport
@@ -128,6 +128,14 @@ def _clean(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_clean(v) for v in value]
     return value
+
+
+def remove_stale_record_temporaries(out: Path) -> list[Path]:
+    """Remove the temporaries of run records and contents files that dead runs left in ``OUT``
+    (a live run's are kept); returns them."""
+    out = Path(out)
+    removed = remove_stale_temporaries_of(out / RUN_RECORD) + remove_stale_temporaries_of(out / CONTENTS)
+    return removed + remove_stale_temporaries_in(out / RUNS_FOLDER, ".json")
 
 
 def load_contents(out: Path) -> tuple[dict[str, Any], str | None]:
@@ -282,9 +290,12 @@ def repair_lines(path: Path, problem: str | None, repairs: dict[str, int], n_mas
     """What a reconcile changed that the contents file had wrong (empty: nothing)."""
     if problem is not None:
         return [f"{path}: {problem}; rebuilt from the {n_masks} masks on disk"]
-    what = {"added": "masks on disk it did not list", "corrected": "entries naming the wrong writer"}
-    what["removed"] = "entries whose mask is gone"
-    said = [f"{repairs[k]} {text}" for k, text in what.items() if repairs[k]]
+    what = {
+        "added": ("mask on disk it did not list", "masks on disk it did not list"),
+        "corrected": ("entry naming the wrong writer", "entries naming the wrong writer"),
+        "removed": ("entry whose mask is gone", "entries whose mask is gone"),
+    }
+    said = [f"{repairs[k]} {text[repairs[k] != 1]}" for k, text in what.items() if repairs[k]]
     return [f"{path}: repaired from the masks on disk ({', '.join(said)})"] if said else []
 
 

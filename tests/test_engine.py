@@ -550,6 +550,8 @@ def test_masks_kept_from_other_options_are_counted_and_named(model, map_tree, tm
     assert report.notes == [f"kept 2 masks made with {said}; use --overwrite to redo them"]
     assert all(said in r.reason for r in report.results)
     assert not run(jobs, model, InferOptions(out=out)).notes  # the same plan again: nothing to say
+    extras = run(jobs, model, InferOptions(out=out, copy_maps=True, **second))  # copies made from them: said too
+    assert all(f"made from the existing mask (made with {said})" in r.notes[0] for r in extras.results)
 
 
 def test_masks_kept_from_another_model_name_it(model, map_tree, tmp_path):
@@ -602,3 +604,126 @@ def test_a_mask_edited_to_impossible_values_is_redone(model, map_tree, tmp_path,
     note = report.results[0].notes[0]
     assert "existing output redone" in note and str(nc) in note
     np.testing.assert_array_equal(read_mask(nc), good)
+
+
+def test_a_rerun_removes_stale_temporaries_beside_skipped_maps_and_records(model, map_tree, tmp_path):
+    out = tmp_path / "out"
+    jobs = find_maps(map_tree)
+    run(jobs, model, InferOptions(out=out))
+    nc = output_path(jobs[0], out)
+    stale = [
+        nc.parent / f".{nc.name}.dead1234.tmp",  # beside a mask the rerun skips
+        out / f".{RUN_RECORD}.dead1234.tmp",
+        out / f".{CONTENTS}.dead1234.tmp",
+        out / RUNS_FOLDER / ".20200101T000000Z-1.json.dead1234.tmp",
+    ]
+    for p in stale:
+        p.write_text("half")
+    report = run(jobs, model, InferOptions(out=out))
+    assert report.counts()["skipped"] == 2
+    assert [p for p in stale if p.exists()] == []
+
+
+def test_a_map_whose_mask_name_just_fits_is_written(model, tmp_path):
+    name = "P01_day01_" + "a" * 229  # its mask's name is 254 bytes, its temporaries' would be longer
+    root = tmp_path / "maps"
+    write_map_tree(root, days=(1,))
+    jpg = root / "P" / "P01" / "P01_day01_zequat.jpg"
+    jpg.rename(jpg.with_name(f"{name}_zequat.jpg"))
+    out = tmp_path / "out"
+    report = run(find_maps(root), model, InferOptions(out=out, quicklook=True))
+    assert report.ok, report.results
+    assert [p.name for p in ncdf_files(out)] == [f"cloudmask_{name}.ncdf"]
+    assert not [p for p in out.rglob(".*")]
+
+
+def test_copy_maps_of_two_trees_sharing_a_subphase_merges_their_tables(model, tmp_path):
+    write_map_tree(tmp_path / "a", days=(1,))
+    write_map_tree(tmp_path / "b", days=(2,))
+    out = tmp_path / "out"
+    jobs = find_maps(tmp_path / "a", tmp_path / "b")
+    report = run(jobs, model, InferOptions(out=out, copy_maps=True))
+    assert report.ok, report.results
+    copied = out / "P" / "P01" / "P01_ls.txt"
+    rows = [line.split()[0] for line in copied.read_text().splitlines()]
+    assert rows == ["P01_day01", "P01_day02"]
+    a, b = (tmp_path / t / "P" / "P01" / "P01_ls.txt" for t in "ab")
+    assert report.notes == [f"--copy-maps: the tables {a} and {b} both go to {copied}: their rows are merged there"]
+    assert any(f"merged the rows of {b} into {copied}" in n for n in report.results[1].notes)
+    # a later run of tree b alone over an OUT holding a's table: merged, not replaced
+    copied.write_text("P01_day01 28 132.500\n")
+    again = run(jobs[1:], model, InferOptions(out=out, copy_maps=True))
+    assert again.counts()["done"] == 1 and "made from the existing mask" in again.results[0].notes[0]
+    assert [line.split()[0] for line in copied.read_text().splitlines()] == ["P01_day01", "P01_day02"]
+
+
+def test_copy_maps_merges_tables_that_disagree_naming_both(model, tmp_path):
+    write_map_tree(tmp_path / "a", days=(1,))
+    write_map_tree(tmp_path / "b", days=(1, 2), ls_start=200.0)  # another P01_day01 row
+    (tmp_path / "b" / "P" / "P01" / "P01_day01_zequat.jpg").unlink()
+    out = tmp_path / "out"
+    jobs = find_maps(tmp_path / "a", tmp_path / "b")
+    report = run(jobs, model, InferOptions(out=out, copy_maps=True))
+    copied = out / "P" / "P01" / "P01_ls.txt"
+    b = tmp_path / "b" / "P" / "P01" / "P01_ls.txt"
+    assert report.ok
+    note = report.results[1].notes[0]
+    assert f"merged the rows of {b} into {copied}" in note and "rows for P01_day01 replaced" in note
+    assert copied.read_text() == b.read_text().replace("       ", " ")  # b's rows, whitespace normalised
+    assert read_attrs(output_path(jobs[0], out))["solar_longitude"] == pytest.approx(132.5)  # from a's own table
+
+
+def test_a_newline_in_a_name_cannot_forge_a_summary_line(model, tmp_path):
+    from mars_cloudmask.infer.cli import summary_lines
+
+    root = tmp_path / "maps"
+    write_map_tree(root, days=(1, 2))
+    p01 = root / "P" / "P01"
+    (p01 / "P01_day01_zequat.jpg").rename(p01 / "P01_day01\nFAILED: forged_zequat.jpg")  # a good map
+    bad = p01 / "P01_day02\nFAILED: everything_zequat.jpg"
+    (p01 / "P01_day02_zequat.jpg").rename(bad)
+    bad.write_bytes(b"not a jpeg")
+    out = tmp_path / "out"
+    jobs = find_maps(root)
+    report = run(jobs, model, InferOptions(out=out))
+    assert [r.status for r in report.results] == ["done", "failed"]
+    failed = report.results[1]
+    assert "\n" not in failed.reason and "P01_day02\\nFAILED: everything_zequat.jpg" in failed.reason
+    output_path(jobs[0], out).write_bytes(b"")  # an empty mask: redone, with a note naming it
+    again = run(jobs[:1], model, InferOptions(out=out))
+    note = again.results[0].notes[0]
+    assert "existing output redone" in note and "\n" not in note and "P01_day01\\nFAILED: forged" in note
+    for rep in (report, again):
+        lines = summary_lines(rep, model, 1.0)
+        assert all("\n" not in line for line in lines)
+        assert sum(line.startswith("FAILED") for line in lines) == rep.counts()["failed"]
+
+
+@pytest.mark.parametrize("inside", ["out", "P/out", "P/P01/out", "P/P01/deep/er/out"])
+def test_an_out_inside_the_input_tree_is_not_read_back_as_input(model, map_tree, tmp_path, inside):
+    import shutil
+
+    from mars_cloudmask.infer.engine import find_run_jobs
+
+    out = map_tree / inside
+    jobs, errors = find_run_jobs([map_tree], out)
+    assert [j.name for j in jobs] == ["P01_day01", "P01_day02"] and not errors
+    assert run(jobs, model, InferOptions(out=out, copy_maps=True)).ok
+    shutil.rmtree(out / "P" / "P01" / "cloudmasks")  # masks removed to redo them: the copies stay
+    jobs, errors = find_run_jobs([map_tree], out)
+    assert [str(j.path.parent) for j in jobs] == [str(map_tree / "P" / "P01")] * 2 and not errors
+    assert find_run_jobs([out], out) == ([], [])
+    report = run_folder(map_tree, out=out, model=model, copy_maps=True)
+    assert report.ok and report.counts()["done"] == 2
+
+
+def test_background_lines_of_the_summary_escape_names():
+    from mars_cloudmask.infer.cli import composite_lines
+    from mars_cloudmask.infer.composites import CompositeResult
+    from mars_cloudmask.infer.engine import RunReport
+
+    folder = "/maps/P/P01\nFAILED: forged"
+    built = CompositeResult(folder, f"{folder}/background_P01.nc", "built", n_maps=3, notes=["one\nnote"])
+    lines = composite_lines(RunReport([], {}, None, composites=[built]))
+    assert len(lines) == 2 and all("\n" not in line for line in lines)
+    assert "P01\\nFAILED: forged" in lines[0] and lines[1].endswith("one\\nnote")

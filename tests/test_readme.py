@@ -50,5 +50,5 @@ def test_python_api_block_runs_from_a_clone(data_dir, tmp_path, monkeypatch, cap
     assert 0.3 < valid.mean() < 0.9 and 0 <= prob[valid].min() and prob[valid].max() <= 1
     assert set(np.unique(mask).tolist()) == {-999.0, 0.0, 1.0}
     np.testing.assert_array_equal(mask == -999, ~valid)  # read back north-up, same pixels invalid
-    assert (clone / "masks" / "cloudmask_P01_day01.ncdf").is_file()
-    assert (clone / "masks" / "P" / "P01" / "cloudmasks" / "cloudmask_P01_day01.ncdf").is_file()
+    assert (clone / "masks-api" / "cloudmask_P01_day01.ncdf").is_file()
+    assert (clone / "masks-api" / "P" / "P01" / "cloudmasks" / "cloudmask_P01_day01.ncdf").is_file()

@@ -42,7 +42,7 @@ def test_the_masks_of_a_killed_run_are_listed_by_the_next_run(model, map_tree, t
     assert first["source"] == str(jobs[0].path) and first["model_sha256"] == model.sha256
     assert contents["masks"][KEYS[1]]["run_id"] == rerun.record["run_id"]
     assert killed.record["run_id"] in contents["runs"]
-    assert any("repaired" in n and "1 masks on disk it did not list" in n for n in rerun.notes), rerun.notes
+    assert any("repaired" in n and "1 mask on disk it did not list" in n for n in rerun.notes), rerun.notes
 
 
 def test_a_truncated_contents_file_is_rebuilt_from_the_disk_and_said(model, map_tree, tmp_path):
@@ -93,4 +93,20 @@ def test_a_mask_removed_by_hand_leaves_the_contents(model, map_tree, tmp_path):
     (out / KEYS[1]).unlink()
     again = run(jobs[:1], model, InferOptions(out=out))
     assert sorted(contents_of(out)["masks"]) == KEYS[:1]
-    assert [n for n in again.notes if "1 entries whose mask is gone" in n]
+    assert [n for n in again.notes if "1 entry whose mask is gone" in n]
+
+
+def test_entries_naming_the_wrong_writer_are_corrected_from_the_masks(model, map_tree, tmp_path):
+    """Contents left by an older version (no fingerprints) after a concurrent run: corrected."""
+    out = tmp_path / "out"
+    jobs = find_maps(map_tree)
+    first = run(jobs, model, InferOptions(out=out))
+    contents = contents_of(out)
+    for entry in contents["masks"].values():
+        del entry["fingerprint"]
+        entry.update(run_id="20200101T000000Z-1", binary=True)
+    (out / CONTENTS).write_text(json.dumps(contents))
+    again = run(jobs, model, InferOptions(out=out))
+    masks = contents_of(out)["masks"]
+    assert {(e["run_id"], e["binary"]) for e in masks.values()} == {(first.record["run_id"], False)}
+    assert again.notes == [f"{out / CONTENTS}: repaired from the masks on disk (2 entries naming the wrong writer)"]

@@ -152,7 +152,7 @@ def test_on_cm_infer_output_with_quicklooks(tiny_model, map_tree, tmp_path):
     assert [m.name for m in masks] == ["cloudmask_P01_day01.ncdf", "cloudmask_P01_day02.ncdf"]
     for m in masks:
         with Image.open(m.with_suffix(".png")) as im:
-            assert im.size == (900, 451)
+            assert im.size == (900, 451 + 40)  # the map shrunk 4x over its legend strip
     for table in out.rglob("*_ls.txt"):
         table.unlink()  # Ls must come from the files themselves
     run = collect([out])
