@@ -123,11 +123,31 @@ def map_notes(result) -> list[str]:
     return []
 
 
+FROM_EXISTING = " made from the existing mask"
+"""The end of the note the engine gives a map whose rerun only made its quicklook / copies."""
+
+
+def from_existing_counts(report) -> dict[str, int]:
+    """``{"quicklook": 25}``: done maps that a rerun did not predict, only gave a quicklook or
+    map copies from their existing mask (their timings hold ``extras_s`` alone), by what was made."""
+    made: dict[str, int] = {}
+    for r in report.by_status("done"):
+        if "extras_s" in r.timings and "read_s" not in r.timings:
+            what = next((n.split(FROM_EXISTING)[0] for n in r.notes if FROM_EXISTING in n), "extras")
+            made[what] = made.get(what, 0) + 1
+    return made
+
+
 def summary_lines(report, model, wall_s: float) -> list[str]:
     """The end-of-run summary: counts, failures (one line each), provider, timing, record."""
     c = report.counts()
-    done, skipped = c["done"], c["skipped"]
-    head = f"done {done}, skipped {skipped}" + (" (outputs exist; --overwrite to redo)" if skipped else "")
+    made = from_existing_counts(report)
+    done, skipped = c["done"] - sum(made.values()), c["skipped"]
+    head = f"done {done}"
+    for what, n in made.items():
+        things = what.replace("quicklook", "quicklooks") if n != 1 else what
+        head += f", {n} {things} from existing mask{'s' * (n != 1)}"
+    head += f", skipped {skipped}" + (" (outputs exist; --overwrite to redo)" if skipped else "")
     head += f", failed {c['failed'] + len(report.input_errors)}"
     if report.not_processed:
         head += f", not processed {report.not_processed} (run the same command again to finish them)"
@@ -141,7 +161,8 @@ def summary_lines(report, model, wall_s: float) -> list[str]:
     precision = str(report.record.get("precision") or model.precision)
     session = report.record.get("model", {}).get("session_providers") or model.providers
     lines += [
-        f"model {model.info.name} {model.info.version} on {provider.upper()} {precision} ({', '.join(session)})",
+        f"model {model.info.name} {model.info.version} on {provider.upper()} {precision} ({', '.join(session)})"
+        + (" - loaded, nothing predicted" if made and not done else ""),
         f"wall {wall_s:.1f} s" + (f", {wall_s / done:.2f} s per map written" if done else ""),
     ]
     lines += composite_lines(report)

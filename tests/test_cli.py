@@ -438,3 +438,17 @@ def test_an_hdf_error_escaping_the_run_is_one_line_saying_disk_full(tiny_model, 
         f"cm-infer: error: {out}: writing a NetCDF file under it failed (NetCDF: HDF error): disk full writing "
         f"{out} (0.0 MB free there); the run stopped"
     ) in res.output
+
+
+def test_a_quicklook_only_rerun_says_what_it_made_not_done(tiny_model, map_tree, tmp_path):
+    """A rerun that only added quicklooks printed 'done 2' and a model line (issue 35)."""
+    out = tmp_path / "out"
+    cm_infer(map_tree, "--out", out, "--model", tiny_model)
+    again = cm_infer(map_tree, "--out", out, "--model", tiny_model, "--quicklook")
+    lines = again.output.splitlines()
+    assert any(line.startswith("done 0, 2 quicklooks from existing masks, skipped 0, failed 0") for line in lines)
+    assert "nothing predicted" in again.output and "per map written" not in again.output
+    one = next(out.rglob("*.png"))
+    one.unlink()
+    third = cm_infer(map_tree, "--out", out, "--model", tiny_model, "--quicklook")
+    assert "done 0, 1 quicklook from existing mask, skipped 1" in third.output
