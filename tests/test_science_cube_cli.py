@@ -55,3 +55,32 @@ def test_cm_report_writes_index_html(tmp_path):
     assert "P01_day03" in (out / "index.html").read_text(encoding="utf-8")
     res = runner.invoke(app(report_command), [str(tmp_path / "absent")])
     assert res.exit_code == 2 and "no such folder" in res.output
+
+
+def test_cm_stack_shows_progress_mask_by_mask(tmp_path, monkeypatch):
+    """cm-stack (100 s for 115 masks) printed only its last line (issue 35)."""
+    import mars_cloudmask.infer.science.cli as science_cli
+
+    updates: list[tuple[int | None, str]] = []
+
+    class Bar:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def add_task(self, description, total=None):
+            updates.append((total, description))
+            return 0
+
+        def update(self, task, advance=0, description="", **kw):
+            updates.append((advance, description))
+
+    monkeypatch.setattr(science_cli, "_progress", lambda: Bar())
+    out = tmp_path / "OUT"
+    write_prob_run(out, 3)
+    res = runner.invoke(app(stack_command), [str(out), "--out", str(tmp_path / "cube.nc")])
+    assert res.exit_code == 0, res.output
+    assert updates[0] == (3, "stacking masks")  # the total is known before the first mask
+    assert [a for a, _ in updates[1:]] == [1, 1, 1] and all(d.startswith("P01_day") for _, d in updates[1:])

@@ -59,8 +59,17 @@ def stack_command(
     if problem is not None:
         _fail(problem)
         raise typer.Exit(2)
+    from ..netcdf import find_mask_files
+    from .cli import _progress
+
     try:
-        result = build_cube(run, out, ls_table=ls_table, time_chunk=time_chunk)
+        with _progress() as bar:
+            task = bar.add_task("stacking masks", total=len(find_mask_files(run)))
+
+            def advance(name: str) -> None:
+                bar.update(task, advance=1, description=_shown(name))
+
+            result = build_cube(run, out, ls_table=ls_table, time_chunk=time_chunk, progress=advance)
     except (ValueError, OSError) as exc:
         _fail(" ".join(str(exc).split()))
         raise typer.Exit(2) from None
