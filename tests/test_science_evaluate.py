@@ -118,6 +118,9 @@ def test_cm_eval_command_prints_table_writes_json_and_pictures(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "pooled" in result.output and "1 days" in result.output and "0.500" in result.output
+    # at 80 columns (the runner's width, a pipe's) every header is whole, none cut to 'precis…'
+    assert all(h in result.output for h in ("precision", "accuracy", "coverage")) and "…" not in result.output
+    assert max(len(line) for line in result.output.splitlines() if "pooled" in line or "day" in line) <= 80
     data = json.loads(out_json.read_text())
     assert data["pooled"]["f1"] == pytest.approx(0.5) and data["days"][0]["tp"] == 5 * W
     assert data["missing_pred"] == ["P01_day03"]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -149,13 +150,17 @@ def eval_command(
     if not result.days:
         _fail(f"{pred}: no prediction matches a reference day in {labels}")
         raise typer.Exit(1)
-    table = Table(title=f"{pred} vs {labels}")
+    # a compact box with no vertical rules: 8 columns fit 80 characters with every header whole
+    table = Table(
+        title=f"{pred} vs {labels}", box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, pad_edge=False,
+        title_justify="left",
+    )
     keys = ["f1", "precision", "recall", "accuracy", "iou", "coverage"]
     table.add_column("day", no_wrap=True)
     if split is not None:
-        table.add_column("split")
+        table.add_column("split", no_wrap=True, min_width=5)
     for k in keys:
-        table.add_column(k, justify="right")
+        table.add_column(k, justify="right", no_wrap=True, min_width=len(k))
     role = [] if split is None else [""]
     for d in result.days:
         table.add_row(
