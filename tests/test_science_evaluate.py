@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -282,3 +283,24 @@ def test_a_second_prediction_of_a_day_is_named_not_silently_dropped(tmp_path):
     assert [d.day for d in res.days] == ["P01_day01", "P01_day02"] and res.days[0].pred == str(first)
     dup = [e for e in res.errors if "the same day" in e]
     assert len(dup) == 1 and str(copy) in dup[0] and str(first) in dup[0]
+
+
+def test_the_table_fits_80_columns_with_the_split_and_pooled_unseen_rows(tmp_path):
+    """Piped at 80 columns, cm-eval cut its headers to 'precis…' and 'accura…' (issue 35)."""
+    from rich.console import Console
+
+    from mars_cloudmask.infer.science.cli import score_table
+    from mars_cloudmask.infer.science.evaluate import evaluate
+    from mars_cloudmask.infer.science.split import ModelSplit
+
+    pred_root, labels = write_case(tmp_path)
+    result = evaluate(pred_root, labels)
+    split = ModelSplit("cloudmask-unet v2 (cloudmask-unet.onnx)", {"P01_day01": "train", "P01_day02": "test"})
+    table, note = score_table(result, split, f"{pred_root} vs {labels}")
+    console = Console(width=80, record=True, file=open(os.devnull, "w"))
+    console.print(table)
+    text = console.export_text()
+    assert "pooled unseen" in text and note is not None
+    header = next(line for line in text.splitlines() if "precision" in line)
+    assert all(h in header for h in ("day", "split", "f1", "precision", "recall", "accuracy", "iou", "coverage"))
+    assert "…" not in text

@@ -79,6 +79,43 @@ def _fmt(value: float) -> str:
 
 
 # --------------------------------------------------------------------------- cm-eval
+def score_table(result, split, title: str) -> tuple[Table, str | None]:
+    """cm-eval's table of per-day and pooled scores (with each day's part in ``split``, a
+    :class:`~.split.ModelSplit`, when known), and the note on days the model has seen.
+
+    A compact box with collapsed padding: day, split and the six scores fit 80 columns (a
+    pipe's width) with every header whole."""
+    from .split import split_note
+
+    table = Table(
+        title=title, box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, pad_edge=False,
+        title_justify="left",
+    )
+    keys = ["f1", "precision", "recall", "accuracy", "iou", "coverage"]
+    table.add_column("day", no_wrap=True)
+    if split is not None:
+        table.add_column("split", no_wrap=True, min_width=5)
+    for k in keys:
+        table.add_column(k, justify="right", no_wrap=True, min_width=len(k))
+    role = [] if split is None else [""]
+    for d in result.days:
+        table.add_row(
+            d.day, *([split.role(d.day) or "-"] if split is not None else []), *(_fmt(d.metrics[k]) for k in keys)
+        )
+    pooled = result.pooled_metrics()
+    table.add_row("pooled", *role, *(_fmt(pooled[k]) for k in keys), style="bold")
+    scored = [d.day for d in result.days]
+    note = split_note(scored, split) if split is not None else None
+    table.caption = f"{len(result.days)} days; pooled = from the summed pixel counts"
+    if split is not None:
+        table.caption += f"; split: the day's part in the split of {split.model}"
+    if split is not None and note is not None and len(split.seen(scored)) < len(scored):
+        unseen = result.unseen_pooled(split).metrics()
+        table.add_row("pooled unseen", *role, *(_fmt(unseen[k]) for k in keys), style="bold")
+        table.caption += "; pooled unseen: the days it neither trained nor was validated on"
+    return table, note
+
+
 def eval_command(
     pred: Path = typer.Argument(..., help="Predicted masks: a .ncdf file or a folder (searched recursively)."),
     labels: Path = typer.Argument(
@@ -112,7 +149,7 @@ def eval_command(
     from ..runtime import ModelError
     from .evaluate import evaluate, write_json
     from .masks import find_masks, select_days
-    from .split import split_for_masks, split_note
+    from .split import split_for_masks
 
     _check_threshold(threshold)
     for root in (pred, labels):
@@ -150,33 +187,7 @@ def eval_command(
     if not result.days:
         _fail(f"{pred}: no prediction matches a reference day in {labels}")
         raise typer.Exit(1)
-    # a compact box with no vertical rules: 8 columns fit 80 characters with every header whole
-    table = Table(
-        title=f"{pred} vs {labels}", box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, pad_edge=False,
-        title_justify="left",
-    )
-    keys = ["f1", "precision", "recall", "accuracy", "iou", "coverage"]
-    table.add_column("day", no_wrap=True)
-    if split is not None:
-        table.add_column("split", no_wrap=True, min_width=5)
-    for k in keys:
-        table.add_column(k, justify="right", no_wrap=True, min_width=len(k))
-    role = [] if split is None else [""]
-    for d in result.days:
-        table.add_row(
-            d.day, *([split.role(d.day) or "-"] if split is not None else []), *(_fmt(d.metrics[k]) for k in keys)
-        )
-    pooled = result.pooled_metrics()
-    table.add_row("pooled", *role, *(_fmt(pooled[k]) for k in keys), style="bold")
-    scored = [d.day for d in result.days]
-    note = split_note(scored, split) if split is not None else None
-    table.caption = f"{len(result.days)} days; pooled = from the summed pixel counts"
-    if split is not None:
-        table.caption += f"; split: the day's part in the split of {split.model}"
-    if split is not None and note is not None and len(split.seen(scored)) < len(scored):
-        unseen = result.unseen_pooled(split).metrics()
-        table.add_row("pooled unseen", *role, *(_fmt(unseen[k]) for k in keys), style="bold")
-        table.caption += "; pooled unseen: the days it neither trained nor was validated on"
+    table, note = score_table(result, split, f"{pred} vs {labels}")
     console.print(table)
     if note is not None:
         err_console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False, soft_wrap=True)
