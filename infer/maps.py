@@ -5,8 +5,9 @@ Layouts found (domain layout of docs/):
 * Dataverse: ``<phase>/<subphase>/<subphase>_ls.txt`` and ``<subphase>_dayNN_zequat.jpg``;
 * the original model's copy layout: ``<phase>/<subphase>/mdgms/<name>.jpeg`` with the Ls table
   ``<phase>/<subphase>/list_ls.txt`` (or ``<subphase>_ls.txt``): a folder named ``mdgms`` is
-  not a subphase, its parent is (``labels/P01/mdgms/P01day16.jpeg``: phase ``labels``,
-  subphase ``P01``).
+  not a subphase, its parent is.  Its phase is the subphase's leading letters, as in the
+  Dataverse layout, unless the folder above is that phase already: ``labels/P01/mdgms/P01day16.jpeg``
+  (a label archive) is phase ``P``, subphase ``P01``, written to ``OUT/P/P01/cloudmasks/``.
 
 Searching a folder (:func:`find_jobs`): hidden files and folders and folders named ``list``
 or ``cloudmasks`` are never searched.  A folder named ``mdgms`` is searched only when the
@@ -392,6 +393,18 @@ def ls_file_for(map_path: Path) -> Path | None:
     return candidates[0] if len(candidates) == 1 else None
 
 
+def phase_of(subphase_dir: Path, copy_layout: bool = False) -> str:
+    """The phase folder name of a map's output: the folder above its subphase; in the copy
+    layout (``<x>/<subphase>/mdgms/``) the subphase's leading letters (``P01`` -> ``P``) when
+    ``<x>`` is not already that phase, as a label archive's ``labels/P01`` is not.  'maps' for
+    a map with no folder above it."""
+    parent = subphase_dir.parent.name
+    letters = re.match(r"([A-Za-z]+)\d+$", subphase_dir.name)
+    if copy_layout and letters and parent != letters.group(1):
+        return letters.group(1)
+    return parent or "maps"
+
+
 def make_job(path: str | Path) -> MapJob:
     """The job of one map file, named from the path as given (absolute, links not resolved)."""
     path = Path(os.path.abspath(path))
@@ -400,7 +413,7 @@ def make_job(path: str | Path) -> MapJob:
     return MapJob(
         path=path,
         name=name,
-        phase=sub.parent.name or "maps",
+        phase=phase_of(sub, copy_layout=path.parent.name == COPY_FOLDER),
         subphase=sub.name or "maps",
         ls_file=ls_file_for(path),
         ls_name=day_key(name),

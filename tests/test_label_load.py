@@ -24,7 +24,9 @@ def make_out(root, day: int = 6, attrs: bool = True):
     rgb = read_map(map_path)
     prob = np.where(valid_pixels(rgb), rgb[..., 2] / 255.0, INVALID).astype(np.float32)
     meta = {"source_map": map_path.name, "solar_longitude": 135.25, "mars_year": 28, "threshold": 0.8}
-    mask = write_mask(sub / "cloudmasks" / f"cloudmask_P01_day{day:02d}.ncdf", prob, meta if attrs else {})
+    # without attrs: a mask with no Ls or Mars year (its threshold is still required)
+    path = sub / "cloudmasks" / f"cloudmask_P01_day{day:02d}.ncdf"
+    mask = write_mask(path, prob, meta if attrs else {"threshold": 0.8})
     return root, map_path, mask, prob
 
 

@@ -136,6 +136,7 @@ def test_the_copies_cm_infer_writes_into_an_out_inside_the_tree_are_not_read_bac
 
 @pytest.mark.parametrize("root", ["labels/P01", "labels/P01/mdgms", "labels/P01/mdgms/P01day16.jpeg", "labels"])
 def test_the_jpeg_copy_layout_takes_the_folder_above_mdgms_as_subphase(tmp_path, root):
+    """... and the subphase's letters as its phase: labels/P01/mdgms/ is phase P, not 'labels'."""
     p01 = tmp_path / "labels" / "P01"
     ls = ls_table(p01, {"P01day15": 138.0, "P01day16": 138.4}, name="list_ls.txt")
     touch_map(p01 / "mdgms" / "P01day16.jpeg")
@@ -146,11 +147,12 @@ def test_the_jpeg_copy_layout_takes_the_folder_above_mdgms_as_subphase(tmp_path,
     assert (job.name, job.ls_name, job.phase, job.subphase, job.ls_file) == (
         "P01day16",
         "P01day16",
-        "labels",
+        "P",
         "P01",
         ls,
     )
-    assert job.relative_output() == Path("labels/P01/cloudmasks/cloudmask_P01day16.ncdf")
+    # a label archive's maps go where the Dataverse maps of P01 go (issue 35: not OUT/labels/P01)
+    assert job.relative_output() == Path("P/P01/cloudmasks/cloudmask_P01day16.ncdf")
     assert ls_entry(job).ls == pytest.approx(138.4)
 
 
@@ -363,7 +365,7 @@ def test_real_maps_decode_strictly_to_pillows_pixels(data_dir):
 def test_real_labels_folder_is_found_in_the_copy_layout(data_dir):
     jobs, errors = find_jobs([data_dir / "labels" / "P01"])
     assert errors == [] and len(jobs) == 20
-    assert {(j.phase, j.subphase) for j in jobs} == {("labels", "P01")}
+    assert {(j.phase, j.subphase) for j in jobs} == {("P", "P01")}
     assert jobs[15].name == "P01day16" and jobs[15].ls_file == data_dir / "labels" / "P01" / "list_ls.txt"
     assert ls_entry(jobs[15]).ls == pytest.approx(read_ls_table(jobs[15].ls_file)["P01day16"].ls)
 
@@ -476,3 +478,14 @@ def test_a_fifo_or_device_inside_a_tree_is_one_line_and_the_rest_is_found(tmp_pa
         f"{sub / 'P01_day02_zequat.jpg'}: a FIFO, not a regular file: not read",
         f"{sub / 'P01_day03_zequat.jpg'}: a character device, not a regular file: not read",
     ]
+
+
+def test_the_phase_of_the_copy_layout_follows_the_subphase_name():
+    from mars_cloudmask.infer.maps import phase_of
+
+    assert phase_of(Path("/d/labels/P01"), copy_layout=True) == "P"
+    assert phase_of(Path("/d/P/P01"), copy_layout=True) == "P"  # the original's own copy layout
+    assert phase_of(Path("/d/labels/B07"), copy_layout=True) == "B"
+    assert phase_of(Path("/d/labels/mine"), copy_layout=True) == "labels"  # not a subphase name: as given
+    assert phase_of(Path("/d/data/P01"), copy_layout=False) == "data"  # Dataverse-like folders: as given
+    assert phase_of(Path("/P01"), copy_layout=False) == "maps"
