@@ -565,3 +565,20 @@ def test_thumbnails_under_hostile_and_odd_names_load_in_headless_chromium(tmp_pa
     rows_with_magenta = np.flatnonzero(magenta.sum(axis=1) > 150)
     runs = np.split(rows_with_magenta, np.flatnonzero(np.diff(rows_with_magenta) > 1) + 1)
     assert len(runs) == n, f"{len(runs)} of {n} thumbnails loaded"  # each thumbnail's relative link worked
+
+
+@pytest.mark.parametrize("edit", [5.0, float("nan")])
+def test_a_mask_edited_to_impossible_values_is_a_bad_mask_on_the_page(tmp_path, edit):
+    """A mask edited to 5.0 everywhere read as 100 % cloud and 100 % valid, NaN as all invalid
+    with no word (issue 32 item 8): the page gives it no figures and says why."""
+    import netCDF4
+
+    from tests.test_science_stats import write_odd_mask
+
+    out = tmp_path / "OUT"
+    path = write_odd_mask(out / "cloudmask_P02_day01.ncdf", (MAP_HEIGHT, MAP_WIDTH), {"solar_longitude": 10.0})
+    with netCDF4.Dataset(path, "a") as ds:
+        ds["cloudmask"][:] = np.full((MAP_HEIGHT, MAP_WIDTH), edit, np.float32)
+    (row,) = collect_report(out).rows
+    assert row.status == "bad mask" and row.cloud_fraction is None and row.valid_fraction is None
+    assert ("NaN" if edit != edit else "outside [0, 1]") in row.reason and str(path) in row.reason

@@ -430,15 +430,19 @@ def _mask_threshold(attrs: dict[str, Any]) -> tuple[float | None, str | None]:
 
 def _mask_fractions(path: Path, readable_path: Path) -> MaskFigures:
     from ..netcdf import check_mask_file, read_attrs, read_mask, read_time_coords
+    from .masks import value_problem
 
     try:  # one read of a good mask; check_mask_file only says why a bad one fails
         attrs = read_attrs(readable_path)
-        values = read_mask(readable_path)
+        values = read_mask(readable_path, raw=True)
     except Exception:  # noqa: BLE001 - any failure to read makes the mask bad
         values = None
     if values is None or values.shape != (MAP_HEIGHT, MAP_WIDTH):
         problem = check_mask_file(readable_path) or f"{path}: unreadable mask"
         return MaskFigures(problem=problem.replace(str(readable_path), str(path)))
+    odd = value_problem(values)  # a mask edited to NaN or 5.0 has no figures (issue 32 item 8)
+    if odd is not None:
+        return MaskFigures(problem=f"{path}: {odd}")
     given, note = _mask_threshold(attrs)
     thr = DEFAULT_THRESHOLD if given is None else given
     valid = values > INVALID + 0.5
