@@ -142,9 +142,6 @@ def map_name_of(path: str | Path) -> str:
 # --------------------------------------------------------------------------- time coordinates
 TIME_COORDS = ("time", "ls", "mars_year", "map_name")
 """Scalar coordinate variables of every mask this package writes (see :func:`time_values`)."""
-STACK_COORDS = ["ls", "mars_year", "map_name"]
-"""``coords=`` for ``xr.open_mfdataset(..., combine="nested", concat_dim="time")``: these scalar
-coordinates are concatenated along ``time`` (``time`` itself becomes the index)."""
 MARS_YEAR_FILL = np.int32(-2147483647)
 """``mars_year`` of a mask whose year is unknown (netCDF's default int fill).  Files written
 before used -1, which made a negative Mars year (before MY 1, 1955) read back as unknown; the
