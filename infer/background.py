@@ -31,22 +31,15 @@ import numpy as np
 
 from .geometry import valid_pixels
 
+# The composites' file names are netcdf's (the lower module, which skips them when finding masks).
+from .netcdf import COMPOSITE_PREFIX as COMPOSITE_PREFIX
+from .netcdf import COMPOSITE_SUFFIX as COMPOSITE_SUFFIX
+from .netcdf import NETCDF_LOCK
+from .netcdf import composite_file_name as composite_file_name
+from .netcdf import is_composite_file as is_composite_file
+
 BLUE = 2
 _NO_DATA = np.uint8(255)
-COMPOSITE_PREFIX = "background_"
-"""File names of the composites ``cm-infer`` writes start with this (mask finders skip them)."""
-COMPOSITE_SUFFIX = ".nc"
-
-
-def composite_file_name(subphase: str) -> str:
-    """``background_<subphase>.nc``: the composite of a subphase, beside its ``cloudmasks/`` folder."""
-    return f"{COMPOSITE_PREFIX}{subphase}{COMPOSITE_SUFFIX}"
-
-
-def is_composite_file(path: str | Path) -> bool:
-    """True for a file named like a composite of :func:`composite_file_name`."""
-    name = Path(path).name
-    return name.startswith(COMPOSITE_PREFIX) and name.lower().endswith(COMPOSITE_SUFFIX)
 
 
 @dataclass(frozen=True)
@@ -206,7 +199,6 @@ def write_netcdf(
 
     from .atomic import atomic_path
     from .geometry import latitudes_south_up, longitudes
-    from .netcdf import NETCDF_LOCK
 
     path = Path(path)
     h, w = bg.count.shape
@@ -261,8 +253,6 @@ def read_netcdf(path: str | Path, qs: Sequence[int] | None = None) -> Background
     """
     import netCDF4
 
-    from .netcdf import NETCDF_LOCK
-
     with NETCDF_LOCK, netCDF4.Dataset(Path(path)) as ds:
         ds.set_auto_mask(False)
         have = sorted(int(name[len("blue_p") :]) for name in ds.variables if name.startswith("blue_p"))
@@ -278,8 +268,6 @@ def read_netcdf(path: str | Path, qs: Sequence[int] | None = None) -> Background
 def read_attrs(path: str | Path) -> dict[str, Any]:
     """The global attributes of a composite file and its percentiles (``"percentiles"``: sorted ints)."""
     import netCDF4
-
-    from .netcdf import NETCDF_LOCK
 
     with NETCDF_LOCK, netCDF4.Dataset(Path(path)) as ds:
         attrs = {k: ds.getncattr(k) for k in ds.ncattrs()}

@@ -154,10 +154,6 @@ class ModelInfo:
                 f"provide ({exc}; a newer mars-cloudmask may support it)"
             ) from None
 
-    def channel_count(self, path: str | Path) -> int:
-        """Input channels this runtime feeds the model (3 + extras); :class:`ModelError` if it cannot."""
-        return self.channel_spec(path).n_channels
-
 
 def metadata_problem(info: ModelInfo) -> str | None:
     """Why ``info``'s contract fields cannot be used (one phrase naming the key), or None.

@@ -86,6 +86,21 @@ DEFAULT_SUFFIX = ".ncdf"
 MASK_SUFFIXES = (".ncdf", ".nc")
 """Suffixes every reader accepts (``.nc`` is CF 2.1's recommendation; ``cm-infer --suffix .nc``)."""
 MASK_PREFIX = "cloudmask_"
+COMPOSITE_PREFIX = "background_"
+"""File names of the background composites ``cm-infer`` writes start with this (mask finders skip them)."""
+COMPOSITE_SUFFIX = ".nc"
+
+
+def composite_file_name(subphase: str) -> str:
+    """``background_<subphase>.nc``: the composite of a subphase (:mod:`.background`), beside
+    its ``cloudmasks/`` folder."""
+    return f"{COMPOSITE_PREFIX}{subphase}{COMPOSITE_SUFFIX}"
+
+
+def is_composite_file(path: str | Path) -> bool:
+    """True for a file named like a composite of :func:`composite_file_name`."""
+    name = Path(path).name
+    return name.startswith(COMPOSITE_PREFIX) and name.lower().endswith(COMPOSITE_SUFFIX)
 
 
 def mask_file_name(map_name: str, suffix: str = DEFAULT_SUFFIX) -> str:
@@ -98,9 +113,7 @@ def mask_file_name(map_name: str, suffix: str = DEFAULT_SUFFIX) -> str:
 def is_mask_file(path: str | Path) -> bool:
     """True for a visible file name ending in ``.ncdf`` or ``.nc`` (any case); temporaries are
     hidden.  Background composites ``cm-infer`` writes beside the masks
-    (``background_<subphase>.nc``, :mod:`.background`) are not masks."""
-    from .background import is_composite_file
-
+    (``background_<subphase>.nc``, :func:`is_composite_file`) are not masks."""
     path = Path(path)
     return not path.name.startswith(".") and path.suffix.lower() in MASK_SUFFIXES and not is_composite_file(path)
 
@@ -129,9 +142,6 @@ def map_name_of(path: str | Path) -> str:
 # --------------------------------------------------------------------------- time coordinates
 TIME_COORDS = ("time", "ls", "mars_year", "map_name")
 """Scalar coordinate variables of every mask this package writes (see :func:`time_values`)."""
-STACK_COORDS = ["ls", "mars_year", "map_name"]
-"""``coords=`` for ``xr.open_mfdataset(..., combine="nested", concat_dim="time")``: these scalar
-coordinates are concatenated along ``time`` (``time`` itself becomes the index)."""
 MARS_YEAR_FILL = np.int32(-2147483647)
 """``mars_year`` of a mask whose year is unknown (netCDF's default int fill).  Files written
 before used -1, which made a negative Mars year (before MY 1, 1955) read back as unknown; the

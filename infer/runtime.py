@@ -349,7 +349,7 @@ def _first_line(exc: BaseException) -> str:
 class _OrtSession:
     """onnxruntime behind :class:`CloudModel`: ``providers``, ``provider``, ``meta``, ``run``."""
 
-    def __init__(self, path: Path, provider: str, threads: int | None, spinning: bool):
+    def __init__(self, path: Path, provider: str, threads: int | None):
         ort = _ort()
         wanted = resolve_providers(provider, list(ort.get_available_providers()))
         opts = ort.SessionOptions()
@@ -359,7 +359,7 @@ class _OrtSession:
         opts.log_severity_level = 3
         # Idle pool threads spin by default; off, they leave the cores to the decode/write
         # threads and to other jobs (measured faster end to end on a busy 2-core machine).
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(path), sess_options=opts, providers=wanted)
         except Exception as exc:  # onnxruntime raises several private exception types
@@ -493,7 +493,6 @@ class CloudModel:
         path: str | Path,
         provider: str = "auto",
         threads: int | None = None,
-        spinning: bool = False,
         precision: str = "auto",
     ):
         self.path = Path(path)
@@ -514,11 +513,10 @@ class CloudModel:
         else:
             # "auto" lets onnxruntime fall back to its CPU provider when CUDA does not start
             ort_provider = provider if backend.name == "cuda" else "cpu"
-            self.backend = _OrtSession(self.path, ort_provider, threads, spinning)
+            self.backend = _OrtSession(self.path, ort_provider, threads)
         self.requested_provider = provider
         self.requested_precision = precision
         self.threads = threads
-        self.spinning = spinning
         self.info = ModelInfo.from_metadata(self.backend.meta, self.path)
         self.spec = self.info.channel_spec(self.path)
         self.backend.check_io(self.path, self.spec.n_channels)
@@ -592,7 +590,7 @@ class CloudModel:
             "session_providers": self.providers,
             "backend_version": f"{'openvino' if self.provider == 'openvino' else 'onnxruntime'} {self.backend.version}",
             "threads": self.threads,
-            "intra_op_spinning": self.spinning,
+            "intra_op_spinning": False,  # onnxruntime's idle threads never spin (:class:`_OrtSession`)
         }
 
 
@@ -600,14 +598,13 @@ def load_model(
     path: str | Path | None = None,
     provider: str = "auto",
     threads: int | None = None,
-    spinning: bool = False,
     precision: str = "auto",
 ) -> CloudModel:
     """Load a cloudmask ONNX model once (``path=None``: the shipped default model).
 
     ``provider``: one of :data:`PROVIDERS`; ``precision``: one of :data:`PRECISIONS` (see the
-    module docstring).  ``threads``: intra-op threads (None: one per core); ``spinning``: let
-    onnxruntime's idle pool threads spin (its default; off here, see :class:`_OrtSession`).
+    module docstring).  ``threads``: intra-op threads (None: one per core); onnxruntime's idle
+    pool threads never spin (see :class:`_OrtSession`).
 
     Raises:
         ModelError: missing file, not ONNX, or not the cloudmask contract (message names the file).
@@ -618,7 +615,7 @@ def load_model(
         path = default_model_path()
         if not Path(path).is_file():
             raise ModelError(missing_default_model_message(Path(path)))
-    return CloudModel(path, provider=provider, threads=threads, spinning=spinning, precision=precision)
+    return CloudModel(path, provider=provider, threads=threads, precision=precision)
 
 
 def thread_settings() -> dict[str, Any]:

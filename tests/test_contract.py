@@ -33,7 +33,7 @@ def test_missing_keys_take_the_defaults_and_version_2_files_read_as_rgb():
     assert info.name == "old" and info.input_channels == "rgb" and info.polar_offset == -3.0
     assert (info.tile_in, info.tile_out, info.margin, info.align) == (668, DEFAULT_TILE_OUT, 92, 16)
     assert ModelInfo.from_metadata({}, Path("x.onnx")).threshold == DEFAULT_THRESHOLD == 0.912
-    assert ModelInfo.from_metadata({}, Path("x.onnx")).channel_count("x.onnx") == 3
+    assert ModelInfo.from_metadata({}, Path("x.onnx")).channel_spec("x.onnx").n_channels == 3
 
 
 def test_a_bad_number_or_unknown_channels_name_the_file():
@@ -41,7 +41,7 @@ def test_a_bad_number_or_unknown_channels_name_the_file():
         ModelInfo.from_metadata({"polar_offset": "north"}, Path("m.onnx"))
     info = ModelInfo.from_metadata({"input_channels": "rgb,ls"}, Path("m.onnx"))
     with pytest.raises(ModelError, match=r"^m\.onnx: the model wants input channels 'rgb,ls'"):
-        info.channel_count("m.onnx")
+        info.channel_spec("m.onnx")
 
 
 def test_constants_are_defined_once():

@@ -299,7 +299,7 @@ def test_a_channel_run_exports_its_channels_with_parity_and_runs_in_the_runtime(
     meta = read_metadata(out)
     assert meta["input_channels"] == CHANNELS and set(meta) >= CONTRACT_KEYS
     info = ModelInfo.from_metadata(meta, out)
-    assert info.to_metadata() == meta and info.channel_count(out) == 5
+    assert info.to_metadata() == meta and info.channel_spec(out).n_channels == 5
     # the ONNX input is (N, H, W, 5) and agrees with Keras on 5-channel tiles of another size
     x = random_tiles(1, 236 + 16, seed=7, channels=5)
     np.testing.assert_allclose(onnx_predict(out, x), load_model(channel_run).predict(x, verbose=0), atol=1e-4)

@@ -457,3 +457,21 @@ def test_unicode_map_names_go_through_write_and_read(tmp_path):
     assert read_time_coords(path).map_name == name and read_attrs(path)["source_map"] == f"{name}_zequat.jpg"
     long = read_time_coords(write_mask(tmp_path / f"cloudmask_{'é' * 40}.ncdf", make_mask(), threshold=0.5))
     assert long.map_name == "é" * 32  # cut to 64 bytes at a character boundary
+
+
+def test_netcdf_does_not_import_background():
+    """Issue 33: netcdf (the lower module, owner of every file schema and name) must not import
+    background, which imports it; the composite file names live here."""
+    from tests.imports import imports_module
+
+    assert imports_module("infer.background", "infer.netcdf")
+    assert not imports_module("infer.netcdf", "infer.background")
+
+
+def test_composite_files_are_not_mask_files():
+    from mars_cloudmask.infer.netcdf import composite_file_name, is_composite_file, is_mask_file
+
+    name = composite_file_name("P03")
+    assert name == "background_P03.nc"
+    assert is_composite_file(name) and not is_mask_file(name)
+    assert is_mask_file("cloudmask_P03_day01.nc") and not is_composite_file("cloudmask_P03_day01.nc")

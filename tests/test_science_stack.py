@@ -298,3 +298,13 @@ def test_unicode_map_and_subphase_names_work_end_to_end(tmp_path):
         app.command()(command)
         res = runner.invoke(app, args)
         assert res.exit_code == 0 and "codec" not in res.output, (command.__name__, res.output, res.exception)
+
+
+def test_stack_does_not_import_stats():
+    """Issue 33: stats reads cubes through stack, so stack must not import stats; the Ls lookup
+    both use lives in science.ls_lookup."""
+    from tests.imports import imports_module
+
+    assert imports_module("infer.science.stats", "infer.science.stack")
+    assert imports_module("infer.science.stack", "infer.science.ls_lookup")
+    assert not imports_module("infer.science.stack", "infer.science.stats")

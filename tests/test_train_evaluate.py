@@ -41,3 +41,27 @@ def test_predict_map_puts_each_tile_where_its_input_came_from(synthetic_map):
     valid = valid_pixels(synthetic_map, b)
     np.testing.assert_allclose(prob[valid], synthetic_map[..., 2][valid] / 255.0, atol=1e-6)
     assert np.all(prob[~valid] == INVALID) and valid.sum() > 1_000_000
+
+
+def test_evaluate_does_not_import_the_training_cli():
+    """Issue 33: cli imports evaluate, so evaluate (run as ``python -m ...train_kit.evaluate``)
+    must not import cli back; its command lives in evaluate."""
+    from tests.imports import imports_module
+
+    assert not imports_module("train_kit.evaluate", "train_kit.cli")
+    assert not imports_module("train_kit.cli", "train_kit.evaluate")
+
+
+def test_evaluate_module_runs_as_a_command():
+    """``python -m mars_cloudmask.train_kit.evaluate --help`` (README) still shows the command."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "mars_cloudmask.train_kit.evaluate", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "--data" in done.stdout and "--out" in done.stdout and "--background-subset" in done.stdout

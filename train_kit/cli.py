@@ -259,61 +259,6 @@ def average_command(
     )
 
 
-evaluate_app = typer.Typer(
-    add_completion=False, help=("Score a model on whole maps: validation, test, agreement per subphase.")
-)
-
-
-@evaluate_app.command()
-def evaluate_command(
-    model: Path = typer.Argument(
-        ..., help=("A run folder (its last.keras), a .keras checkpoint inside a run folder, or an RGB .onnx file.")
-    ),
-    data: Path = typer.Option(..., "--data", help="The data root (labels/P01, mdgm/P, reference/P)."),
-    out: Path = typer.Option(..., "--out", help="JSON file for the scores."),
-    subphases: str = typer.Option(
-        "", "--subphases", help=("Comma-separated subphases for agreement (default: every one in mdgm/P but P01).")
-    ),
-    polar_offset: float = typer.Option(
-        -3.0, "--polar-offset", help=("Polar bounds offset (deg), as the shipped models.")
-    ),
-    threshold: Optional[float] = typer.Option(
-        None, "--threshold", help=("Score at this threshold (default: the validation days' F1-best, 0.01 grid).")
-    ),
-    background_subset: int = typer.Option(
-        0,
-        "--background-subset",
-        help=(
-            "P01 days' background from a random N of the run's background maps per day (0: all of them); "
-            "F1 against the composite's size."
-        ),
-    ),
-) -> None:
-    """Validation F1 (days 16-17) and its best threshold, test F1 (18-20) at it, agreement with reference/."""
-    start_tensorflow("python -m mars_cloudmask.train_kit.evaluate")
-    from rich.console import Console
-
-    from .evaluate import evaluate_model, keras_scorer, onnx_scorer, write_result
-
-    console = Console(stderr=True, width=200)
-    if model.suffix == ".onnx":
-        scorer = onnx_scorer(model)
-    else:
-        path = model / "last.keras" if model.is_dir() else model
-        scorer = keras_scorer(path, path.parent, background_subset)
-    subs = [s.strip() for s in subphases.split(",") if s.strip()] or None
-    result = evaluate_model(
-        scorer,
-        data,
-        subphases=subs,
-        polar_offset=polar_offset,
-        threshold=threshold,
-        log=lambda msg: console.print(msg, highlight=False),
-    )
-    write_result(result, out)
-    console.print(f"{out}: agreement median {result['agreement_median']}", highlight=False)
-
-
 cv_app = typer.Typer(
     add_completion=False,
     help="Cross-validation over labelled days: train every candidate recipe per fold, score the held-out days.",

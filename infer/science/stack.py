@@ -168,7 +168,7 @@ class _Planned:
 def _ls_lookup(ls_table: Iterable[str | Path]) -> Callable[[Path, dict], tuple[int, float]]:
     """``(path, attrs) -> (Mars year, Ls)`` through cm-stats' lookup (attributes, tables, a
     ``*_ls.txt`` beside the mask); raises ValueError naming the file."""
-    from .stats import day_ls, ls_tables
+    from .ls_lookup import day_ls, ls_tables
 
     table = ls_tables(ls_table)
     return lambda path, attrs: day_ls(path, attrs, table)
