@@ -46,7 +46,7 @@ def test_band_and_bin_indices():
 
 
 def test_hand_computed_case(tmp_path):
-    run = collect([write_case(tmp_path)], lat_bin=90, ls_bin=90)
+    run = collect([write_case(tmp_path)], lat_bin=90, ls_bin=90, min_valid_days=1)
     assert run.errors == []
     s = run.stats
     assert [(d.name, d.ls, d.mars_year) for d in s.days] == [
@@ -72,12 +72,34 @@ def test_hand_computed_case(tmp_path):
     assert s.hov_valid[0, 0] == 2 * N_SOUTH * MAP_WIDTH
 
 
+def test_frequency_needs_min_valid_days_and_the_file_says_threshold_and_years(tmp_path):
+    """Issue 35: specks valid once read as frequency 1, stats.nc did not say its threshold, and
+    the figures pooled Mars years 28 and 29 without a word."""
+    import netCDF4
+
+    from mars_cloudmask.infer.science.stats import write_stats
+
+    root = write_case(tmp_path)
+    s = collect([root], lat_bin=90, ls_bin=90).stats  # the default: at least 3 valid days
+    assert np.isnan(s.frequency[50, 5])  # valid on 2 days only
+    assert s.frequency[950, 0] == pytest.approx(2 / 3)  # valid on all 3
+    assert collect([root], lat_bin=90, ls_bin=90, min_valid_days=2).stats.frequency[50, 5] == 0.5
+    assert s.mars_years == [28, 29]
+    path = write_stats(s, tmp_path / "stats.nc")
+    with netCDF4.Dataset(path) as ds:
+        assert ds.min_valid_days == 3 and ds.mars_years == "28, 29"
+        assert ds.threshold == s.threshold_text() and "0.5" in ds.threshold
+        assert "Mars years 28, 29 pooled" in ds["hovmoller_cloud_fraction"].long_name
+    forced = collect([root], lat_bin=90, ls_bin=90, threshold=0.3).stats
+    assert forced.threshold_text() == "0.3"
+
+
 def test_frequency_is_nan_where_never_valid(tmp_path):
     root = tmp_path / "m"
     b = np.full((MAP_HEIGHT, MAP_WIDTH), INVALID, np.float32)
     b[1000:] = 1.0
     write_mask(root / "cloudmask_P05_day01.ncdf", b, {"ls": 200.0, "mars_year": 29}, binary=True)
-    s = collect([root]).stats
+    s = collect([root], min_valid_days=1).stats
     assert np.isnan(s.frequency[0, 0]) and s.frequency[1500, 0] == 1.0
 
 
@@ -95,7 +117,7 @@ def test_a_day_without_ls_is_reported_and_left_out(tmp_path):
 
 def test_write_stats_and_read_back(tmp_path):
     xr = pytest.importorskip("xarray")
-    run = collect([write_case(tmp_path / "in")], lat_bin=90, ls_bin=90)
+    run = collect([write_case(tmp_path / "in")], lat_bin=90, ls_bin=90, min_valid_days=1)
     path = write_stats(run.stats, tmp_path / "stats.nc")
     with xr.open_dataset(path) as ds:
         assert list(ds["day_name"].values) == ["P01_day01", "P01_day02", "P01_day03"]

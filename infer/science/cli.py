@@ -268,6 +268,9 @@ def stats_command(
     labels: bool = typer.Option(False, "--labels", help="The masks are labels: cloud where value > 0."),
     lat_bin: float = typer.Option(5.0, help="Latitude band width of the Hovmöller table, degrees."),
     ls_bin: float = typer.Option(5.0, help="Ls bin width of the Hovmöller table, degrees."),
+    min_valid_days: int = typer.Option(
+        3, "--min-valid-days", help="Fewest valid days for a pixel's frequency (fewer: undefined, grey)."
+    ),
 ) -> None:
     """Cloud occurrence frequency per pixel and zonal-mean cloud fraction per latitude band and Ls bin."""
     from ..netcdf import find_mask_files
@@ -280,6 +283,9 @@ def stats_command(
     except ValueError as exc:
         _fail(f"--{str(exc).replace('_', '-', 1)}")
         raise typer.Exit(2) from None
+    if min_valid_days < 1:
+        _fail(f"--min-valid-days {min_valid_days}: must be at least 1")
+        raise typer.Exit(2)
     _check_outputs({"--out": out}, {"--png": png})
     if png is not None:
         _need_matplotlib("cm-stats --png")
@@ -299,6 +305,7 @@ def stats_command(
                 lat_bin=lat_bin,
                 ls_bin=ls_bin,
                 progress=lambda name: bar.update(task, advance=1, description=name),
+                min_valid_days=min_valid_days,
             )
         except Exception as exc:  # noqa: BLE001 - a bad --ls-table is one line, not a traceback
             _fail(str(exc))
@@ -318,7 +325,9 @@ def stats_command(
         raise typer.Exit(1) from None
     console.print(
         f"wrote {out}: {len(stats.days)} days, Ls {min(d.ls for d in stats.days):.1f}-"
-        f"{max(d.ls for d in stats.days):.1f}, Mars years {sorted({d.mars_year for d in stats.days})}",
+        f"{max(d.ls for d in stats.days):.1f}, Mars years {stats.mars_years}"
+        + (" pooled" if len(stats.mars_years) > 1 else "")
+        + f", threshold {stats.threshold_text()}, frequency where valid on >= {min_valid_days} days",
         highlight=False,
         soft_wrap=True,
         markup=False,

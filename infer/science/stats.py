@@ -35,6 +35,8 @@ DEFAULT_LAT_BIN = 5.0
 """Latitude band width of the Hovmöller table, degrees."""
 DEFAULT_LS_BIN = 5.0
 """Ls bin width of the Hovmöller table, degrees."""
+DEFAULT_MIN_VALID_DAYS = 3
+"""Fewest valid days for a pixel's occurrence frequency in cm-stats' map (fewer: NaN)."""
 
 
 def check_bins(lat_bin: float, ls_bin: float) -> None:
@@ -88,6 +90,10 @@ class CloudStats:
     cloudy_days: np.ndarray = field(default_factory=lambda: np.zeros((MAP_HEIGHT, MAP_WIDTH), np.int32))
     """Per north-up pixel: days on which it is cloudy."""
     days: list[DayRecord] = field(default_factory=list)
+    min_valid_days: int = 1
+    """Pixels valid on fewer days get no frequency (NaN): a speck seen once is not frequency 1."""
+    thresholds: dict[str, int] = field(default_factory=dict)
+    """How the days were thresholded: ``{"0.47": 20, "labels (value > 0)": 3}`` (days per rule)."""
 
     def __post_init__(self) -> None:
         check_bins(self.lat_bin, self.ls_bin)
@@ -99,8 +105,13 @@ class CloudStats:
         self.hov_valid = np.zeros((self.n_bands, self.n_ls), np.int64)
         """Valid pixels per (latitude band, Ls bin)."""
 
-    def add(self, mask: BinaryMask, name: str, ls: float, mars_year: int, path: str = "") -> DayRecord:
-        """Count one day's mask (north-up booleans) taken at solar longitude ``ls`` (deg)."""
+    def add(
+        self, mask: BinaryMask, name: str, ls: float, mars_year: int, path: str = "", threshold: float | None = None
+    ) -> DayRecord:
+        """Count one day's mask (north-up booleans) taken at solar longitude ``ls`` (deg);
+        ``threshold``: the one that made it binary (None: a label file, cloud where > 0)."""
+        rule = "labels (value > 0)" if threshold is None else f"{threshold:g}"
+        self.thresholds[rule] = self.thresholds.get(rule, 0) + 1
         self.valid_days += mask.valid
         self.cloudy_days += mask.cloud
         row_valid = np.count_nonzero(mask.valid, axis=1)
@@ -121,10 +132,22 @@ class CloudStats:
 
     @property
     def frequency(self) -> np.ndarray:
-        """float32 north-up cloud occurrence frequency, NaN where no day is valid."""
+        """float32 north-up cloud occurrence frequency, NaN where a pixel is valid on fewer than
+        :attr:`min_valid_days` days (at least 1)."""
         with np.errstate(invalid="ignore", divide="ignore"):
             f = self.cloudy_days / self.valid_days.astype(np.float32)
-        return np.where(self.valid_days > 0, f, np.nan).astype(np.float32)
+        return np.where(self.valid_days >= max(1, self.min_valid_days), f, np.nan).astype(np.float32)
+
+    @property
+    def mars_years(self) -> list[int]:
+        """The Mars years of the days counted, ascending (several are pooled in every figure)."""
+        return sorted({d.mars_year for d in self.days})
+
+    def threshold_text(self) -> str:
+        """The thresholds used, for attributes and titles: ``"0.47"``, or ``"0.47 (20 days), 0.5 (3 days)"``."""
+        if len(self.thresholds) == 1:
+            return next(iter(self.thresholds))
+        return ", ".join(f"{k} ({n} days)" for k, n in sorted(self.thresholds.items()))
 
     @property
     def hovmoller(self) -> np.ndarray:
@@ -161,6 +184,7 @@ def collect(
     lat_bin: float = DEFAULT_LAT_BIN,
     ls_bin: float = DEFAULT_LS_BIN,
     progress: Callable[[str], None] | None = None,
+    min_valid_days: int = DEFAULT_MIN_VALID_DAYS,
 ) -> StatsRun:
     """Stream the masks (files, folders searched for ``.ncdf``/``.nc``, or cubes made by
     ``cm-stack``) into a :class:`CloudStats`; a cube gives the same numbers as its masks.
@@ -188,7 +212,7 @@ def collect(
             cubes.append(p)
         else:
             files.append(p)
-    stats = CloudStats(lat_bin=lat_bin, ls_bin=ls_bin)
+    stats = CloudStats(lat_bin=lat_bin, ls_bin=ls_bin, min_valid_days=min_valid_days)
     errors: list[str] = []
     warnings: list[str] = []
     seen = SeenMaps()
@@ -212,7 +236,7 @@ def collect(
             errors.append(f"{path}: cannot read mask ({exc})")
         else:
             thr = None if label else file_threshold(attrs, threshold)
-            stats.add(binarise(values, thr), name, ls, year, str(path))
+            stats.add(binarise(values, thr), name, ls, year, str(path), threshold=thr)
         if progress is not None:
             progress(name)
     return StatsRun(stats, errors, warnings)
@@ -257,7 +281,7 @@ def _collect_cube(
                 mask = binarise(step.mask, thr)
                 if thr is not None and not on_pack_grid(thr):
                     off_grid.add(thr)
-            stats.add(mask, step.name, step.ls, step.mars_year, step.source)
+            stats.add(mask, step.name, step.ls, step.mars_year, step.source, threshold=thr)
             if progress is not None:
                 progress(step.name)
     except Exception as exc:  # noqa: BLE001 - a broken cube is one line, like a broken file
@@ -445,7 +469,8 @@ def write_stats(stats: CloudStats, path: str | Path) -> Path:
             np.nan_to_num(stats.hovmoller, nan=float(fill)),
             fill_value=fill,
             units="1",
-            long_name="zonal-mean cloud fraction per latitude band and Ls bin (cloudy / valid pixels, years pooled)",
+            long_name="zonal-mean cloud fraction per latitude band and Ls bin (cloudy / valid pixels), "
+            f"Mars years {', '.join(map(str, stats.mars_years))} pooled",
         )
         var(
             "hovmoller_valid_pixels",
@@ -463,6 +488,9 @@ def write_stats(stats: CloudStats, path: str | Path) -> Path:
                 "n_days": n_days,
                 "lat_bin_deg": stats.lat_bin,
                 "ls_bin_deg": stats.ls_bin,
+                "threshold": stats.threshold_text(),
+                "min_valid_days": np.int32(max(1, stats.min_valid_days)),
+                "mars_years": ", ".join(map(str, stats.mars_years)),
                 "comment": "grids are south-up (row 0 = latitude -90), like the mask files; "
                 "-999 = undefined (no valid pixel)",
             }
@@ -489,12 +517,13 @@ def plot_frequency(stats: CloudStats, out_png: str | Path) -> Path:
         interpolation="nearest",
     )
     fig.colorbar(im, ax=ax, shrink=0.8, label="cloud occurrence frequency (cloudy / valid days)")
-    years = sorted({d.mars_year for d in stats.days})
+    years = stats.mars_years
     ls = [d.ls for d in stats.days]
     geo_axes(
         ax,
         f"Water-ice cloud occurrence: {len(stats.days)} days, Ls {min(ls, default=0):.0f}-"
-        f"{max(ls, default=0):.0f}, MY {', '.join(map(str, years))} (grey: never valid)",
+        f"{max(ls, default=0):.0f}, MY {', '.join(map(str, years))}{' pooled' if len(years) > 1 else ''}, "
+        f"threshold {stats.threshold_text()} (grey: valid on fewer than {max(1, stats.min_valid_days)} days)",
     )
     fig.tight_layout()
     return save_figure(fig, out_png)
@@ -528,7 +557,8 @@ def plot_hovmoller(stats: CloudStats, out_png: str | Path) -> Path:
     ax.set_yticks(np.arange(-90, 91, 30))
     ax.set_title(
         f"Zonal-mean water-ice cloud fraction ({stats.lat_bin:g} deg x Ls {stats.ls_bin:g} deg bins, "
-        f"{len(stats.days)} days; grey: no data)",
+        f"{len(stats.days)} days, MY {', '.join(map(str, stats.mars_years))}"
+        f"{' pooled' if len(stats.mars_years) > 1 else ''}; grey: no data)",
         fontsize=10,
     )
     fig.tight_layout()
