@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from .atomic import remove_stale_temporaries_in, remove_stale_temporaries_of, write_text_atomic
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .engine import RunReport
     from .maps import MapJob
     from .plan import RunPlan
+    from .results import RunReport
     from .runtime import CloudModel
 
 RUN_RECORD = "cm-infer-run.json"

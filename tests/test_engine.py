@@ -465,7 +465,7 @@ def test_a_live_temporary_of_another_run_is_kept_a_dead_ones_removed(model, map_
 
 
 def test_extras_asked_on_a_rerun_are_made_from_the_existing_masks(model, map_tree, tmp_path, monkeypatch):
-    from mars_cloudmask.infer import engine
+    from mars_cloudmask.infer import stages
 
     out = tmp_path / "out"
     jobs = find_maps(map_tree)
@@ -475,7 +475,7 @@ def test_extras_asked_on_a_rerun_are_made_from_the_existing_masks(model, map_tre
     def no_prediction(*args, **kwargs):
         raise AssertionError("predicted again")
 
-    monkeypatch.setattr(engine, "predict_box", no_prediction)
+    monkeypatch.setattr(stages, "predict_box", no_prediction)  # the predict stage lives in stages.py
     report = run(jobs, model, InferOptions(out=out, quicklook=True, copy_maps=True))
     assert report.counts() == {"done": 2, "skipped": 0, "failed": 0}
     assert all("made from the existing mask" in r.notes[0] for r in report.results)
