@@ -112,17 +112,6 @@ def composite_lines(report, shown: int = 10) -> list[str]:
     return [escaped(line) for line in lines]
 
 
-NO_DATA_NOTE = "no data pixel (an all-black map): its mask is all invalid (-999)"
-
-
-def map_notes(result) -> list[str]:
-    """Notes the summary adds about a written map: an all-black map (no box: Ls bounds found
-    no data column) gives an all-invalid mask, which is otherwise silent."""
-    if result.status == "done" and result.bounds is None and result.n_tiles is None and "read_s" in result.timings:
-        return [NO_DATA_NOTE]
-    return []
-
-
 FROM_EXISTING = " made from the existing mask"
 """The end of the note the engine gives a map whose rerun only made its quicklook / copies."""
 
@@ -169,7 +158,7 @@ def summary_lines(report, model, wall_s: float) -> list[str]:
     lines += [f"note: {n}" for n in getattr(report, "notes", [])]
     from .engine import shown as escaped
 
-    noted = [f"{escaped(r.source)}: {n}" for r in report.results for n in r.notes + map_notes(r)]
+    noted = [f"{escaped(r.source)}: {n}" for r in report.results for n in r.notes]
     lines += [f"note: {n}" for n in noted[:10]]
     failures = list(report.input_errors) + [explain_failure(r.reason, r.output) for r in report.by_status("failed")]
     shown = failures[:15]

@@ -83,7 +83,25 @@ def load_map(
             notes.append(f"Ls unknown, not written ({exc})")
     rgb = read_map(job.path)
     box = map_bounds(rgb, entry.ls if entry else None, bounds, polar_offset)
+    notes += content_notes(rgb, box is None or bounds is not None)
     return LoadedMap(job, rgb, entry, box, notes)
+
+
+NO_DATA_NOTE = "no data pixel (an all-black map): its mask is all invalid (-999)"
+SATURATED_NOTE = "every pixel is white (a saturated or blank map): its mask is cloud wherever valid; check the map"
+
+
+def content_notes(rgb: np.ndarray, check_data: bool) -> list[str]:
+    """Notes on a map whose content makes its mask meaningless: no data pixel at all (with
+    ``check_data``: the Ls box was not found, or ``--bounds`` skipped the search), or every
+    pixel white (uint8 RGB, north-up)."""
+    from .geometry import data_columns
+
+    if check_data and data_columns(rgb) is None:
+        return [NO_DATA_NOTE]
+    if int(rgb.min()) >= 250:
+        return [SATURATED_NOTE]
+    return []
 
 
 class RunState:

@@ -452,3 +452,23 @@ def test_a_quicklook_only_rerun_says_what_it_made_not_done(tiny_model, map_tree,
     one.unlink()
     third = cm_infer(map_tree, "--out", out, "--model", tiny_model, "--quicklook")
     assert "done 0, 1 quicklook from existing mask, skipped 1" in third.output
+
+
+def test_an_all_black_map_with_bounds_and_an_all_white_map_are_noted(tiny_model, map_tree, tmp_path):
+    """The all-black note was missing with --bounds (the box is given, nothing searched for
+    data), and an all-white map came out 88 % cloud with no word (issue 32 item 9)."""
+    import numpy as np
+
+    from tests.synthetic import write_map
+
+    black = map_tree.resolve() / "P" / "P01" / "P01_day01_zequat.jpg"
+    white = map_tree.resolve() / "P" / "P01" / "P01_day02_zequat.jpg"
+    write_map(black, np.zeros((1801, 3600, 3), np.uint8))
+    write_map(white, np.full((1801, 3600, 3), 255, np.uint8))
+    res = cm_infer(map_tree, "--out", tmp_path / "out", "--model", tiny_model, "--bounds", "0", "600", "700", "1200")
+    assert res.exit_code == 0, res.output
+    assert f"note: {black}: no data pixel (an all-black map)" in res.output
+    assert f"note: {white}: every pixel is white" in res.output
+    record = json.loads((tmp_path / "out" / "cm-infer-run.json").read_text())
+    notes = {m["name"]: m.get("notes", []) for m in record["maps"]}
+    assert any("no data pixel" in n for n in notes["P01_day01"]) and any("white" in n for n in notes["P01_day02"])
