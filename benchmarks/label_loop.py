@@ -199,9 +199,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--runs", type=Path, required=True, help="folder of the run folders (base, k0, k1, ...)")
     p.add_argument("--out", type=Path, required=True, help="the JSON record")
     p.add_argument("--plot", type=Path, help="the PNG figure")
+    p.add_argument("--ks", default="0,1,2,4", help="the fine-tunes to run, comma separated (default 0,1,2,4)")
     a = p.parse_args(argv)
     try:
-        record = run_loop(a.data, a.runs, a.out)
+        ks = [int(k) for k in a.ks.split(",")]
+        unknown = [k for k in ks if k not in ADDED_DAYS]
+        if unknown:
+            raise ValueError(f"--ks {a.ks}: no day set for k={unknown} (known: {sorted(ADDED_DAYS)})")
+        record = run_loop(a.data, a.runs, a.out, ks=ks)
     except (OSError, ValueError) as exc:
         print(f"label_loop: {exc}", file=sys.stderr)
         return 1
