@@ -192,6 +192,24 @@ def plot_loop(record: Mapping[str, Any], path: Path, threshold: str = "0.67") ->
     return path
 
 
+def card_table(record: Mapping[str, Any]) -> str:
+    """The model card's Markdown table of ``record``: one row per step done (base first, then k)."""
+    steps = record["steps"]
+    names = [n for n in ["base"] + sorted((n for n in steps if n != "base"), key=lambda n: steps[n]["k"])
+             if n in steps and "f1" in steps[n]]
+    days = sorted({d for n in names for d in steps[n]["per_day"]})
+    head = ["model", "days added", "F1 at 0.67", "F1 at 0.5", *(f"day {d[-2:]}" for d in days), "minutes"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for n in names:
+        s = steps[n]
+        added = s["train_days"][len(record["base_days"]):] if s["k"] is not None else []
+        label = "base (01-05, 12 epochs)" if s["k"] is None else f"k = {s['k']}"
+        cells = [label, ", ".join(f"{d:02d}" for d in added) or "none", f"{s['f1']['0.67']:.4f}",
+                 f"{s['f1']['0.5']:.4f}", *(f"{s['per_day'][d]['0.67']:.3f}" for d in days), f"{s['minutes']:.1f}"]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: run (or resume) the loop, then draw the plot."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -146,3 +146,17 @@ def test_missing_labels_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(tmp_path / "labels" / "P01") in err
     assert not (tmp_path / "o.json").exists()
+
+
+def test_card_table_has_a_row_per_scored_step_in_k_order():
+    def step(k, days, f1):
+        return {"k": k, "train_days": days, "minutes": 2.0, "f1": {"0.67": f1, "0.5": f1 - 0.01},
+                "per_day": {"P01_day16": {"0.67": f1, "0.5": f1}}}
+
+    record = {"base_days": [1, 2, 3, 4, 5], "steps": {
+        "k1": step(1, [1, 2, 3, 4, 5, 10], 0.8), "base": step(None, [1, 2, 3, 4, 5], 0.7),
+        "k0": step(0, [1, 2, 3, 4, 5], 0.75), "k2": {"k": 2, "train_days": [1, 2, 3, 4, 5, 8, 12], "minutes": 3.0}}}
+    lines = loop.card_table(record).splitlines()
+    assert lines[0] == "| model | days added | F1 at 0.67 | F1 at 0.5 | day 16 | minutes |"
+    assert [ln.split(" | ")[0] for ln in lines[2:]] == ["| base (01-05, 12 epochs)", "| k = 0", "| k = 1"]
+    assert lines[4] == "| k = 1 | 10 | 0.8000 | 0.7900 | 0.800 | 2.0 |"
