@@ -108,10 +108,11 @@ def run_loop(
     eval_days: Sequence[int] = EVAL_DAYS, recipe: Mapping[str, Any] = RECIPE,
     finetune: Mapping[str, Any] = FINETUNE, scorer: Scorer = default_scorer,
     trainer: Callable[[TrainConfig, Callable[[str], None]], dict[str, Any]] = _train,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = print, base: bool = True,
 ) -> dict[str, Any]:
-    """Train and score the base and each fine-tune ``k``, recording into ``out`` (JSON, rewritten
-    atomically after every training and scoring); steps already in ``out`` are skipped."""
+    """Train and score the base (unless ``base`` is False: another call trains and records it) and
+    each fine-tune ``k``, recording into ``out`` (JSON, rewritten atomically after every training
+    and scoring); steps already in ``out`` are skipped."""
     labels = data / "labels" / "P01"
     all_days = labelled_days(labels)
     if not all_days:
@@ -128,7 +129,9 @@ def run_loop(
     })
     steps: dict[str, Any] = record.setdefault("steps", {})
     base_run = runs / "base"
-    plan: list[tuple[str, int | None]] = [("base", None)] + [(f"k{k}", k) for k in ks]
+    plan: list[tuple[str, int | None]] = ([("base", None)] if base else []) + [(f"k{k}", k) for k in ks]
+    if not base and not (base_run / LAST).is_file():
+        raise FileNotFoundError(f"{base_run / LAST}: no base model to fine-tune (run without --no-base first)")
     for name, k in plan:
         days = train_days(k, base_days, added)
         run = runs / name
@@ -218,13 +221,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True, help="the JSON record")
     p.add_argument("--plot", type=Path, help="the PNG figure")
     p.add_argument("--ks", default="0,1,2,4", help="the fine-tunes to run, comma separated (default 0,1,2,4)")
+    p.add_argument("--no-base", action="store_true",
+                   help="only the fine-tunes, from RUNS/base/last.keras trained by another call")
     a = p.parse_args(argv)
     try:
         ks = [int(k) for k in a.ks.split(",")]
         unknown = [k for k in ks if k not in ADDED_DAYS]
         if unknown:
             raise ValueError(f"--ks {a.ks}: no day set for k={unknown} (known: {sorted(ADDED_DAYS)})")
-        record = run_loop(a.data, a.runs, a.out, ks=ks)
+        record = run_loop(a.data, a.runs, a.out, ks=ks, base=not a.no_base)
     except (OSError, ValueError) as exc:
         print(f"label_loop: {exc}", file=sys.stderr)
         return 1

@@ -160,3 +160,12 @@ def test_card_table_has_a_row_per_scored_step_in_k_order():
     assert lines[0] == "| model | days added | F1 at 0.67 | F1 at 0.5 | day 16 | minutes |"
     assert [ln.split(" | ")[0] for ln in lines[2:]] == ["| base (01-05, 12 epochs)", "| k = 0", "| k = 1"]
     assert lines[4] == "| k = 1 | 10 | 0.8000 | 0.7900 | 0.800 | 2.0 |"
+
+
+def test_fine_tunes_alone_need_the_base_model(data, tmp_path, capsys):
+    args = ["--data", str(data), "--runs", str(tmp_path / "r"), "--out", str(tmp_path / "o.json"), "--ks", "1"]
+    assert loop.main([*args, "--no-base"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(tmp_path / "r" / "base" / LAST) in err
+    assert loop.main([*args[:-1], "3"]) == 1 and "k=[3]" in capsys.readouterr().err
+    assert not (tmp_path / "o.json").exists()
