@@ -166,14 +166,15 @@ def plot_loop(record: Mapping[str, Any], path: Path, threshold: str = "0.67") ->
     fine = sorted((s for s in steps.values() if s.get("k") is not None and "f1" in s), key=lambda s: s["k"])
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [3, 2]})
     ks = [s["k"] for s in fine]
-    for t, style in ((threshold, "o-"), ("0.5", "s:")):
-        if t in record["steps"].get("base", {}).get("f1", {}):
-            ax.axhline(steps["base"]["f1"][t], ls="--", color="grey" if t == threshold else "silver",
-                       label=f"base (days 01-05), threshold {t}")
-        ax.plot(ks, [s["f1"][t] for s in fine], style, label=f"fine-tuned, threshold {t}")
+    for t, style, color in ((threshold, "o-", "tab:blue"), ("0.5", "s:", "tab:orange")):
+        if t in steps.get("base", {}).get("f1", {}):
+            ax.axhline(steps["base"]["f1"][t], ls="--", color=color, alpha=0.6,
+                       label=f"base (days 01-05 only), threshold {t}")
+        ax.plot(ks, [s["f1"][t] for s in fine], style, color=color, label=f"fine-tuned, threshold {t}")
     for s in fine:
-        ax.annotate(f"+{s['train_days'][len(record['base_days']):] or 'none'}", (s["k"], s["f1"][threshold]),
-                    textcoords="offset points", xytext=(4, -14), fontsize=7)
+        added = s["train_days"][len(record["base_days"]):]
+        ax.annotate("+" + ",".join(f"{d:02d}" for d in added) if added else "no day added",
+                    (s["k"], s["f1"][threshold]), textcoords="offset points", xytext=(4, -14), fontsize=7)
     ax.set_xticks(ks)
     ax.set_xlabel("k: corrected days added to days 01-05")
     ax.set_ylabel(f"pixel F1, P01 days {record['eval_days'][0]}-{record['eval_days'][-1]} (whole maps)")

@@ -162,6 +162,15 @@ def test_card_table_has_a_row_per_scored_step_in_k_order():
     assert lines[4] == "| k = 1 | 10 | 0.8000 | 0.7900 | 0.800 | 2.0 |"
 
 
+def test_plot_draws_the_scored_steps(tmp_path):
+    step = {"k": 1, "train_days": [1, 10], "minutes": 2.0, "f1": {"0.67": 0.8, "0.5": 0.79},
+            "per_day": {"P01_day16": {"0.67": 0.8, "0.5": 0.79}}}
+    record = {"base_days": [1], "eval_days": [16], "steps": {"base": {**step, "k": None}, "k1": step,
+                                                             "k2": {"k": 2, "train_days": [1, 8, 12], "minutes": 3.0}}}
+    png = loop.plot_loop(record, tmp_path / "loop.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_fine_tunes_alone_need_the_base_model(data, tmp_path, capsys):
     args = ["--data", str(data), "--runs", str(tmp_path / "r"), "--out", str(tmp_path / "o.json"), "--ks", "1"]
     assert loop.main([*args, "--no-base"]) == 1
