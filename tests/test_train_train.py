@@ -508,3 +508,12 @@ def test_cm_train_refuses_a_root_without_subphase_folders_in_one_line(tmp_path):
 def test_a_subphase_folder_as_data_records_its_days_as_before(trained):
     split = json.loads((trained / "run.json").read_text())["split"]
     assert split["subphases"] == {"P01": {"train": [1, 2], "val": [3], "test": []}}
+
+
+def test_a_refit_resumes_without_claiming_a_validation_loss(labelled, tmp_path):
+    run = tmp_path / "refit"
+    logs: list[str] = []
+    cfg = tiny(labelled, run, val_days=[], epochs=1, lr_schedule="cosine", patience=1, keep_epochs=False)
+    train(cfg, log=lambda _: None)
+    train(cfg, log=logs.append)  # the run is finished: it resumes, says so, and has nothing to do
+    assert any("resuming" in m and "(no validation)" in m for m in logs) and not any("inf" in m for m in logs)

@@ -175,10 +175,10 @@ def train(cfg: TrainConfig, log: Callable[[str], None] = print) -> dict[str, Any
     keras.utils.set_random_seed(cfg.seed)
     if resuming:
         model = load_model(out / LAST, compile=True)
-        log(
-            f"resuming {out} after epoch {state.epoch} (best val loss {state.best_val_loss:.5f} "
-            f"at epoch {state.best_epoch})"
-        )
+        best = "no validation"
+        if val_x is not None:
+            best = f"best val loss {state.best_val_loss:.5f} at epoch {state.best_epoch}"
+        log(f"resuming {out} after epoch {state.epoch} ({best})")
     else:
         if cfg.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"--lr-schedule {cfg.lr_schedule!r}: expected one of {', '.join(LR_SCHEDULES)}")
