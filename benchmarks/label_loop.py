@@ -225,6 +225,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--no-base", action="store_true",
                    help="only the fine-tunes, from RUNS/base/last.keras trained by another call")
     a = p.parse_args(argv)
+    from mars_cloudmask.train_kit.tf_logs import start_tensorflow
+
+    start_tensorflow("label_loop")  # TensorFlow's CUDA and oneDNN start-up lines stay off the terminal
     try:
         ks = [int(k) for k in a.ks.split(",")]
         unknown = [k for k in ks if k not in ADDED_DAYS]
