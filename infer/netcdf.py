@@ -28,11 +28,13 @@ CF 1.8 suite with no high-priority failure.  Every reader takes both (:data:`MAS
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 import numpy as np
 
@@ -261,6 +263,35 @@ def mask_threshold(path: Path, mask: np.ndarray, in_attrs: Any, given: float | N
     )
 
 
+@contextlib.contextmanager
+def dataset_in_memory(path: Path, format: Literal["NETCDF4", "NETCDF4_CLASSIC"] = "NETCDF4") -> Iterator[Any]:
+    """A netCDF4 Dataset built in memory, written to ``path`` atomically when the block ends.
+
+    In memory, the HDF library never holds a descriptor to the disk, so a failure (a full
+    disk) is one OSError from Python's write and leaves no open, deleted temporary behind; on
+    any error nothing is left at ``path``.  Errors pass through unchanged (OSError,
+    RuntimeError from netCDF4): each writer words them for its file."""
+    import netCDF4
+
+    with NETCDF_LOCK:
+        # a unique name: HDF5 tells in-memory files apart by name
+        ds = netCDF4.Dataset(f"{path.name}.{uuid.uuid4().hex}", "w", format=format, memory=1 << 20)
+        try:
+            yield ds
+        except BaseException:
+            try:
+                ds.close()
+            except Exception:  # noqa: BLE001 - the first error is the one to report
+                pass
+            raise
+        image = bytes(ds.close())
+    from .atomic import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(image)
+        f.flush()
+
+
 def write_mask(
     path: str | Path,
     mask: np.ndarray,
@@ -303,9 +334,7 @@ def write_mask(
             differs from ``attrs["threshold"]``), or a probability mask has no threshold.
         OSError: the file cannot be written (disk full...); the message names ``path``.
     """
-    import netCDF4
 
-    from .atomic import atomic_path
 
     path = Path(path)
     problem = unopenable_name(path)
@@ -322,32 +351,17 @@ def write_mask(
     name = str(attrs.get("map_name") or map_name_of(path))
     data = clipped_south_up(mask)
     try:
-        # In memory: the HDF library never holds a descriptor to the disk, so a failure can
-        # leave no open (deleted) temporary behind; the bytes are written below by Python.
-        # (a unique name: HDF5 tells in-memory files apart by name)
-        with NETCDF_LOCK:
-            ds = netCDF4.Dataset(f"{path.name}.{uuid.uuid4().hex}", "w", format="NETCDF4_CLASSIC", memory=1 << 20)
-            try:
-                _fill_dataset(
-                    ds,
-                    data,
-                    attrs,
-                    binary=binary,
-                    complevel=complevel,
-                    ls=ls,
-                    mars_year=None if year is None else int(year),
-                    name=name,
-                )
-            except BaseException:
-                try:
-                    ds.close()
-                except Exception:  # noqa: BLE001 - the first error is the one to report
-                    pass
-                raise
-            image = bytes(ds.close())
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            f.write(image)
-            f.flush()
+        with dataset_in_memory(path, "NETCDF4_CLASSIC") as ds:
+            _fill_dataset(
+                ds,
+                data,
+                attrs,
+                binary=binary,
+                complevel=complevel,
+                ls=ls,
+                mars_year=None if year is None else int(year),
+                name=name,
+            )
     except (OSError, RuntimeError) as exc:
         err = OSError(f"{path}: cannot write the mask ({' '.join(str(exc).split()) or type(exc).__name__})")
         err.errno = getattr(exc, "errno", None)  # callers tell a full disk from other faults

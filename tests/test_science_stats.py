@@ -380,7 +380,6 @@ def test_cm_stats_on_a_full_disk_is_one_line_naming_the_file(tmp_path, monkeypat
     import netCDF4
     from typer.testing import CliRunner
 
-    from mars_cloudmask.infer.science import stats as stats_module
 
     root = write_case(tmp_path / "run")
     s = collect([root]).stats
@@ -435,7 +434,9 @@ def test_cm_stats_on_a_full_disk_is_one_line_naming_the_file(tmp_path, monkeypat
             pass
 
     out = tmp_path / "stats" / "s.nc"
-    for target, name, fake in [(netCDF4, "Dataset", dataset), (stats_module, "open", FullFile)]:
+    from mars_cloudmask.infer import netcdf as netcdf_module  # where the in-memory image is written out
+
+    for target, name, fake in [(netCDF4, "Dataset", dataset), (netcdf_module, "open", FullFile)]:
         with monkeypatch.context() as m:
             m.setattr(target, name, fake, raising=False)
             with pytest.raises(OSError) as info:

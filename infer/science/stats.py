@@ -301,28 +301,11 @@ def _in_memory_dataset(path: Path) -> Iterator[Any]:
     Built in memory so that netCDF never holds the disk: a full disk is then one ``OSError``
     from Python's write (naming ``path``, with the cause's ``errno``), not an HDF error from
     the dataset's close chained onto the first one.  On any error nothing is left at ``path``."""
-    import uuid
-
-    import netCDF4
-
-    from ..atomic import atomic_path
-    from ..netcdf import NETCDF_LOCK
+    from ..netcdf import dataset_in_memory
 
     try:
-        with NETCDF_LOCK:
-            ds = netCDF4.Dataset(f"{path.name}.{uuid.uuid4().hex}", "w", format="NETCDF4", memory=1 << 20)
-            try:
-                yield ds
-            except BaseException:
-                try:
-                    ds.close()
-                except Exception:  # noqa: BLE001 - the first error is the one to report
-                    pass
-                raise
-            image = bytes(ds.close())
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            f.write(image)
-            f.flush()
+        with dataset_in_memory(path) as ds:
+            yield ds
     except (OSError, RuntimeError) as exc:
         reason = getattr(exc, "strerror", None) or " ".join(str(exc).split()) or type(exc).__name__
         raise OSError(getattr(exc, "errno", None), f"{path}: cannot write the statistics ({reason})") from None
